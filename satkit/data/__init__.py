@@ -1,0 +1,24 @@
+"""Data: the embedded digits, MNIST and CIFAR loaded as device-resident tensors, and batching.
+
+``load_dataset(name)`` returns a :class:`DataSplit` of normalised tensors on the training device;
+:class:`DeviceLoader` draws batches from them by index; :func:`cifar_augment` is the paper's
+batched "+" augmentation. Downloads happen only when a loader is called, never on import.
+"""
+
+from satkit.data.augment import cifar_augment, random_crop_flip
+from satkit.data.datasets import DATASETS, DataSplit, load_dataset
+from satkit.data.download import DataError, RemoteFile, default_data_dir, fetch_file
+from satkit.data.loader import DeviceLoader
+
+__all__ = [
+    "DATASETS",
+    "DataError",
+    "DataSplit",
+    "DeviceLoader",
+    "RemoteFile",
+    "cifar_augment",
+    "default_data_dir",
+    "fetch_file",
+    "load_dataset",
+    "random_crop_flip",
+]
