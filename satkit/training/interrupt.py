@@ -1,0 +1,49 @@
+"""Turn SIGINT/SIGTERM into a flag the training loop polls, so it can save before exiting."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType, TracebackType
+
+__all__ = ["StopRequested", "GracefulStop"]
+
+
+class StopRequested(Exception):
+    """Raised by the trainer after it saved its state, when a stop signal arrived."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+class GracefulStop:
+    """Context manager: while active, SIGINT/SIGTERM set :attr:`signum` instead of killing.
+
+    A second signal of the same kind restores the default behaviour (so a user can still
+    force-quit). Outside the main thread it does nothing (signals can't be caught there).
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.signum = signum
+        signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+
+    def __enter__(self) -> GracefulStop:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()

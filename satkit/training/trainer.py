@@ -1,0 +1,299 @@
+"""The training loop, composed by injection: model, optimizer, schedule, data, recorder.
+
+One step is forward -> loss -> backward -> ``recorder.step`` -> ``optimizer.step``. Nothing in
+a step reads a tensor on the host: the loss for the progress bar and the non-finite check are
+read only at the recorder's flush interval (``sync_every``) and at the end of an epoch.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from satkit.training.interrupt import GracefulStop, StopRequested
+
+__all__ = ["EpochResult", "NonFiniteError", "Trainer"]
+
+
+class NonFiniteError(FloatingPointError):
+    """The training loss became NaN or Inf; the message names the first bad step."""
+
+
+@dataclass
+class EpochResult:
+    """One row of ``epochs.csv``. Errors are in %; train figures use the training logits."""
+
+    epoch: int
+    step: int
+    train_loss: float
+    train_error: float
+    test_loss: float
+    test_error: float
+    lr: float
+    seconds: float
+
+
+def _split_batch(batch: Any) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Accept (x, y) from any DataLoader or (x, y, index) from satkit's DeviceLoader."""
+    if isinstance(batch, (tuple, list)) and len(batch) in (2, 3):
+        return batch[0], batch[1], batch[2] if len(batch) == 3 else None
+    size = len(batch) if hasattr(batch, "__len__") else "?"
+    raise TypeError("a batch must be (inputs, targets) or (inputs, targets, indices), got "
+                    f"{type(batch).__name__} of length {size}")
+
+
+def _accepts_target(model: nn.Module) -> bool:
+    """Whether ``model.forward`` takes a second argument (satkit's Classifier takes ``target``)."""
+    params = list(inspect.signature(model.forward).parameters.values())
+    return any(p.kind is p.VAR_POSITIONAL for p in params) or len(params) >= 2
+
+
+class Trainer:
+    """Train ``model`` for ``epochs`` with per-epoch evaluation on clean logits.
+
+    Args:
+        model: maps inputs to logits; if its ``forward`` takes a second argument the targets
+            are passed (satkit's ``Classifier`` forwards them to its ``NoisySoftmax`` head).
+        optimizer: any ``torch.optim.Optimizer``.
+        train_data: iterable of batches (x, y) or (x, y, index); ``set_epoch(e)`` and
+            ``iter_from(batch)`` are used when present (deterministic order, mid-epoch resume).
+        test_data: optional iterable of batches for evaluation (eval mode, no target: clean).
+        epochs: number of epochs.
+        schedule: optional LR scheduler stepped once per epoch.
+        recorder: optional :class:`satkit.hooks.SaturationRecorder` attached to the head.
+        loss_fn: ``loss_fn(logits, target)``, computed in float32.
+        device: where batches are moved; default: the model's parameters' device.
+        amp: bf16 autocast for the model (CUDA); the loss stays float32.
+        sync_every: steps between the loop's host reads (default: the recorder's flush_every).
+        progress: show a tqdm bar.
+        on_epoch: called with each :class:`EpochResult`.
+        on_checkpoint: called with the state dict whenever a checkpoint should be saved.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        train_data: Iterable[Any],
+        *,
+        test_data: Iterable[Any] | None = None,
+        epochs: int = 1,
+        schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
+        recorder: Any | None = None,
+        loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
+        device: torch.device | str | None = None,
+        amp: bool = False,
+        sync_every: int | None = None,
+        progress: bool = True,
+        on_epoch: Callable[[EpochResult], None] | None = None,
+        on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+        self.model, self.optimizer, self.schedule = model, optimizer, schedule
+        self.train_data, self.test_data, self.epochs = train_data, test_data, epochs
+        self.recorder, self.loss_fn, self.amp = recorder, loss_fn, amp
+        if device is None:
+            device = next(model.parameters()).device
+        self.device = torch.device(device)
+        self.sync_every = sync_every or getattr(recorder, "flush_every", 100)
+        self.progress, self.on_epoch, self.on_checkpoint = progress, on_epoch, on_checkpoint
+        self._takes_target = _accepts_target(model)
+        # Loop position and per-epoch sums; all part of the checkpoint.
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.history: list[EpochResult] = []
+        self.seconds = 0.0
+        self._sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss, errors, n
+        self._first_bad = torch.full((), -1, dtype=torch.int64, device=self.device)
+
+    # -- one step ---------------------------------------------------------------------------
+    def _forward(self, x: Tensor, y: Tensor | None) -> Tensor:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            return self.model(x, y) if (self._takes_target and y is not None) else self.model(x)
+
+    def train_step(self, x: Tensor, y: Tensor, index: Tensor | None) -> Tensor:
+        """One optimisation step; returns the detached loss (no host sync)."""
+        x = x.to(self.device, non_blocking=True)
+        y = y.to(self.device, non_blocking=True)
+        logits = self._forward(x, y)
+        loss = self.loss_fn(logits.float(), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        loss = loss.detach()
+        if self.recorder is not None:
+            self.recorder.step(y, index=None if index is None else index.to(self.device),
+                               loss=loss)
+        self.optimizer.step()
+        n = y.shape[0]
+        errors = (logits.detach().argmax(1) != y).sum()
+        self._sums += torch.stack([loss.double() * n, errors.double(), loss.new_tensor(n).double()])
+        bad = ~torch.isfinite(loss)
+        self._first_bad = torch.where(bad & (self._first_bad < 0), self.step, self._first_bad)
+        return loss
+
+    def _check_finite(self) -> None:
+        first_bad = int(self._first_bad)  # sync point (every sync_every steps)
+        if first_bad >= 0:
+            if self.recorder is not None:
+                self.recorder.flush()
+            raise NonFiniteError(
+                f"the training loss became non-finite at step {first_bad} (epoch {self.epoch}); "
+                "the recorded rows were flushed and the last good checkpoint was kept. "
+                "Lower the learning rate or alpha2.")
+
+    # -- evaluation -------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, data: Iterable[Any] | None = None) -> tuple[float, float]:
+        """Mean loss and error (%) on ``data`` (default: the test data), clean logits."""
+        data = self.test_data if data is None else data
+        if data is None:
+            return float("nan"), float("nan")
+        was_training = self.model.training
+        self.model.eval()
+        sums = torch.zeros(3, dtype=torch.float64, device=self.device)
+        for batch in data:
+            x, y, _ = _split_batch(batch)
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            logits = self._forward(x, None).float()
+            loss = F.cross_entropy(logits, y, reduction="sum")
+            sums += torch.stack([loss.double(), (logits.argmax(1) != y).sum().double(),
+                                 loss.new_tensor(y.shape[0]).double()])
+        self.model.train(was_training)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(sums)
+        loss_sum, errors, n = sums.tolist()  # sync point (once per evaluation)
+        return loss_sum / max(n, 1), 100.0 * errors / max(n, 1)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def _batches(self) -> Iterator[Any]:
+        data = self.train_data
+        if hasattr(data, "set_epoch"):
+            data.set_epoch(self.epoch)
+        if self.batch_in_epoch:
+            if not hasattr(data, "iter_from"):
+                raise RuntimeError("resuming mid-epoch needs a loader with iter_from(batch)")
+            return iter(data.iter_from(self.batch_in_epoch))
+        return iter(data)
+
+    def _end_epoch(self, started: float) -> EpochResult:
+        loss_sum, errors, n = self._sums.tolist()  # sync point (once per epoch)
+        self._check_finite()
+        lr = self.optimizer.param_groups[0]["lr"]
+        test_loss, test_error = self.evaluate()
+        if self.schedule is not None:
+            self.schedule.step()
+        elapsed = time.perf_counter() - started
+        self.seconds += elapsed
+        result = EpochResult(self.epoch, self.step, loss_sum / max(n, 1),
+                             100.0 * errors / max(n, 1), test_loss, test_error, lr, elapsed)
+        self.history.append(result)
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        self._sums.zero_()
+        if self.on_epoch is not None:
+            self.on_epoch(result)
+        return result
+
+    def fit(self) -> list[EpochResult]:
+        """Train until ``epochs``; returns the per-epoch results (also in :attr:`history`).
+
+        Raises:
+            StopRequested: SIGINT/SIGTERM arrived; the recorder was flushed and
+                ``on_checkpoint`` called with the state at the current step.
+            NonFiniteError: the loss became NaN/Inf (checked every ``sync_every`` steps).
+        """
+        steps_per_epoch = len(self.train_data) if hasattr(self.train_data, "__len__") else None
+        total = steps_per_epoch * self.epochs if steps_per_epoch else None
+        bar = _progress(total, self.step, enabled=self.progress)
+        try:
+            with GracefulStop() as stop:
+                while self.epoch < self.epochs:
+                    self._run_epoch(stop, bar)
+        finally:
+            bar.close()
+        return self.history
+
+    def _run_epoch(self, stop: GracefulStop, bar: Any) -> None:
+        started = time.perf_counter()
+        for batch in self._batches():
+            loss = self.train_step(*_split_batch(batch))
+            self.step += 1
+            self.batch_in_epoch += 1
+            bar.update(1)
+            if self.step % self.sync_every == 0:
+                self._check_finite()
+                bar.set_postfix(epoch=self.epoch, loss=f"{float(loss):.4f}")  # sync point
+            if stop.requested:
+                self.seconds += time.perf_counter() - started
+                self._checkpoint()
+                raise StopRequested(stop.signum)
+        result = self._end_epoch(started)
+        bar.set_postfix(epoch=self.epoch, test_error=f"{result.test_error:.2f}%")
+        self._checkpoint()
+
+    # -- state ------------------------------------------------------------------------------
+    def _checkpoint(self) -> None:
+        if self.recorder is not None:
+            self.recorder.flush()  # the checkpoint's step matches the rows on disk
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(self.state_dict())
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where the loop is (CPU tensors)."""
+        model = getattr(self.model, "module", self.model)  # unwrap DDP
+        model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
+        state: dict[str, Any] = {
+            "model": model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict() if self.schedule is not None else None,
+            "recorder": self.recorder.state_dict() if self.recorder is not None else None,
+            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "sums": self._sums.cpu(), "seconds": self.seconds,
+            "history": [asdict(r) for r in self.history],
+            "rng_cpu": torch.get_rng_state(),
+        }
+        if self.device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output (from :func:`load_checkpoint`)."""
+        model = getattr(self.model, "module", self.model)
+        model = getattr(model, "_orig_mod", model)
+        model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.schedule is not None and state["schedule"] is not None:
+            self.schedule.load_state_dict(state["schedule"])
+        if self.recorder is not None and state["recorder"] is not None:
+            self.recorder.load_state_dict(state["recorder"])
+        self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        self.batch_in_epoch, self.seconds = int(state["batch_in_epoch"]), float(state["seconds"])
+        self._sums = state["sums"].to(self.device)
+        self.history = [EpochResult(**r) for r in state["history"]]
+        torch.set_rng_state(state["rng_cpu"])
+        if "rng_cuda" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+
+
+class _NoBar:
+    def update(self, n: int) -> None: ...
+    def set_postfix(self, **kw: Any) -> None: ...
+    def close(self) -> None: ...
+
+
+def _progress(total: int | None, initial: int, *, enabled: bool) -> Any:
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, leave=False)

@@ -1,0 +1,47 @@
+"""TrainConfig: typed defaults, validation that names the field, TOML/dict loading."""
+
+import pytest
+
+from satkit.training.config import ConfigError, TrainConfig, config_from_dict
+
+
+def test_defaults_follow_the_paper_setting():
+    c = TrainConfig()
+    assert (c.momentum, c.weight_decay, c.lr_gamma) == (0.9, 5e-4, 0.1)
+    assert c.dataset == "digits" and c.alpha2 == 0.1 and c.loss == "noisy"
+    assert TrainConfig(alpha2=0).loss == "softmax"
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"dataset": "imagenet"}, "dataset"),
+        ({"alpha2": -1.0}, "alpha2"),
+        ({"alpha2": float("nan")}, "alpha2"),
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": 1.5}, "batch_size"),
+        ({"lr": 0.0}, "lr"),
+        ({"momentum": 1.0}, "momentum"),
+        ({"noise": "gauss"}, "noise"),
+        ({"thresholds": (0.99, 0.9)}, "thresholds"),
+        ({"thresholds": (1.0,)}, "thresholds"),
+        ({"lr_milestones": (0.0,)}, "lr_milestones"),
+        ({"device": "tpu"}, "device"),
+        ({"amp": "yes"}, "amp"),
+    ],
+)
+def test_bad_values_name_the_field(changes, field):
+    with pytest.raises(ConfigError, match=field):
+        config_from_dict(changes)
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(ConfigError, match="'learning_rate'"):
+        config_from_dict({"learning_rate": 0.1})
+
+
+def test_dict_round_trip_and_lists_become_tuples():
+    c = config_from_dict({"alpha2": 1, "thresholds": [0.5, 0.9]})
+    assert c.alpha2 == 1.0 and c.thresholds == (0.5, 0.9)
+    assert config_from_dict(c.to_dict()) == c
+    assert c.replace(seed=3).seed == 3
