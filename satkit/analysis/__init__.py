@@ -1,0 +1,58 @@
+"""Analysis of satkit runs: pure functions over pandas data (no plotting here).
+
+Load run directories (:func:`load_run`, :func:`load_runs`, :func:`from_tensorboard`),
+measure when saturation sets in (:func:`onset_step`, :func:`postponement`), treat individual
+saturation as time-to-event data (:func:`survival`, :func:`median_time_to_saturation`,
+:func:`logrank`), summarise across seeds (:func:`seed_summary`, :func:`paired_test`), compare
+with the paper (:func:`paper_table`) and write a Markdown :func:`report`.
+"""
+
+from satkit.analysis.distribution import p_target_distribution
+from satkit.analysis.errors import RunError
+from satkit.analysis.eventfiles import from_tensorboard, histograms_from_tensorboard
+from satkit.analysis.labels import format_alpha2, method_label
+from satkit.analysis.markdown import markdown_table
+from satkit.analysis.onset import onset_step, postponement, step_window, window_mean
+from satkit.analysis.paper import paper_results, paper_table, paper_table_markdown
+from satkit.analysis.reporting import report
+from satkit.analysis.runs import Run, as_runs, find_run_dirs, load_run, load_runs, tidy_metrics
+from satkit.analysis.seeds import paired_test, seed_summary, t_interval
+from satkit.analysis.summary import run_table
+from satkit.analysis.survival_analysis import (
+    logrank,
+    median_time_to_saturation,
+    saturation_times,
+    survival,
+)
+
+__all__ = [
+    "Run",
+    "RunError",
+    "as_runs",
+    "find_run_dirs",
+    "format_alpha2",
+    "from_tensorboard",
+    "histograms_from_tensorboard",
+    "load_run",
+    "load_runs",
+    "logrank",
+    "markdown_table",
+    "median_time_to_saturation",
+    "method_label",
+    "onset_step",
+    "p_target_distribution",
+    "paired_test",
+    "paper_results",
+    "paper_table",
+    "paper_table_markdown",
+    "postponement",
+    "report",
+    "run_table",
+    "saturation_times",
+    "seed_summary",
+    "step_window",
+    "survival",
+    "t_interval",
+    "tidy_metrics",
+    "window_mean",
+]

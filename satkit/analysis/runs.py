@@ -1,0 +1,356 @@
+"""Reading run directories written by satkit's trainer into pandas.
+
+A run directory holds ``config.json``, ``metrics.parquet`` (one row per recorded step),
+``samples.parquet`` (one row per training sample), ``epochs.csv``, ``summary.json`` and
+TensorBoard event files. A *comparison directory* holds several run directories.
+
+What is required, what is optional (an interrupted run still loads):
+
+* ``config.json`` -- required; when it is missing, ``summary.json`` stands in for it (it holds
+  the same labels). Neither present: :class:`RunError`.
+* ``metrics.parquet`` -- required; when it is missing but event files are present the metrics
+  are rebuilt from TensorBoard (:func:`satkit.analysis.from_tensorboard`). An empty table is
+  allowed (the run recorded nothing yet) and gives empty results downstream.
+* ``samples.parquet``, ``epochs.csv``, ``summary.json`` -- optional: an empty DataFrame with
+  the documented columns (or ``{}``) stands in.
+
+Any file that exists but cannot be parsed raises :class:`RunError` naming the file.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from satkit.analysis.errors import RunError
+
+__all__ = [
+    "EPOCH_COLUMNS",
+    "LONG_COLUMNS",
+    "SAMPLE_COLUMNS",
+    "Run",
+    "as_runs",
+    "find_run_dirs",
+    "load_run",
+    "load_runs",
+    "tidy_metrics",
+]
+
+SAMPLE_COLUMNS = ("index", "first_saturated_step", "desaturations", "last_p_target",
+                  "last_seen_step")
+EPOCH_COLUMNS = ("epoch", "step", "train_loss", "train_error", "test_loss", "test_error", "lr",
+                 "seconds")
+LONG_COLUMNS = ("run", "alpha2", "seed", "loss", "noise", "step", "metric", "value")
+_MARKERS = ("config.json", "metrics.parquet", "summary.json")
+
+
+@dataclass(eq=False)
+class Run:
+    """One loaded run directory.
+
+    Attributes:
+        path: the run directory.
+        name: a short unique label (the directory name; ``parent/name`` when
+            :func:`load_runs` meets two runs with the same directory name).
+        config: the resolved config (``config.json``; ``summary.json`` when it is missing).
+        metrics: one row per recorded step, sorted by ``step`` (may be empty).
+        samples: one row per training sample (empty when the run kept no per-sample record).
+            ``first_saturated_step`` is nullable ``Int64``: ``<NA>`` = never saturated.
+        epochs: one row per epoch (empty when none finished).
+        summary: ``summary.json`` (``{}`` for an unfinished run).
+    """
+
+    path: Path
+    name: str
+    config: dict
+    metrics: pd.DataFrame
+    samples: pd.DataFrame = field(repr=False)
+    epochs: pd.DataFrame = field(repr=False)
+    summary: dict = field(repr=False)
+
+    @property
+    def alpha2(self) -> float:
+        """The noise variance alpha^2 (0 = plain softmax); NaN when the config lacks it."""
+        return _as_float(self.config.get("alpha2", self.summary.get("alpha2")))
+
+    @property
+    def seed(self) -> int | None:
+        value = self.config.get("seed", self.summary.get("seed"))
+        return None if value is None else int(value)
+
+    @property
+    def noise(self) -> str:
+        """The noise variant; ``"none"`` for plain softmax (alpha2 == 0)."""
+        if self.alpha2 == 0 or self.loss == "softmax":
+            return "none"
+        return str(self.config.get("noise", self.summary.get("noise", "annealed")))
+
+    @property
+    def loss(self) -> str:
+        default = "softmax" if self.alpha2 == 0 else "noisy"
+        return str(self.config.get("loss", self.summary.get("loss", default)))
+
+    @property
+    def dataset(self) -> str:
+        return str(self.config.get("dataset", self.summary.get("dataset", "")))
+
+    @property
+    def last_step(self) -> int | None:
+        """The last recorded step (metrics, else ``summary['steps']``); None if unknown."""
+        if len(self.metrics):
+            return int(self.metrics["step"].iloc[-1])
+        steps = self.summary.get("steps")
+        return None if steps is None else int(steps)
+
+
+def _as_float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{path}: cannot read JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise RunError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _read_parquet(path: Path, required: Sequence[str]) -> pd.DataFrame:
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for truncated/corrupt files
+        raise RunError(f"{path}: cannot read Parquet ({type(exc).__name__}: {exc})") from None
+    _require_columns(frame, required, path)
+    return frame
+
+
+def _require_columns(frame: pd.DataFrame, required: Sequence[str], path: Path) -> None:
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise RunError(f"{path}: missing column(s) {missing}; has {list(frame.columns)}")
+
+
+def _empty(columns: Sequence[str]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
+
+
+def _load_metrics(run_dir: Path) -> pd.DataFrame:
+    path = run_dir / "metrics.parquet"
+    if path.exists():
+        metrics = _read_parquet(path, ["step"])
+    elif any(run_dir.glob("events.out.tfevents.*")):
+        from satkit.analysis.eventfiles import from_tensorboard
+
+        metrics = from_tensorboard(run_dir)
+    else:
+        raise RunError(f"{path}: missing (and no TensorBoard event files in {run_dir})")
+    if len(metrics) and not metrics["step"].is_monotonic_increasing:
+        metrics = metrics.sort_values("step", kind="stable", ignore_index=True)
+    return metrics
+
+
+def _load_samples(run_dir: Path) -> pd.DataFrame:
+    path = run_dir / "samples.parquet"
+    if not path.exists():
+        frame = _empty(SAMPLE_COLUMNS)
+        frame["first_saturated_step"] = frame["first_saturated_step"].astype("Int64")
+        return frame
+    frame = _read_parquet(path, ["first_saturated_step"])
+    frame["first_saturated_step"] = frame["first_saturated_step"].astype("Int64")
+    return frame
+
+
+def _load_epochs(run_dir: Path) -> pd.DataFrame:
+    path = run_dir / "epochs.csv"
+    if not path.exists():
+        return _empty(EPOCH_COLUMNS)
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return _empty(EPOCH_COLUMNS)
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{path}: cannot read CSV ({exc})") from None
+    _require_columns(frame, ["epoch", "test_error"], path)
+    return frame
+
+
+def load_run(path: str | Path) -> Run:
+    """Load one run directory.
+
+    Args:
+        path: a run directory written by satkit's trainer (see the module docstring for
+            which files are required).
+
+    Returns:
+        A :class:`Run`; ``metrics`` sorted by step.
+
+    Raises:
+        RunError: the directory or a required file is missing, or a file is corrupt; the
+            message names the file.
+
+    Example:
+        >>> run = load_run(run_dir)          # doctest: +SKIP
+        >>> run.alpha2, len(run.metrics)     # doctest: +SKIP
+        (0.1, 500)
+    """
+    run_dir = Path(path)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: not a directory")
+    config_path, summary_path = run_dir / "config.json", run_dir / "summary.json"
+    summary = _read_json(summary_path) if summary_path.exists() else {}
+    if config_path.exists():
+        config = _read_json(config_path)
+    elif summary:
+        config = dict(summary)
+    else:
+        raise RunError(f"{config_path}: missing (and no summary.json); not a satkit run")
+    return Run(
+        path=run_dir,
+        name=run_dir.name,
+        config=config,
+        metrics=_load_metrics(run_dir),
+        samples=_load_samples(run_dir),
+        epochs=_load_epochs(run_dir),
+        summary=summary,
+    )
+
+
+def _is_run_dir(path: Path) -> bool:
+    return any((path / marker).exists() for marker in _MARKERS)
+
+
+def find_run_dirs(paths_or_glob: str | Path | Iterable[str | Path]) -> list[Path]:
+    """Expand run directories, comparison directories and glob patterns into run directories.
+
+    A path that is a run directory is kept; a directory that is not one but holds run
+    directories (a comparison directory) is replaced by them, sorted by name; a string with
+    glob characters is expanded first.
+
+    Raises:
+        RunError: a path does not exist, or nothing resolves to a run directory.
+    """
+    items = [paths_or_glob] if isinstance(paths_or_glob, str | Path) else list(paths_or_glob)
+    found: list[Path] = []
+    for item in items:
+        matches = sorted(glob.glob(str(item))) if glob.has_magic(str(item)) else [str(item)]
+        if not matches:
+            raise RunError(f"{item}: the pattern matches nothing")
+        for match in map(Path, matches):
+            if not match.exists():
+                raise RunError(f"{match}: no such run directory")
+            if _is_run_dir(match):
+                found.append(match)
+                continue
+            children = sorted(p for p in match.iterdir() if p.is_dir() and _is_run_dir(p))
+            if not children:
+                raise RunError(f"{match}: neither a run directory (no config.json, "
+                               "metrics.parquet or summary.json) nor a directory of runs")
+            found.extend(children)
+    return list(dict.fromkeys(found))  # drop duplicates, keep order
+
+
+def _unique_names(runs: list[Run]) -> list[Run]:
+    counts: dict[str, int] = {}
+    for run in runs:
+        counts[run.name] = counts.get(run.name, 0) + 1
+    for run in runs:
+        if counts[run.name] > 1:
+            run.name = f"{run.path.parent.name}/{run.path.name}"
+    return runs
+
+
+def as_runs(runs) -> list[Run]:
+    """Coerce a :class:`Run`, a sequence of them, or path(s)/glob(s) to a list of runs.
+
+    Raises:
+        RunError: via :func:`find_run_dirs` / :func:`load_run`; also when nothing is given.
+    """
+    if isinstance(runs, Run):
+        return [runs]
+    if isinstance(runs, str | Path):
+        return _unique_names([load_run(p) for p in find_run_dirs(runs)])
+    items = list(runs)
+    if not items:
+        raise RunError("no runs given")
+    if all(isinstance(r, Run) for r in items):
+        return items
+    loaded = [r if isinstance(r, Run) else None for r in items]
+    paths = [r for r in items if not isinstance(r, Run)]
+    fresh = iter(load_run(p) for p in find_run_dirs(paths))
+    out = [r for r in loaded if r is not None] + list(fresh)
+    return _unique_names(out)
+
+
+def tidy_metrics(runs: Sequence[Run], metrics: Sequence[str] | None = None) -> pd.DataFrame:
+    """The metrics of several runs in tidy long form.
+
+    Args:
+        runs: loaded runs.
+        metrics: metric columns to keep (default: every numeric column but ``step``).
+
+    Returns:
+        Columns ``run, alpha2, seed, loss, noise, step, metric, value``; ``run``, ``loss``,
+        ``noise`` and ``metric`` are categoricals (a million-step run stays small);
+        ``seed`` is nullable ``Int64``; boolean columns (``nonfinite``) become 0.0/1.0.
+
+    Raises:
+        RunError: a requested metric is missing from a run's metrics table.
+    """
+    pieces = []
+    for run in runs:
+        table = run.metrics
+        names = [c for c in table.columns if c != "step" and _numeric(table[c])] \
+            if metrics is None else list(metrics)
+        _require_columns(table, names, run.path / "metrics.parquet")
+        values = table[names].to_numpy(dtype="float64", na_value=np.nan)
+        n_rows, n_metrics = values.shape
+        pieces.append(pd.DataFrame({
+            "run": run.name,
+            "alpha2": run.alpha2,
+            "seed": pd.array([run.seed] * (n_rows * n_metrics), dtype="Int64"),
+            "loss": run.loss,
+            "noise": run.noise,
+            "step": np.tile(table["step"].to_numpy(dtype="int64"), n_metrics),
+            "metric": pd.Categorical.from_codes(np.repeat(np.arange(n_metrics), n_rows), names),
+            "value": values.T.reshape(-1),
+        }))
+    if not pieces:
+        return pd.DataFrame({c: [] for c in LONG_COLUMNS})
+    out = pd.concat(pieces, ignore_index=True)
+    for column in ("run", "loss", "noise", "metric"):
+        out[column] = out[column].astype("category")
+    return out
+
+
+def _numeric(column: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
+
+
+def load_runs(paths_or_glob, *, metrics: Sequence[str] | None = None) -> pd.DataFrame:
+    """Load run directories (or comparison directories, or a glob) into one tidy frame.
+
+    Args:
+        paths_or_glob: a path, a glob pattern, or a sequence of them; comparison directories
+            expand to the run directories they hold.
+        metrics: metric columns to keep (default all; a subset keeps a long run small).
+
+    Returns:
+        Tidy long frame ``run, alpha2, seed, loss, noise, step, metric, value`` (see
+        :func:`tidy_metrics`).
+
+    Raises:
+        RunError: a path or a required file is missing or corrupt.
+    """
+    return tidy_metrics(as_runs(paths_or_glob), metrics)

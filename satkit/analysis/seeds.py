@@ -1,0 +1,155 @@
+"""Across seeds: is a difference between alpha2 settings real?
+
+Statistics over the per-run figures of :func:`satkit.analysis.run_table`: a mean with a 95 %
+Student-t interval per alpha2, and a paired test of Noisy Softmax against the softmax
+baseline over runs that share a seed (the seed fixes the initialisation and data order, so
+pairing removes that variance).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from satkit.analysis.summary import RUN_TABLE_FIGURES, run_table
+
+__all__ = ["GROUP_KEYS", "WILCOXON_MIN_PAIRS", "paired_test", "seed_summary", "t_interval"]
+
+#: Runs are grouped by these columns (one row per dataset x noise variant x alpha2).
+GROUP_KEYS = ("dataset", "noise", "alpha2")
+#: Below this many pairs the exact two-sided Wilcoxon signed-rank p-value cannot fall below
+#: 2 / 2**5 = 0.0625 (n = 5), so the test could never reject at 5 %: it is reported as NaN.
+WILCOXON_MIN_PAIRS = 6
+
+
+def t_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean and two-sided Student-t confidence interval of the finite ``values``.
+
+    Returns:
+        ``(mean, low, high)``; the bounds are NaN with fewer than two finite values, the mean
+        is NaN with none.
+
+    Example:
+        >>> m, lo, hi = t_interval([1.0, 2.0, 3.0])
+        >>> m, round(hi - m, 3)
+        (2.0, 2.484)
+    """
+    x = np.asarray(values, dtype="float64")
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, math.nan, math.nan
+    half = stats.t.ppf((1 + confidence) / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
+    return mean, mean - float(half), mean + float(half)
+
+
+def _table(runs, options: dict) -> pd.DataFrame:
+    is_table = isinstance(runs, pd.DataFrame) and {"run", "alpha2"} <= set(runs.columns)
+    return runs if is_table else run_table(runs, **options)
+
+
+def seed_summary(runs, *, figures=RUN_TABLE_FIGURES, confidence: float = 0.95,
+                 **run_table_options) -> pd.DataFrame:
+    """Mean and Student-t interval of each summary figure, per alpha2 across seeds.
+
+    Args:
+        runs: runs / paths (see :func:`satkit.analysis.as_runs`) or a :func:`run_table` frame.
+        figures: which per-run figures to summarise (columns of the run table).
+        confidence: interval level (0.95).
+        **run_table_options: ``tau``, ``stat``, ``window``, ``late`` for :func:`run_table`.
+
+    Returns:
+        Tidy: ``dataset, noise, alpha2, figure, n, mean, sd, ci_low, ci_high``, sorted by
+        dataset, alpha2. ``n`` counts finite values only (a run that never saturated has no
+        onset and does not count there); ``sd``/CI are NaN when ``n < 2``.
+    """
+    table = _table(runs, run_table_options)
+    rows = []
+    for keys, group in table.groupby(list(GROUP_KEYS), sort=True, dropna=False):
+        for figure in figures:
+            values = group[figure].to_numpy(dtype="float64", na_value=np.nan) \
+                if figure in group else np.array([])
+            finite = values[np.isfinite(values)]
+            mean, low, high = t_interval(finite, confidence)
+            rows.append({**dict(zip(GROUP_KEYS, keys, strict=True)), "figure": figure,
+                         "n": int(finite.size), "mean": mean,
+                         "sd": float(finite.std(ddof=1)) if finite.size > 1 else math.nan,
+                         "ci_low": low, "ci_high": high})
+    out = pd.DataFrame(rows, columns=[*GROUP_KEYS, "figure", "n", "mean", "sd", "ci_low",
+                                      "ci_high"])
+    return out.sort_values(["dataset", "alpha2", "noise"], kind="stable", ignore_index=True)
+
+
+def _wilcoxon(diffs: np.ndarray) -> float:
+    if diffs.size < WILCOXON_MIN_PAIRS or not np.any(diffs):
+        return math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(stats.wilcoxon(diffs).pvalue)
+
+
+def _paired_row(base: pd.DataFrame, other: pd.DataFrame, figure: str, confidence: float) -> dict:
+    merged = base.merge(other, on="seed", suffixes=("_base", ""))
+    merged = merged[np.isfinite(merged[f"{figure}_base"].astype("float64"))
+                    & np.isfinite(merged[figure].astype("float64"))]
+    a = merged[f"{figure}_base"].to_numpy(dtype="float64")
+    b = merged[figure].to_numpy(dtype="float64")
+    diffs = b - a
+    mean_diff, low, high = t_interval(diffs, confidence)
+    t, p = math.nan, math.nan
+    if diffs.size >= 2 and not np.allclose(diffs, diffs[0]):  # else t is 0/0
+        res = stats.ttest_rel(b, a)
+        t, p = float(res.statistic), float(res.pvalue)
+    return {"n_pairs": int(diffs.size), "seeds": ",".join(map(str, merged["seed"].tolist())),
+            "baseline_mean": float(a.mean()) if a.size else math.nan,
+            "mean": float(b.mean()) if b.size else math.nan, "mean_diff": mean_diff,
+            "ci_low": low, "ci_high": high, "t": t, "pvalue": p,
+            "wilcoxon_pvalue": _wilcoxon(diffs)}
+
+
+def paired_test(runs, baseline_alpha2: float = 0.0, *, figure: str = "test_error",
+                confidence: float = 0.95, **run_table_options) -> pd.DataFrame:
+    """Paired comparison of each alpha2 against the baseline over matching seeds.
+
+    For every (dataset, noise, alpha2) group other than the baseline, runs are paired with
+    the baseline run of the same dataset and seed; ``diff = value - baseline``.
+
+    * paired t-test (:func:`scipy.stats.ttest_rel`), two-sided, with the t-interval of the
+      mean difference;
+    * Wilcoxon signed-rank p-value (:func:`scipy.stats.wilcoxon`) only with at least
+      :data:`WILCOXON_MIN_PAIRS` (6) pairs -- with 5 or fewer its exact p-value can never
+      reach 0.05 -- else NaN.
+
+    Args:
+        runs: runs / paths or a :func:`run_table` frame.
+        baseline_alpha2: the alpha2 of the baseline (0.0 = plain softmax).
+        figure: the per-run figure compared (``test_error``, ``onset_step``, ...).
+        confidence: level of the interval of the mean difference.
+
+    Returns:
+        One row per compared group: ``dataset, noise, alpha2, n_pairs, seeds,
+        baseline_mean, mean, mean_diff, ci_low, ci_high, t, pvalue, wilcoxon_pvalue``.
+        Statistics are NaN with fewer than 2 pairs or when all differences are equal.
+        Empty (with these columns) when no baseline run exists.
+    """
+    table = _table(runs, run_table_options)
+    columns = [*GROUP_KEYS, "n_pairs", "seeds", "baseline_mean", "mean", "mean_diff",
+               "ci_low", "ci_high", "t", "pvalue", "wilcoxon_pvalue"]
+    is_base = np.isclose(table["alpha2"].astype("float64"), baseline_alpha2)
+    rows = []
+    for keys, group in table[~is_base].groupby(list(GROUP_KEYS), sort=True):
+        dataset = keys[0]
+        base = table[is_base & (table["dataset"] == dataset)][["seed", figure]]
+        if base.empty:
+            continue
+        base = base.drop_duplicates("seed")
+        row = _paired_row(base, group[["seed", figure]].drop_duplicates("seed"), figure,
+                          confidence)
+        rows.append({**dict(zip(GROUP_KEYS, keys, strict=True)), **row})
+    return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,142 @@
+"""Synthetic run directories written exactly as satkit's trainer writes them.
+
+``write_run`` is the helper (also loaded by tests/plots/conftest.py); the ``make_run``
+fixture binds it to a temporary directory.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+THRESHOLDS = (0.9, 0.99)
+
+
+def synthetic_metrics(steps: int, alpha2: float, *, every: int = 1, seed: int = 0) -> pd.DataFrame:
+    """Metrics whose clean p_y approaches 1 with time constant 20 * (1 + 5 alpha2) steps."""
+    rng = np.random.default_rng(seed)
+    step = np.arange(0, steps, every, dtype="int64")
+    scale = 20.0 * (1.0 + 5.0 * alpha2)
+    p = 1.0 - np.exp(-(step + 1) / scale)
+    noise = alpha2 * (0.5 + 0.5 * np.exp(-step / 100.0))
+    p_noisy = p * np.exp(-noise)
+    jitter = np.zeros(step.size) * rng.normal()  # deterministic: onsets have closed forms
+    frame = pd.DataFrame({
+        "step": step,
+        "loss": -np.log(p_noisy),
+        "p_target_mean": p - 0.01 * (1 - p),
+        "p_target_median": np.clip(p + jitter, 0, 1),
+        "p_target_q10": p ** 3,
+        "p_target_q90": p ** 0.3,
+        "p_target_noisy_mean": p_noisy,
+    })
+    for tau in THRESHOLDS:
+        frame[f"saturated_frac_{tau:g}"] = np.clip((p - tau + 0.3) / 0.3, 0, 1)
+    frame["saturated_frac"] = frame[f"saturated_frac_{THRESHOLDS[-1]:g}"]
+    frame = frame.assign(
+        grad_target_mean=1.0 - p_noisy, grad_logits_norm_mean=1.4 * (1.0 - p_noisy),
+        grad_features_norm_mean=0.5 * (1.0 - p_noisy), grad_weight_norm=0.1 * (1.0 - p),
+        noise_mean=noise, noise_max=3 * noise, cos_target_mean=0.2 + 0.7 * p,
+        feature_norm_mean=5.0 + step / 100.0, weight_norm_target_mean=1.0 + step / 1000.0,
+        logit_target_mean=np.log1p(step), logit_margin_mean=np.log1p(step) / 2,
+        nonfinite=np.zeros(step.size, dtype=bool), batch_size=np.full(step.size, 128))
+    return frame
+
+
+def synthetic_samples(steps: int, alpha2: float, num_samples: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(1000 + seed)
+    first = rng.exponential(30.0 * (1.0 + 5.0 * alpha2), num_samples).astype("int64")
+    first_sat = pd.array(np.where(first < steps, first, 0), dtype="Int64")
+    first_sat[first >= steps] = pd.NA
+    return pd.DataFrame({
+        "index": np.arange(num_samples),
+        "first_saturated_step": first_sat,
+        "desaturations": rng.integers(0, 3, num_samples),
+        "last_p_target": rng.uniform(0.5, 1.0, num_samples),
+        "last_seen_step": np.full(num_samples, steps - 1),
+    })
+
+
+def write_run(root: Path, *, alpha2: float = 0.0, seed: int = 0, steps: int = 300,
+              every: int = 1, num_samples: int = 200, dataset: str = "digits",
+              noise: str = "annealed", test_error: float | None = None, epochs: int = 3,
+              tensorboard: bool = False, name: str | None = None,
+              metrics: pd.DataFrame | None = None, samples: pd.DataFrame | None = None,
+              config_extra: dict | None = None) -> Path:
+    """Write one run directory (config, metrics, samples, epochs, summary[, event files])."""
+    run_dir = Path(root) / (name or f"alpha2={alpha2:g}_seed={seed}")
+    run_dir.mkdir(parents=True)
+    loss = "softmax" if alpha2 == 0 else "noisy"
+    config = {"dataset": dataset, "model": "digits-cnn", "alpha2": alpha2, "noise": noise,
+              "loss": loss, "seed": seed, "epochs": epochs, "batch_size": 128, "lr": 0.1,
+              "satkit_version": "0.1.0", "torch_version": "2.13.0", "device": "cpu",
+              **(config_extra or {})}
+    (run_dir / "config.json").write_text(json.dumps(config))
+    metrics = synthetic_metrics(steps, alpha2, every=every, seed=seed) if metrics is None \
+        else metrics
+    metrics.to_parquet(run_dir / "metrics.parquet")
+    samples = synthetic_samples(steps, alpha2, num_samples, seed) if samples is None else samples
+    samples.to_parquet(run_dir / "samples.parquet")
+    if test_error is None:
+        test_error = 5.0 - 8.0 * alpha2 + 12.0 * alpha2**2 + 0.2 * seed
+    epoch_rows = pd.DataFrame({
+        "epoch": np.arange(1, epochs + 1),
+        "step": np.linspace(steps / epochs, steps, epochs).astype(int),
+        "train_loss": np.linspace(1.0, 0.1, epochs), "train_error": np.linspace(20, 1, epochs),
+        "test_loss": np.linspace(1.0, 0.2, epochs),
+        "test_error": np.linspace(test_error + 10, test_error, epochs),
+        "lr": 0.1, "seconds": 1.0})
+    epoch_rows.to_csv(run_dir / "epochs.csv", index=False)
+    summary = {**{k: config[k] for k in ("dataset", "model", "alpha2", "noise", "loss", "seed")},
+               "steps": int(metrics["step"].iloc[-1]) if len(metrics) else 0,
+               "test_error": test_error, "best_test_error": test_error, "onset_step": None,
+               "seconds": 3.0, "device": "cpu"}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    if tensorboard:
+        write_events(run_dir, metrics)
+    return run_dir
+
+
+def write_events(run_dir: Path, metrics: pd.DataFrame, *, histograms: bool = True) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    groups = {"p_target": "saturation", "saturated": "saturation", "grad": "gradient",
+              "noise": "noise", "feature": "norms", "weight": "norms"}
+    writer = SummaryWriter(log_dir=str(run_dir))
+    try:
+        rng = np.random.default_rng(0)
+        for row in metrics.itertuples(index=False):
+            values = row._asdict()
+            for column in ("p_target_mean", "p_target_median", "saturated_frac",
+                           "grad_target_mean", "noise_mean", "feature_norm_mean"):
+                group = next(g for k, g in groups.items() if column.startswith(k))
+                writer.add_scalar(f"{group}/{column}", values[column], int(row.step))
+            if histograms and row.step % 50 == 0:
+                p = np.clip(rng.beta(1 + row.step / 10, 1.0, 256), 0, 1)
+                writer.add_histogram("saturation/p_target", p, int(row.step))
+    finally:
+        writer.close()
+
+
+@pytest.fixture
+def make_run(tmp_path):
+    """``make_run(**options) -> Path``: a run directory under a fresh temporary directory."""
+    def make(**options):
+        return write_run(tmp_path / "runs", **options)
+    return make
+
+
+@pytest.fixture
+def metrics_factory():
+    """The :func:`synthetic_metrics` function (tests use fixtures, never ``import conftest``)."""
+    return synthetic_metrics
+
+
+@pytest.fixture
+def run_writer():
+    """The :func:`write_run` function, for tests that choose the parent directory."""
+    return write_run
