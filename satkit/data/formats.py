@@ -47,7 +47,7 @@ def read_idx(data: bytes, source: str) -> np.ndarray:
         source: the file's name, used in error messages.
 
     Returns:
-        An array of the header's shape, in native byte order.
+        A new (writable) array of the header's shape, in native byte order.
 
     Raises:
         DataError: bad magic number, unknown type code, or data shorter or longer than the
@@ -68,7 +68,7 @@ def read_idx(data: bytes, source: str) -> np.ndarray:
                         f"({expected} bytes of data) but it holds {len(data) - header}; "
                         f"delete it and download or place the standard file again")
     array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
-    return array.astype(dtype.newbyteorder("="), copy=False)
+    return array.astype(dtype.newbyteorder("="))  # a writable copy in native byte order
 
 
 def read_cifar_records(
