@@ -138,6 +138,14 @@ class NoisySoftmax(nn.Module):
         self.last_target = None if target is None else target.detach()
         return logits
 
+    def clean_logits(self, logits: Tensor, target: Tensor) -> Tensor:
+        """Map the logits of the last training forward to the clean (eval-mode) logits.
+
+        Adds ``last_noise`` back on the target column (Eq. 5 undone); no host sync.
+        Shape: logits (N, C), target (N,) -> (N, C).
+        """
+        return logits.scatter_add(1, target[:, None], self.last_noise[:, None].to(logits.dtype))
+
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, num_classes={self.num_classes}, "
                 f"alpha2={self.alpha2}, noise={self.noise!r}, xi_per={self.xi_per!r}, "

@@ -130,3 +130,12 @@ def test_torch_compile_smoke():
     loss = F.cross_entropy(compiled(h, y), y)
     loss.backward()
     assert head.last_noise.shape == (16,)
+
+
+def test_clean_logits_undoes_the_noise_and_equals_eval_output():
+    h, y = _batch()
+    head = NoisySoftmax(8, 5, alpha2=0.5)
+    noisy = head(h, y)
+    clean = head.clean_logits(noisy, y)
+    assert torch.allclose(clean, head.eval()(h), rtol=1e-6, atol=1e-6)
+    assert torch.equal(head.clean_logits(head(h, y), y), head(h))  # eval: zero noise, exact
