@@ -1,0 +1,214 @@
+"""``TensorBoardSink``: the metrics as namespaced TensorBoard scalars, histograms and layouts.
+
+Tags: ``saturation/...`` (p_target, saturated fractions, logits), ``gradient/...``,
+``noise/...``, ``norms/...`` (feature and weight norms, cos theta_y) and ``train/...`` (loss,
+batch size, the non-finite flag). A custom-scalars layout groups the saturation, gradient and
+noise charts; TensorBoard draws every run of a log directory in each chart, so runs written
+side by side under one directory are compared chart by chart (:func:`write_comparison_layout`).
+
+TensorBoard is imported when a sink is constructed, never when satkit is imported.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from satkit.sinks.base import Histogram
+
+__all__ = ["TensorBoardSink", "comparison_layout", "tag_for", "write_comparison_layout"]
+
+_NORMS = ("feature_norm_mean", "weight_norm_target_mean", "cos_target_mean")
+_TRAIN = ("loss", "batch_size", "nonfinite")
+_HISTOGRAM_TAGS = {"p_target": "saturation/p_target", "noise": "noise/noise"}
+
+
+def tag_for(column: str) -> str | None:
+    """The TensorBoard tag of a metrics column (None for ``step``).
+
+    Example:
+        >>> tag_for("p_target_mean"), tag_for("grad_target_mean"), tag_for("loss")
+        ('saturation/p_target_mean', 'gradient/grad_target_mean', 'train/loss')
+    """
+    if column == "step":
+        return None
+    if column in _TRAIN:
+        return f"train/{column}"
+    if column in _NORMS:
+        return f"norms/{column}"
+    for prefix, namespace in (("p_target", "saturation"), ("saturated_frac", "saturation"),
+                              ("logit_", "saturation"), ("grad_", "gradient"),
+                              ("noise", "noise")):
+        if column.startswith(prefix):
+            return f"{namespace}/{column}"
+    return f"other/{column}"
+
+
+def _exact(*tags: str) -> list[str]:
+    # Custom-scalars charts match tags by regular expression; anchor them to match one tag.
+    return [f"^{t}$" for t in tags]
+
+
+def comparison_layout() -> dict[str, dict[str, list[Any]]]:
+    """The custom-scalars layout: categories saturation, gradient, noise, norms.
+
+    Each chart is a ``Multiline`` chart, which TensorBoard draws for every run of the log
+    directory, so runs are overlaid chart by chart.
+    """
+    return {
+        "saturation": {
+            "clean p_target (mean, median)": ["Multiline", _exact(
+                "saturation/p_target_mean", "saturation/p_target_median")],
+            "noisy p_target (mean)": ["Multiline", _exact("saturation/p_target_noisy_mean")],
+            "saturated fraction": ["Multiline", ["^saturation/saturated_frac"]],
+            "target logit and margin": ["Multiline", _exact(
+                "saturation/logit_target_mean", "saturation/logit_margin_mean")],
+        },
+        "gradient": {
+            "|dL/df_y| (target-logit gradient)": ["Multiline",
+                                                  _exact("gradient/grad_target_mean")],
+            "gradient norms": ["Multiline", _exact(
+                "gradient/grad_logits_norm_mean", "gradient/grad_features_norm_mean",
+                "gradient/grad_weight_norm")],
+        },
+        "noise": {
+            "noise (mean, max)": ["Multiline", _exact("noise/noise_mean", "noise/noise_max")],
+        },
+        "norms": {
+            "||X||, ||W_y||": ["Multiline", _exact("norms/feature_norm_mean",
+                                                   "norms/weight_norm_target_mean")],
+            "cos theta_y": ["Multiline", _exact("norms/cos_target_mean")],
+        },
+    }
+
+
+def _writer(log_dir: str | os.PathLike) -> Any:
+    from torch.utils.tensorboard import SummaryWriter  # lazy: TensorBoard is heavy
+
+    path = Path(log_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise OSError(err.errno, f"TensorBoardSink cannot write to {path}: "
+                      f"{err.strerror or err}") from err
+    return SummaryWriter(log_dir=str(path))
+
+
+def write_comparison_layout(log_dir: str | os.PathLike,
+                            run_names: Sequence[str] | None = None) -> None:
+    """Write the custom-scalars layout for a directory whose subdirectories are runs.
+
+    TensorBoard merges the layouts of all runs (charts with the same definition once), so this
+    is only needed when the runs were written without one (``layout=False``) or by other tools.
+
+    Args:
+        log_dir: the comparison directory (``tensorboard --logdir log_dir``).
+        run_names: if given, the runs expected under ``log_dir``; a missing one raises.
+
+    Raises:
+        FileNotFoundError: a run in ``run_names`` has no directory under ``log_dir``.
+    """
+    missing = [r for r in run_names or () if not (Path(log_dir) / r).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"runs {missing} not found under {log_dir}")
+    writer = _writer(log_dir)
+    try:
+        writer.add_custom_scalars(comparison_layout())
+    finally:
+        writer.close()
+
+
+class TensorBoardSink:
+    """Write rows as TensorBoard scalars (and histograms, hparams) to event files in ``log_dir``.
+
+    Args:
+        log_dir: the run's directory; event files are written directly in it.
+        histogram_every: write only the histograms of steps that are multiples of this
+            (None: every histogram the recorder passes; it samples every
+            ``histogram_every`` steps itself).
+        layout: write the custom-scalars layout (:func:`comparison_layout`) into the run.
+
+    Raises:
+        OSError: ``log_dir`` cannot be created or written.
+
+    Example:
+        >>> import tempfile
+        >>> sink = TensorBoardSink(tempfile.mkdtemp())
+        >>> sink.write([{"step": 0, "p_target_mean": 0.5}])
+        >>> sink.close()
+    """
+
+    def __init__(self, log_dir: str | os.PathLike, *, histogram_every: int | None = None,
+                 layout: bool = True) -> None:
+        if histogram_every is not None and (isinstance(histogram_every, bool) or
+                                            not isinstance(histogram_every, int) or
+                                            histogram_every < 1):
+            raise ValueError(f"histogram_every must be a positive int or None, "
+                             f"got {histogram_every!r}")
+        self.log_dir = Path(log_dir)
+        self.histogram_every = histogram_every
+        self._writer = _writer(self.log_dir)
+        self._closed = False
+        if layout:
+            self._writer.add_custom_scalars(comparison_layout())
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        """Log each row's columns as scalars at its ``step`` (NaN values are skipped)."""
+        for row in rows:
+            step = int(row["step"])
+            for column, value in row.items():
+                tag = tag_for(column)
+                if tag is None or value is None:
+                    continue
+                value = float(value)
+                if not math.isnan(value):
+                    self._writer.add_scalar(tag, value, step)
+        self._writer.flush()
+
+    def write_histograms(self, histograms: list[Histogram]) -> None:
+        """Log the per-sample distributions (``saturation/p_target``, ``noise/noise``)."""
+        for h in histograms:
+            if self.histogram_every is not None and h.step % self.histogram_every:
+                continue
+            if len(h.values):
+                tag = _HISTOGRAM_TAGS.get(h.name, f"other/{h.name}")
+                self._writer.add_histogram(tag, h.values, h.step)
+        self._writer.flush()
+
+    def write_hparams(self, hparams: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
+        """Log the run's hyperparameters with its final metrics (TensorBoard's HPARAMS tab).
+
+        Written into this run's directory (unlike ``SummaryWriter.add_hparams``, which makes a
+        new sub-run), so the hparams row links to the run's scalars.
+
+        Args:
+            hparams: name -> value; bool, int, float and str are kept, anything else
+                (None, tuples, ...) is logged as its ``str``.
+            metrics: tag -> final value, e.g. ``{"final/test_error": 0.07}``.
+        """
+        from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+        clean = {k: v if isinstance(v, (bool, int, float, str)) else str(v)
+                 for k, v in hparams.items()}
+        values = {k: float(v) for k, v in metrics.items()}
+        file_writer = self._writer._get_file_writer()
+        for summary in hparams_summary(clean, values):
+            file_writer.add_summary(summary)
+        for tag, value in values.items():
+            self._writer.add_scalar(tag, value)
+        self._writer.flush()
+
+    def close(self) -> None:
+        """Flush and close the event file (idempotent)."""
+        if not self._closed:
+            self._writer.close()
+            self._closed = True
+
+    def __repr__(self) -> str:
+        return f"TensorBoardSink({str(self.log_dir)!r})"
