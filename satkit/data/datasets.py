@@ -89,9 +89,12 @@ def _to_device(images: np.ndarray, mean: Tensor, std: Tensor, device: torch.devi
     return (x.float() - mean) / std
 
 
-def _raw(name: str, data_dir: Path, seed: int, download: bool) -> RawArrays:
+def _raw(
+    name: str, data_dir: str | os.PathLike[str] | None, seed: int, download: bool
+) -> RawArrays:
     if name == "digits":
         return load_digits_arrays(seed=seed)
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     if name == "mnist":
         return load_mnist_arrays(data_dir, download=download)
     spec = CIFAR10 if name == "cifar10" else CIFAR100
@@ -134,7 +137,7 @@ def load_dataset(
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
     device = torch.device(device)
-    raw = _raw(name, Path(data_dir) if data_dir is not None else default_data_dir(), seed, download)
+    raw = _raw(name, data_dir, seed, download)
     _, channels, height, width = raw.train_x.shape
     if height != width:
         raise ValueError(f"{name}: expected square images, got {height}x{width}")
