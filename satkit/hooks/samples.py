@@ -109,9 +109,10 @@ class SampleTracker:
         })
 
     def state_dict(self) -> dict[str, Any]:
-        """The record's tensors (on their device) and settings."""
+        """The record's tensors (as CPU copies, for a checkpoint) and settings (a host sync)."""
         state: dict[str, Any] = {"num_samples": self.num_samples, "threshold": self.threshold}
-        state.update({name: getattr(self, name).clone() for name in self._FIELDS})
+        state.update({name: getattr(self, name).cpu().clone()  # sync point (checkpoint)
+                      for name in self._FIELDS})
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
