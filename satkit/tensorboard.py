@@ -1,0 +1,374 @@
+"""Serve satkit runs in TensorBoard, and read them back over its HTTP data API.
+
+:class:`TensorBoardServer` starts ``python -m tensorboard.main`` as a subprocess over one or
+more run (or comparison) directories, bound to ``localhost`` by default, waits until it
+answers HTTP, and always stops it (SIGTERM, then SIGKILL) when its ``with`` block ends.
+:class:`TensorBoardClient` fetches runs, tags and values from a running server (what the
+tests and notebooks use to check what is served). ``satkit tensorboard RUN_DIR...`` is the
+command-line front end (:mod:`satkit.cli.tensorboard`); the plain equivalent for one
+directory is ``tensorboard --logdir RUN_DIR --host localhost``.
+
+Directories: one directory is passed as ``--logdir`` itself (run names are relative to it, so
+a comparison directory shows its runs as ``alpha2=0_seed=0``, ...). Several directories
+become a temporary tree of symlinks named after them (``name``, ``name-1`` if two share a
+name), passed as ``--logdir``: TensorBoard's own recommendation, and unlike ``--logdir_spec``
+it keeps run names clean (no ``name/.``) and accepts paths containing ``,`` or ``:``.
+The server uses the pure-Python loader (``--load_fast=false``: no extra gRPC data server).
+
+How to read the charts of a satkit run (tags as written by
+:class:`satkit.sinks.tensorboard.TensorBoardSink`):
+
+* ``saturation/p_target_mean``: mean clean (noise-free) probability of the true class. It
+  rising to 1 is saturation; Noisy Softmax should make it rise later (postponed saturation).
+* ``saturation/saturated_frac``: fraction of the batch with p_target >= tau. Softmax jumps to
+  1 early; Noisy Softmax climbs later and more slowly.
+* ``gradient/grad_target_mean``: mean |dL/df_y| = 1 - p_y, the learning signal on the target
+  logit. It decaying to 0 is the gradient dying; with noise it keeps flowing for longer.
+* ``noise/noise_mean``: mean noise magnitude of Eq. 5, alpha ||W|| ||X|| (1 - cos theta) |xi|.
+  It anneals (falls) as samples are fitted and cos theta -> 1; always 0 for softmax.
+* ``norms/feature_norm_mean``: mean ||X|| of the last layer's input; its growth is one of the
+  ways a network inflates logits and saturates without learning more.
+* Histograms ``saturation/p_target`` and ``noise/noise``: per-sample distributions over
+  steps. Saturation is p_target's mass piling up at 1; noise's mass moving to 0 is annealing.
+* HPARAMS tab: one row per run (alpha2, noise family, seed, ...) with its final test error
+  and saturation onset step (-1 = never) as metrics; sort or plot error against alpha2.
+* CUSTOM SCALARS tab: each chart overlays every run served (e.g. softmax and Noisy Softmax of
+  a comparison) on one quantity, so early vs postponed saturation reads directly.
+
+Example:
+    >>> from satkit.tensorboard import server_command
+    >>> cmd = server_command("runs/demo", port=0)
+    >>> cmd[cmd.index("--host") + 1]
+    'localhost'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "TensorBoardClient",
+    "TensorBoardError",
+    "TensorBoardServer",
+    "link_tree",
+    "server_command",
+]
+
+#: Where the server listens unless told otherwise: this machine only.
+DEFAULT_HOST = "localhost"
+#: TensorBoard's usual port, what ``satkit tensorboard`` asks for (0 = any free port).
+DEFAULT_PORT = 6006
+
+# TensorBoard prints "TensorBoard 2.x at http://HOST:PORT/ (Press CTRL+C to quit)" once bound;
+# with --port 0 this line is the only place the chosen port appears.
+_SERVING = re.compile(r"TensorBoard \S+ at http://\S+:(\d+)/\S* \(")
+# Wildcard hosts listen on loopback too; clients connect there instead.
+_WILDCARDS = {"", "0.0.0.0", "::", "[::]"}
+# No proxy, ever: requests go straight to the local server (a proxy in the environment must
+# not see them, nor turn a loopback request into a network one).
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class TensorBoardError(RuntimeError):
+    """TensorBoard could not be started, or a request to it failed."""
+
+
+def server_command(logdir: str | os.PathLike[str], *, host: str = DEFAULT_HOST,
+                   port: int = DEFAULT_PORT, reload_interval: float = 5.0,
+                   python: str = sys.executable) -> list[str]:
+    """The argv that serves ``logdir`` with TensorBoard (no shell, no network beyond ``host``).
+
+    Args:
+        logdir: the directory passed as ``--logdir``.
+        host: the address to bind; ``localhost`` keeps the server private to this machine.
+        port: the port; 0 lets the operating system choose a free one.
+        reload_interval: seconds between reloads of the event files; 0 loads once, and then
+            the server answers only after everything is loaded (``--reload_task blocking``).
+        python: the interpreter to run ``tensorboard.main`` with.
+
+    Returns:
+        The command as a list of strings for :class:`subprocess.Popen`.
+
+    Raises:
+        ValueError: a negative port or reload interval.
+    """
+    if port < 0 or reload_interval < 0:
+        raise ValueError(f"port and reload_interval must be >= 0, got {port}, {reload_interval}")
+    cmd = [python, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", host,
+           "--port", str(port), "--load_fast=false", f"--reload_interval={reload_interval:g}"]
+    if reload_interval == 0:
+        cmd.append("--reload_task=blocking")
+    return cmd
+
+
+def link_tree(run_dirs: Sequence[str | os.PathLike[str]], root: str | os.PathLike[str]) -> Path:
+    """Make ``root`` a directory of symlinks, one per run directory, named after it.
+
+    Names are the directories' own names, made unique with ``-1``, ``-2``, ... in order.
+
+    Returns:
+        ``root``, to pass as ``--logdir``.
+
+    Raises:
+        TensorBoardError: a directory does not exist.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    for d in run_dirs:
+        target = Path(d).expanduser().resolve()
+        if not target.is_dir():
+            raise TensorBoardError(f"not a directory: {d}")
+        base = target.name or "run"
+        name, k = base, 0
+        while name in used:
+            k += 1
+            name = f"{base}-{k}"
+        used.add(name)
+        (root / name).symlink_to(target, target_is_directory=True)
+    return root
+
+
+class TensorBoardServer:
+    """A TensorBoard subprocess over run directories; a context manager that always stops it.
+
+    Args:
+        run_dirs: one or more run or comparison directories (see the module docstring).
+        host: the address to bind (default ``localhost``: this machine only).
+        port: the port; 0 (the default) picks a free one, read back from TensorBoard.
+        reload_interval: seconds between reloads; 0 loads once before answering (tests).
+        startup_timeout: seconds to wait for the server to answer HTTP.
+
+    Attributes:
+        url: ``http://host:port/`` once started (wildcard hosts are reached via ``localhost``).
+        port: the bound port once started.
+        process: the :class:`subprocess.Popen`, or None before :meth:`start`.
+
+    Raises:
+        TensorBoardError: from :meth:`start`, when a directory is missing, TensorBoard exits
+            early (e.g. the port is taken) or does not answer in time; the message ends with
+            TensorBoard's own output. The process is stopped before raising.
+
+    Example:
+        >>> with TensorBoardServer(["runs/demo"]) as server:  # doctest: +SKIP
+        ...     print(server.client().runs())
+    """
+
+    def __init__(self, run_dirs: Sequence[str | os.PathLike[str]], *, host: str = DEFAULT_HOST,
+                 port: int = 0, reload_interval: float = 5.0,
+                 startup_timeout: float = 60.0) -> None:
+        if isinstance(run_dirs, (str, os.PathLike)):
+            run_dirs = [run_dirs]
+        if not run_dirs:
+            raise ValueError("TensorBoardServer needs at least one directory")
+        self.run_dirs = [Path(d) for d in run_dirs]
+        self.host = host
+        self.requested_port = port
+        self.reload_interval = reload_interval
+        self.startup_timeout = startup_timeout
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port: int | None = None
+        self.url: str | None = None
+        self._workdir: tempfile.TemporaryDirectory[str] | None = None
+        self._log_path: Path | None = None
+
+    def start(self) -> TensorBoardServer:
+        """Start TensorBoard and wait until it answers; returns ``self``."""
+        if self.process is not None:
+            raise TensorBoardError("this server was already started")
+        try:
+            self._workdir = tempfile.TemporaryDirectory(prefix="satkit-tensorboard-")
+            work = Path(self._workdir.name)
+            logdir = self._logdir(work)
+            self._log_path = work / "tensorboard.log"
+            cmd = server_command(logdir, host=self.host, port=self.requested_port,
+                                 reload_interval=self.reload_interval)
+            with open(self._log_path, "wb") as log:
+                # The child keeps its own copy of the log's file descriptor.
+                self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                                stderr=subprocess.STDOUT)
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _logdir(self, work: Path) -> Path:
+        if len(self.run_dirs) == 1:
+            only = self.run_dirs[0].expanduser()
+            if not only.is_dir():
+                raise TensorBoardError(f"not a directory: {only}")
+            return only.resolve()
+        return link_tree(self.run_dirs, work / "logdir")
+
+    def _wait_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            if self.process.poll() is not None:
+                raise TensorBoardError(f"TensorBoard exited with status "
+                                       f"{self.process.returncode}:\n{self.log_text()}")
+            if self.port is None:
+                match = _SERVING.search(self.log_text())
+                if match:
+                    self.port = int(match.group(1))
+                    host = "localhost" if self.host in _WILDCARDS else self.host
+                    if ":" in host and not host.startswith("["):
+                        host = f"[{host}]"  # a literal IPv6 address
+                    self.url = f"http://{host}:{self.port}/"
+            if self.url is not None and self.client().ready():
+                return
+            if time.monotonic() > deadline:
+                raise TensorBoardError(f"TensorBoard did not answer within "
+                                       f"{self.startup_timeout:g} s:\n{self.log_text()}")
+            time.sleep(0.05)
+
+    def log_text(self) -> str:
+        """What TensorBoard has printed so far (stdout and stderr), or ``""``."""
+        if self._log_path is None or not self._log_path.exists():
+            return ""
+        return self._log_path.read_text(encoding="utf-8", errors="replace")
+
+    def client(self, timeout: float = 10.0) -> TensorBoardClient:
+        """A :class:`TensorBoardClient` for this server (after :meth:`start`)."""
+        if self.url is None:
+            raise TensorBoardError("the server is not started")
+        return TensorBoardClient(self.url, timeout=timeout)
+
+    def wait(self) -> int:
+        """Block until TensorBoard exits (use Ctrl-C to stop); returns its exit status."""
+        if self.process is None:
+            raise TensorBoardError("the server is not started")
+        return self.process.wait()
+
+    def stop(self, timeout: float = 5.0) -> int | None:
+        """Stop TensorBoard (SIGTERM, then SIGKILL after ``timeout`` s) and clean up.
+
+        Safe to call more than once, and after a failed start.
+
+        Returns:
+            The process's exit status, or None if it never started.
+        """
+        status = None
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+                try:
+                    self.process.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    pass
+                finally:  # also when a second Ctrl-C interrupts the wait
+                    if self.process.poll() is None:
+                        self.process.kill()
+                        self.process.wait()
+            status = self.process.returncode
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
+        return status
+
+    def __enter__(self) -> TensorBoardServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+class TensorBoardClient:
+    """Read a running TensorBoard's HTTP data API (``/data/...``), as the browser does.
+
+    Args:
+        url: the server's base URL, e.g. ``http://localhost:6006/``.
+        timeout: seconds per request.
+
+    Requests never go through a proxy. Errors raise :class:`TensorBoardError`.
+    """
+
+    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+        self.url = url if url.endswith("/") else url + "/"
+        self.timeout = timeout
+
+    def get(self, path: str, **params: str) -> Any:
+        """GET ``path`` (relative to the base URL) with query ``params``; the decoded JSON."""
+        return self._request(path, params)
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        """POST a JSON ``body`` to ``path`` (the hparams plugin's API); the decoded JSON."""
+        return self._request(path, {}, body)
+
+    def _request(self, path: str, params: dict[str, str],
+                 body: dict[str, Any] | None = None) -> Any:
+        url = self.url + path.lstrip("/")
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        data, headers = None, {}
+        if body is not None:
+            data = json.dumps(body).encode()
+            # TensorBoard rejects POSTs without this header (its XSRF protection).
+            headers = {"Content-Type": "application/json", "X-XSRF-Protected": "1"}
+        request = urllib.request.Request(url, data=data, headers=headers)
+        try:
+            with _OPENER.open(request, timeout=self.timeout) as response:
+                return json.loads(response.read().decode("utf-8"))
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise TensorBoardError(f"{request.get_method()} {url} failed: {exc}") from exc
+
+    def ready(self) -> bool:
+        """Whether the server answers ``/data/runs``."""
+        try:
+            self.runs()
+        except TensorBoardError:
+            return False
+        return True
+
+    def runs(self) -> list[str]:
+        """The run names served (paths relative to the logdir, e.g. ``alpha2=0_seed=0``)."""
+        return list(self.get("data/runs"))
+
+    def plugins(self) -> dict[str, Any]:
+        """``/data/plugins_listing``: plugin name -> listing (``enabled``: it has data)."""
+        return dict(self.get("data/plugins_listing"))
+
+    def scalar_tags(self) -> dict[str, list[str]]:
+        """Run -> its scalar tags."""
+        return {run: sorted(tags) for run, tags in self.get("data/plugin/scalars/tags").items()}
+
+    def scalars(self, run: str, tag: str) -> list[tuple[float, int, float]]:
+        """The ``(wall_time, step, value)`` points of one scalar series, in step order."""
+        points = self.get("data/plugin/scalars/scalars", run=run, tag=tag)
+        return [(float(w), int(s), float(v)) for w, s, v in points]
+
+    def histogram_tags(self) -> dict[str, list[str]]:
+        """Run -> its histogram tags."""
+        return {run: sorted(tags)
+                for run, tags in self.get("data/plugin/histograms/tags").items()}
+
+    def histograms(self, run: str, tag: str) -> list[tuple[float, int, list[list[float]]]]:
+        """The ``(wall_time, step, [[left, right, count], ...])`` of one histogram series."""
+        points = self.get("data/plugin/histograms/histograms", run=run, tag=tag)
+        return [(float(w), int(s), buckets) for w, s, buckets in points]
+
+    def custom_scalars_layout(self) -> dict[str, Any]:
+        """The merged custom-scalars layout (``{"category": [{"title": ..., "chart": [...]}]}``)."""
+        return dict(self.get("data/plugin/custom_scalars/layout"))
+
+    def hparams_experiment(self) -> dict[str, Any]:
+        """The hparams plugin's experiment: ``hparamInfos`` and ``metricInfos``."""
+        return dict(self.post("data/plugin/hparams/experiment", {"experimentName": ""}))
