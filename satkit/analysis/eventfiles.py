@@ -17,6 +17,8 @@ from satkit.analysis.errors import RunError
 
 __all__ = ["from_tensorboard", "histograms_from_tensorboard"]
 
+_SKIPPED = ("final/",)  # one value per run, written by the trainer at the end
+
 
 def _accumulator(log_dir: str | Path):
     from tensorboard.backend.event_processing import event_accumulator as ea
@@ -42,8 +44,9 @@ def from_tensorboard(log_dir: str | Path) -> pd.DataFrame:
         A frame with a ``step`` column and one float column per scalar tag, named after the
         part of the tag after the last slash (``saturation/p_target_median`` ->
         ``p_target_median``); sorted by step. A step at which a tag was not written holds
-        NaN there; when the same step was written twice the last value wins. No scalar tags:
-        an empty frame with only ``step``.
+        NaN there; when the same step was written twice the last value wins. Tags under
+        ``final/`` (end-of-run figures such as ``final/test_error``, not per-step metrics) are
+        skipped. No scalar tags: an empty frame with only ``step``.
 
     Raises:
         RunError: the directory has no event files or they cannot be read.
@@ -51,6 +54,8 @@ def from_tensorboard(log_dir: str | Path) -> pd.DataFrame:
     acc = _accumulator(log_dir)
     columns: dict[str, pd.Series] = {}
     for tag in acc.Tags().get("scalars", []):
+        if tag.startswith(_SKIPPED):
+            continue
         events = acc.Scalars(tag)
         series = pd.Series([e.value for e in events], index=[e.step for e in events],
                            dtype="float64")

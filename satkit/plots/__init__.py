@@ -1,0 +1,37 @@
+"""Figures of softmax saturation (matplotlib), an axes-level layer over satkit.analysis.
+
+Every plot function takes ``data, *, ax=None, ...`` -- the tidy frame of
+:func:`satkit.analysis.load_runs`, run(s), or run/comparison directories, whichever the plot
+needs -- draws on ``ax`` (default: the current Axes) and returns the Axes. :func:`dashboard`
+composes them into one Figure. Importing this package imports matplotlib but sets no
+backend and changes no global style.
+"""
+
+from satkit.plots.composite import dashboard
+from satkit.plots.curves import (
+    feature_norms,
+    gradient_curves,
+    noise_curves,
+    saturated_fraction,
+    saturation_curves,
+)
+from satkit.plots.distribution import p_target_heatmap
+from satkit.plots.palette import OKABE_ITO, alpha2_color, alpha2_palette, run_style
+from satkit.plots.survival_curves import survival
+from satkit.plots.sweep import alpha_sweep
+
+__all__ = [
+    "OKABE_ITO",
+    "alpha2_color",
+    "alpha2_palette",
+    "alpha_sweep",
+    "dashboard",
+    "feature_norms",
+    "gradient_curves",
+    "noise_curves",
+    "p_target_heatmap",
+    "run_style",
+    "saturated_fraction",
+    "saturation_curves",
+    "survival",
+]

@@ -1,0 +1,104 @@
+"""Shared plumbing of the plot functions: coercing inputs, thinning, axes and legends."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from satkit.analysis import Run, RunError, as_runs
+
+STEP_LABEL = "training step"
+
+
+@dataclass
+class RunSeries:
+    """One run's metrics for drawing: labels and a wide frame (``step`` + columns)."""
+
+    name: str
+    alpha2: float
+    noise: str
+    seed: int | None
+    frame: pd.DataFrame
+
+
+def get_ax(ax):
+    """``ax`` itself, or the current Axes of pyplot (as seaborn does)."""
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    return plt.gca()
+
+
+def thin(frame: pd.DataFrame, max_points: int | None) -> pd.DataFrame:
+    """At most ``max_points`` rows: means over consecutive blocks of rows (steps included).
+
+    Block means, not every k-th row, so a million noisy steps still draw the trend.
+    """
+    if max_points is None or len(frame) <= max_points:
+        return frame
+    block = int(np.ceil(len(frame) / max_points))
+    keys = np.arange(len(frame)) // block
+    return frame.groupby(keys).mean(numeric_only=True)
+
+
+def _from_tidy(tidy: pd.DataFrame, columns: Sequence[str]) -> list[RunSeries]:
+    missing = {"run", "alpha2", "step", "metric", "value"} - set(tidy.columns)
+    if missing:
+        raise RunError(f"tidy frame lacks columns {sorted(missing)} (use load_runs)")
+    out = []
+    for name, group in tidy[tidy["metric"].isin(columns)].groupby("run", sort=False,
+                                                                  observed=True):
+        wide = group.pivot_table(index="step", columns="metric", values="value",
+                                 observed=True).reset_index()
+        wide.columns.name = None
+        first = group.iloc[0]
+        seed = first["seed"] if "seed" in group else None
+        out.append(RunSeries(str(name), float(first["alpha2"]),
+                             str(first["noise"]) if "noise" in group else "annealed",
+                             None if pd.isna(seed) else int(seed), wide))
+    return out
+
+
+def as_series(data, columns: Sequence[str], max_points: int | None = 2000) -> list[RunSeries]:
+    """Coerce a tidy frame (:func:`satkit.analysis.load_runs`), Run(s) or path(s) to series.
+
+    Only ``columns`` that a run has are kept; runs are thinned to ``max_points`` rows.
+    """
+    if isinstance(data, pd.DataFrame):
+        series = _from_tidy(data, columns)
+    else:
+        series = []
+        for run in as_runs(data):
+            keep = ["step", *[c for c in columns if c in run.metrics]]
+            series.append(RunSeries(run.name, run.alpha2, run.noise, run.seed,
+                                    run.metrics[keep]))
+    for s in series:
+        s.frame = thin(s.frame, max_points)
+    return series
+
+
+def runs_of(data) -> list[Run]:
+    """Run(s) or path(s) as runs; a tidy frame is refused with a clear message."""
+    if isinstance(data, pd.DataFrame):
+        raise TypeError("this plot needs runs (load_run / a run directory), not a tidy frame")
+    return as_runs(data)
+
+
+def labelled_once(ax, label: str) -> str:
+    """``label`` the first time it is drawn on ``ax``, else ``"_nolegend_"`` (seeds share one)."""
+    seen = {line.get_label() for line in ax.get_lines()}
+    seen |= {c.get_label() for c in ax.collections}
+    return "_nolegend_" if label in seen else label
+
+
+def sort_key(series: RunSeries) -> tuple:
+    return (series.alpha2, series.noise, series.seed if series.seed is not None else -1)
+
+
+def legend(ax, show: bool, **kwargs) -> None:
+    if show and ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small", frameon=False, **kwargs)

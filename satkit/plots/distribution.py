@@ -1,0 +1,79 @@
+"""Heatmap of the per-sample p_target distribution over training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from satkit.analysis import Run, method_label, p_target_distribution
+from satkit.plots._common import STEP_LABEL, get_ax, runs_of
+
+__all__ = ["p_target_heatmap"]
+
+
+def _pick(data, run: str | int | None) -> Run:
+    runs = runs_of(data)
+    if run is None:
+        return runs[0]
+    if isinstance(run, int):
+        return runs[run]
+    for r in runs:
+        if r.name == run:
+            return r
+    raise KeyError(f"no run named {run!r}; have {[r.name for r in runs]}")
+
+
+def p_target_heatmap(data, *, ax=None, run: str | int | None = None, bins: int = 20,
+                     max_steps: int = 200, source: str = "auto", cmap: str = "cividis",
+                     colorbar: bool = True, title: str | None = None):
+    """Distribution of the per-sample clean p_y over training steps, as a heatmap.
+
+    Args:
+        data: a run, runs, directories, or the frame of
+            :func:`satkit.analysis.p_target_distribution` (``step, p_low, p_high,
+            fraction``).
+        ax: the Axes to draw on.
+        run: which run when ``data`` holds several (name or position; default the first).
+        bins, max_steps, source: see :func:`satkit.analysis.p_target_distribution`
+            (TensorBoard histograms when present, else the batch quantiles).
+        cmap: a perceptually uniform, colour-blind-safe colormap (``cividis``).
+        colorbar: add a colour bar labelled "fraction of samples".
+        title: default: the run's method label and the data source.
+
+    Returns:
+        The Axes (x: training step, y: p_y (clean) bin, colour: fraction of samples). An
+        empty distribution draws an empty, labelled Axes.
+    """
+    ax = get_ax(ax)
+    if isinstance(data, pd.DataFrame) and "fraction" in data:
+        dist, label = data, title or "p_y distribution"
+    else:
+        chosen = _pick(data, run)
+        dist = p_target_distribution(chosen, bins=bins, max_steps=max_steps, source=source)
+        label = title or (f"{method_label(chosen.alpha2, chosen.noise)}"
+                          f"{'' if chosen.seed is None else f', seed {chosen.seed}'}")
+        if not len(dist):
+            label += " (no data)"
+        elif not title:
+            label += f"\np_y distribution from {dist['source'].iloc[0]}"
+    if len(dist):
+        grid = dist.pivot_table(index="p_low", columns="step", values="fraction")
+        steps = grid.columns.to_numpy(dtype="float64")
+        x_edges = _edges(steps)
+        y_edges = np.append(grid.index.to_numpy(), dist["p_high"].max())
+        mesh = ax.pcolormesh(x_edges, y_edges, grid.to_numpy(), cmap=cmap, shading="flat",
+                             vmin=0, vmax=max(float(np.nanmax(grid.to_numpy())), 1e-9))
+        if colorbar:
+            ax.figure.colorbar(mesh, ax=ax, label="fraction of samples")
+    ax.set(xlabel=STEP_LABEL, ylabel="p_y (clean)", ylim=(0, 1), title=label)
+    return ax
+
+
+def _edges(steps: np.ndarray) -> np.ndarray:
+    """Cell edges halfway between recorded steps (one step wide for a single step)."""
+    if steps.size == 1:
+        return np.array([steps[0] - 0.5, steps[0] + 0.5])
+    mids = (steps[1:] + steps[:-1]) / 2
+    return np.concatenate([[steps[0] - (mids[0] - steps[0])], mids,
+                           [steps[-1] + (steps[-1] - mids[-1])]])
+
