@@ -1,0 +1,109 @@
+"""No host sync on recorded non-flush steps: intercepted on CPU, sync-debug mode on CUDA."""
+
+import contextlib
+
+import pytest
+import torch
+import torch.nn.functional as F
+from recorder_models import make_data, make_net
+
+from satkit.hooks import SaturationRecorder
+
+SYNCING = ("item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__",
+           "__array__")
+
+
+class SyncGuard:
+    """Fails any Tensor -> host read while active (a host sync on an accelerator)."""
+
+    def __init__(self, monkeypatch):
+        self.active = False
+        self.calls: list[str] = []
+        for name in SYNCING:
+            original = getattr(torch.Tensor, name)
+            monkeypatch.setattr(torch.Tensor, name, self._wrap(name, original))
+
+    def _wrap(self, name, original):
+        def guarded(t, *args, **kwargs):
+            if self.active:
+                self.calls.append(name)
+                raise AssertionError(f"host sync: Tensor.{name} called on a non-flush step")
+            return original(t, *args, **kwargs)
+        return guarded
+
+    @contextlib.contextmanager
+    def on(self):
+        self.active = True
+        try:
+            yield
+        finally:
+            self.active = False
+
+
+def _sgd(net, lr=0.1):
+    with torch.no_grad():
+        for p in net.parameters():
+            p -= lr * p.grad
+
+
+@pytest.mark.parametrize("kind", ["linear", "noisy"])
+def test_no_host_sync_on_recorded_non_flush_steps(monkeypatch, kind):
+    guard = SyncGuard(monkeypatch)
+    with guard.on(), pytest.raises(AssertionError, match="host sync"):
+        torch.ones(2).sum().item()  # the guard works
+    guard.calls.clear()
+    x, y = make_data(n=12)
+    net = make_net(kind)
+    # For the Noisy Softmax head, switch the guard on right after its forward: the head itself
+    # validates its inputs on CPU (a read that is free on CPU and done once on accelerators).
+    hook = net.head.register_forward_hook(lambda *a: setattr(guard, "active", True),
+                                          prepend=True) if kind == "noisy" else None
+    flush_every = 5
+    rec = SaturationRecorder(net.head, num_samples=12, flush_every=flush_every,
+                             histogram_every=2, thresholds=(0.3, 0.5))
+    for step in range(2 * flush_every):
+        flushing = (step + 1) % flush_every == 0
+        with guard.on() if kind == "linear" and not flushing else contextlib.nullcontext():
+            net.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(net(x, y), y)
+            loss.backward()
+            if flushing:
+                guard.active = False
+            rec.step(y, index=torch.arange(12), loss=loss.detach() if step % 2 else None)
+            _sgd(net)
+        guard.active = False
+    if hook is not None:
+        hook.remove()
+    assert guard.calls == []
+    assert rec.metrics()["step"].tolist() == list(range(2 * flush_every))
+    rec.close()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_no_sync_under_cuda_sync_debug_mode():
+    device = torch.device("cuda")
+    x, y = (t.to(device) for t in make_data(n=64))
+    net = make_net("noisy").to(device)
+    net.head.generator = None
+    rec = SaturationRecorder(net.head, num_samples=64, flush_every=4, histogram_every=2)
+    index = torch.arange(64, device=device)
+
+    def step():
+        net.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(net(x, y), y)
+        loss.backward()
+        rec.step(index=index, loss=loss.detach())
+        _sgd(net)
+
+    step()  # warm-up: the head checks its inputs once; buffers are allocated
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(2):  # steps 1, 2: recorded, no flush
+            step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    step()  # step 3 flushes
+    assert rec.metrics()["step"].tolist() == [0, 1, 2, 3]
+    rec.close()
