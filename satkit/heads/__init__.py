@@ -2,5 +2,6 @@
 
 from satkit.heads.margin import ArcFace, CosFace
 from satkit.heads.noisy import NoisySoftmax
+from satkit.heads.temperature import TemperatureSoftmax
 
-__all__ = ["ArcFace", "CosFace", "NoisySoftmax"]
+__all__ = ["ArcFace", "CosFace", "NoisySoftmax", "TemperatureSoftmax"]

@@ -1,0 +1,163 @@
+"""Temperature-scaled softmax: a linear head whose training logits are divided by T.
+
+With T > 1 the training softmax is softer, so p_y approaches 1 only once the clean logit gap is
+T times larger: saturation of the *training* probability is postponed, while the clean (eval)
+logits are the plain linear ones. Unlike Noisy Softmax the change acts on every logit, not only
+the target's, and does not anneal.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from satkit.functional import check_target
+
+__all__ = ["TemperatureSoftmax", "check_temperature", "temperature_logits"]
+
+
+def check_temperature(temperature: object) -> float:
+    """Return ``temperature`` as a float, or raise ValueError unless it is finite and > 0."""
+    if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+            or not math.isfinite(temperature) or temperature <= 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    return float(temperature)
+
+
+def temperature_logits(
+    features: Tensor, weight: Tensor, bias: Tensor | None = None, *, temperature: float
+) -> Tensor:
+    """``(features @ weight.T + bias) / T``; ``T = 1`` is the plain linear layer bit for bit.
+
+    Args:
+        features: X, (N, D).
+        weight: W, (C, D).
+        bias: optional (C,).
+        temperature: T > 0.
+
+    Returns:
+        The logits, (N, C).
+
+    Raises:
+        ValueError: T not finite or <= 0.
+
+    Example:
+        >>> temperature_logits(torch.ones(1, 2), torch.ones(3, 2), temperature=2.0)
+        tensor([[1., 1., 1.]])
+    """
+    temperature = check_temperature(temperature)
+    logits = F.linear(features, weight, bias)
+    return logits if temperature == 1.0 else logits / temperature
+
+
+class TemperatureSoftmax(nn.Module):
+    """Bias-free linear head whose training logits are the linear logits divided by T.
+
+    Training mode with a target: ``logits = W X / T``. Eval mode or no target: the clean logits
+    ``W X``. ``last_noise`` (N,) is the clean target logit minus the training one,
+    ``f_y (1 - 1/T)``: unlike the other heads' it can be negative (T > 1 and f_y < 0, or T < 1
+    and f_y > 0), because a temperature rescales the logit rather than lowering it.
+    :meth:`clean_logits` multiplies by T (the exact inverse on every column, not only the
+    target's, which adding ``last_noise`` would not be).
+
+    Args:
+        in_features: D.
+        num_classes: C >= 2.
+        temperature: T > 0 (default 2.0; T = 1 is plain softmax).
+        bias: add a learnable bias (default off, like the paper's head).
+
+    Shape:
+        features (N, D), target (N,) int64 -> logits (N, C), float32.
+
+    Raises:
+        ValueError: bad settings, or bad inputs at forward.
+
+    Example:
+        >>> head = TemperatureSoftmax(8, 3, temperature=2.0)
+        >>> h, y = torch.randn(4, 8), torch.tensor([0, 1, 2, 0])
+        >>> logits = head(h, y)
+        >>> torch.allclose(head.clean_logits(logits, y), head.eval()(h))
+        True
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        *,
+        temperature: float = 2.0,
+        bias: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("in_features", in_features), ("num_classes", num_classes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2 for a softmax classifier, "
+                             f"got {num_classes}")
+        self.in_features, self.num_classes = in_features, num_classes
+        self.temperature = check_temperature(temperature)
+        factory = {"device": device, "dtype": dtype}
+        self.weight = nn.Parameter(torch.empty(num_classes, in_features, **factory))
+        self.bias = nn.Parameter(torch.empty(num_classes, **factory)) if bias else None
+        self.reset_parameters()
+        self.last_noise: Tensor | None = None
+        self.last_target: Tensor | None = None
+        self._last_scale = 1.0  # what the last forward multiplied the clean logits by
+        self._values_checked = False
+
+    def reset_parameters(self) -> None:
+        """Initialise like ``nn.Linear`` (Kaiming-uniform weights, uniform bias)."""
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.in_features)
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, features: Tensor, target: Tensor | None = None) -> Tensor:
+        """Return the logits (N, C); divided by T when training with a target."""
+        if not isinstance(features, Tensor) or features.dim() != 2:
+            raise ValueError(f"features must be a 2-D tensor (N, in_features), "
+                             f"got {getattr(features, 'shape', features)}")
+        if features.shape[1] != self.in_features:
+            raise ValueError(f"features has {features.shape[1]} columns, expected "
+                             f"in_features={self.in_features}")
+        # Value checks read the tensors (a sync on accelerators): always on CPU, once elsewhere.
+        check_values = features.device.type == "cpu" or not self._values_checked
+        if target is not None:
+            check_target(target, features.shape[0], self.num_classes, check_values=check_values)
+        if check_values and not bool(torch.isfinite(features).all()):  # sync point (CPU/once)
+            raise ValueError("features contain NaN or Inf")
+        self._values_checked = True
+        apply = self.training and target is not None
+        # float32 with autocast off: a tiny (D x C) product, and the loss stays float32.
+        with torch.autocast(device_type=features.device.type, enabled=False):
+            x = features.float() if features.dtype in (torch.float16, torch.bfloat16) else features
+            logits = temperature_logits(x, self.weight, self.bias,
+                                        temperature=self.temperature if apply else 1.0)
+        if apply:
+            f_y = logits.detach().gather(1, target[:, None]).squeeze(1)
+            self.last_noise = f_y * (self.temperature - 1.0)  # = clean f_y - f_y / T
+        else:
+            self.last_noise = logits.new_zeros(x.shape[0])
+        self._last_scale = 1.0 / self.temperature if apply else 1.0
+        self.last_target = None if target is None else target.detach()
+        return logits
+
+    def clean_logits(self, logits: Tensor, target: Tensor) -> Tensor:
+        """Map the logits of the last forward to the clean ones: multiply by T if it applied.
+
+        No host sync. Equal to the eval-mode output up to rounding (exactly for a power-of-two
+        T). ``target`` is unused; it is there for the common head interface.
+        Shape: logits (N, C), target (N,) -> (N, C).
+        """
+        del target
+        return logits if self._last_scale == 1.0 else logits * self.temperature
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, num_classes={self.num_classes}, "
+                f"temperature={self.temperature}, bias={self.bias is not None}")
