@@ -2,6 +2,8 @@
 
 from satkit.heads.margin import ArcFace, CosFace
 from satkit.heads.noisy import NoisySoftmax
+from satkit.heads.registry import LOSSES, make_head_and_loss
 from satkit.heads.temperature import TemperatureSoftmax
 
-__all__ = ["ArcFace", "CosFace", "NoisySoftmax", "TemperatureSoftmax"]
+__all__ = ["LOSSES", "ArcFace", "CosFace", "NoisySoftmax", "TemperatureSoftmax",
+           "make_head_and_loss"]
