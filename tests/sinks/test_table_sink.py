@@ -1,0 +1,103 @@
+"""TableSink: Parquet that survives a killed process, resumes, truncates, consolidates."""
+
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+import pytest
+
+from satkit.sinks import TableSink, read_table
+from satkit.sinks import table as table_module
+
+
+def _rows(steps):
+    return [{"step": s, "loss": 1.0 / (s + 1), "nonfinite": False} for s in steps]
+
+
+def test_write_close_and_samples(tmp_path):
+    path = tmp_path / "run" / "metrics.parquet"
+    sink = TableSink(path)
+    sink.write(_rows(range(3)))
+    sink.write(_rows(range(3, 5)))
+    sink.write([])
+    sink.write_samples(pd.DataFrame({"index": [0, 1], "desaturations": [0, 2]}))
+    sink.close()
+    sink.close()  # idempotent
+    table = pd.read_parquet(path)
+    assert table["step"].tolist() == [0, 1, 2, 3, 4] and table["nonfinite"].dtype == bool
+    assert pd.read_parquet(tmp_path / "run" / "samples.parquet")["desaturations"].tolist() == [0, 2]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["metrics.parquet",
+                                                                    "samples.parquet"]
+    with pytest.raises(RuntimeError, match="closed"):
+        sink.write(_rows([5]))
+
+
+def test_rows_are_durable_at_write_even_if_the_process_is_killed(tmp_path):
+    path = tmp_path / "metrics.parquet"
+    script = textwrap.dedent(f"""
+        import os, signal
+        from satkit.sinks import TableSink
+        sink = TableSink({str(path)!r})
+        sink.write([{{"step": 0, "loss": 1.0}}, {{"step": 1, "loss": 0.5}}])
+        sink.write([{{"step": 2, "loss": 0.25}}])
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert proc.returncode != 0  # killed before close()
+    assert read_table(path)["step"].tolist() == [0, 1, 2]
+    sink = TableSink(path, resume=True)  # resume consolidates what the crash left
+    assert pd.read_parquet(path)["loss"].tolist() == [1.0, 0.5, 0.25]
+    sink.write(_rows([3]))
+    sink.close()
+    assert pd.read_parquet(path)["step"].tolist() == [0, 1, 2, 3]
+
+
+def test_resume_truncate_after_and_fresh_start(tmp_path):
+    path = tmp_path / "metrics.parquet"
+    sink = TableSink(path)
+    sink.write(_rows(range(6)))
+    sink.close()
+    sink = TableSink(path, resume=True)
+    sink.truncate_after(3)  # the checkpoint was taken at step 3
+    assert read_table(path)["step"].tolist() == [0, 1, 2, 3]
+    sink.write(_rows(range(4, 8)))
+    sink.close()
+    assert pd.read_parquet(path)["step"].tolist() == list(range(8))
+    TableSink(path).close()  # not resuming: a fresh, empty table
+    assert len(pd.read_parquet(path)) == 0
+
+
+def test_crash_between_consolidation_and_part_deletion_duplicates_nothing(tmp_path):
+    path = tmp_path / "metrics.parquet"
+    sink = TableSink(path)
+    sink.write(_rows(range(3)))
+    # As if killed after consolidation's os.replace, before the parts were deleted:
+    read_table(path).to_parquet(path)
+    assert len(list((tmp_path / ".metrics.parquet.parts").iterdir())) == 1
+    assert read_table(path)["step"].tolist() == [0, 1, 2]
+    sink.close()
+    assert pd.read_parquet(path)["step"].tolist() == [0, 1, 2]
+
+
+def test_many_parts_are_consolidated(tmp_path, monkeypatch):
+    monkeypatch.setattr(table_module, "_MAX_PARTS", 3)
+    path = tmp_path / "metrics.parquet"
+    sink = TableSink(path)
+    for s in range(7):
+        sink.write(_rows([s]))
+    parts = list((tmp_path / ".metrics.parquet.parts").glob("part-*.parquet"))
+    assert len(parts) < 3 and path.exists()
+    assert read_table(path)["step"].tolist() == list(range(7))
+    sink.close()
+
+
+def test_unwritable_path_fails_at_construction(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    with pytest.raises(OSError, match="TableSink cannot write"):
+        TableSink(blocker / "metrics.parquet")
+    with pytest.raises(OSError, match="TableSink cannot write"):
+        TableSink(tmp_path / "metrics.parquet", samples_path=blocker / "samples.parquet")
+    with pytest.raises(ValueError, match="differ"):
+        TableSink(tmp_path / "m.parquet", samples_path=tmp_path / "m.parquet")
