@@ -35,8 +35,8 @@ def markdown_table(frame: pd.DataFrame, *, floatfmt: str = ".2f",
 
     Returns:
         The table, one line per row plus header and separator, newline-terminated; numeric
-        columns are right-aligned; ``|`` inside cells is escaped. An empty frame gives the
-        header and separator only.
+        columns are right-aligned; ``|`` inside cells and headers is escaped. An empty frame
+        gives the header and separator only.
 
     Example:
         >>> print(markdown_table(pd.DataFrame({"a": [1.234], "b": ["x|y"]})), end="")
@@ -45,7 +45,7 @@ def markdown_table(frame: pd.DataFrame, *, floatfmt: str = ".2f",
         | 1.23 | x\\|y |
     """
     formats = dict(formats or {})
-    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    header = "| " + " | ".join(_cell(str(c), floatfmt, na) for c in frame.columns) + " |"
     align = ["---:" if pd.api.types.is_numeric_dtype(frame[c])
              and not pd.api.types.is_bool_dtype(frame[c]) else "---" for c in frame.columns]
     lines = [header, "|" + "|".join(align) + "|"]

@@ -91,7 +91,9 @@ def _survival_section(runs: list[Run], pairs) -> str:
         m = median_time_to_saturation(run)
         row = {"run": run.name, "samples": m["n"], "saturated": m["events"],
                "median step": _interval(m["median"], m["ci_low"], m["ci_high"], ".0f")}
-        if math.isnan(m["ci_high"]) and not math.isnan(m["median"]):
+        if math.isnan(m["median"]):
+            row["median step"] = f"not reached by step {run.last_step}"
+        elif math.isnan(m["ci_high"]):
             row["median step"] += " (upper bound not reached)"
         base = base_of.get(id(run))
         if base is not None and len(base.samples):
@@ -141,7 +143,7 @@ def report(runs, *, tau: float = 0.99, window: int = 1, late: Window = 0.25) -> 
     """
     runs = as_runs(runs)
     table = run_table(runs, tau=tau, window=window, late=late)
-    shown = table[["run", "dataset", "alpha2", "seed", "steps", "test_error", "onset_step",
+    shown = table[["run", "dataset", "alpha2", "seed", "last_step", "test_error", "onset_step",
                    "grad_target_late"]].rename(columns={"test_error": "test error %",
                                                         "onset_step": "onset step",
                                                         "grad_target_late": "late |dL/df_y|"})

@@ -103,11 +103,12 @@ class Run:
 
     @property
     def last_step(self) -> int | None:
-        """The last recorded step (metrics, else ``summary['steps']``); None if unknown."""
+        """The last recorded step (metrics; else ``summary['steps'] - 1``, steps counting from
+        0); None if unknown."""
         if len(self.metrics):
             return int(self.metrics["step"].iloc[-1])
         steps = self.summary.get("steps")
-        return None if steps is None else int(steps)
+        return None if not steps else int(steps) - 1
 
 
 def _as_float(value) -> float:
@@ -308,30 +309,44 @@ def tidy_metrics(runs: Sequence[Run], metrics: Sequence[str] | None = None) -> p
     Raises:
         RunError: a requested metric is missing from a run's metrics table.
     """
-    pieces = []
+    blocks = []  # (run, metric names, values of shape (rows, metrics), steps)
     for run in runs:
         table = run.metrics
         names = [c for c in table.columns if c != "step" and _numeric(table[c])] \
             if metrics is None else list(metrics)
         _require_columns(table, names, run.path / "metrics.parquet")
         values = table[names].to_numpy(dtype="float64", na_value=np.nan)
-        n_rows, n_metrics = values.shape
-        pieces.append(pd.DataFrame({
-            "run": run.name,
-            "alpha2": run.alpha2,
-            "seed": pd.array([run.seed] * (n_rows * n_metrics), dtype="Int64"),
-            "loss": run.loss,
-            "noise": run.noise,
-            "step": np.tile(table["step"].to_numpy(dtype="int64"), n_metrics),
-            "metric": pd.Categorical.from_codes(np.repeat(np.arange(n_metrics), n_rows), names),
-            "value": values.T.reshape(-1),
-        }))
-    if not pieces:
+        blocks.append((run, names, values, table["step"].to_numpy(dtype="int64")))
+    if not blocks:
         return pd.DataFrame({c: [] for c in LONG_COLUMNS})
-    out = pd.concat(pieces, ignore_index=True)
-    for column in ("run", "loss", "noise", "metric"):
-        out[column] = out[column].astype("category")
-    return out
+    # Build every column once, categoricals from integer codes: no per-row Python objects,
+    # so a million-step run stays fast and small.
+    all_names = list(dict.fromkeys(n for _, names, _, _ in blocks for n in names))
+    position = {n: i for i, n in enumerate(all_names)}
+    sizes = [values.size for _, _, values, _ in blocks]
+
+    def per_run(values: list, dtype: str) -> np.ndarray:
+        return np.concatenate([np.full(n, v, dtype=dtype) for v, n in zip(values, sizes,
+                                                                            strict=True)])
+
+    def labels(values: list) -> pd.Categorical:
+        categories = list(dict.fromkeys(values))
+        return pd.Categorical.from_codes(per_run([categories.index(v) for v in values],
+                                                 "int16"), categories)
+
+    seeds = per_run([-1 if r.seed is None else r.seed for r, _, _, _ in blocks], "int64")
+    return pd.DataFrame({
+        "run": labels([r.name for r, _, _, _ in blocks]),
+        "alpha2": per_run([r.alpha2 for r, _, _, _ in blocks], "float64"),
+        "seed": pd.arrays.IntegerArray(seeds, seeds < 0),
+        "loss": labels([r.loss for r, _, _, _ in blocks]),
+        "noise": labels([r.noise for r, _, _, _ in blocks]),
+        "step": np.concatenate([np.tile(steps, len(names)) for _, names, _, steps in blocks]),
+        "metric": pd.Categorical.from_codes(np.concatenate([
+            np.full(len(steps), position[n], dtype="int16")
+            for _, names, _, steps in blocks for n in names]), all_names),
+        "value": np.concatenate([values.T.reshape(-1) for _, _, values, _ in blocks]),
+    }, copy=False)
 
 
 def _numeric(column: pd.Series) -> bool:

@@ -62,7 +62,8 @@ def run_table(runs, *, tau: float = 0.99, stat: str = "p_target_median", window:
         late: the late window of each run (fraction of its step range or ``(start, stop)``).
 
     Returns:
-        Columns ``run, dataset, model, alpha2, noise, loss, seed, steps`` then
+        Columns ``run, dataset, model, alpha2, noise, loss, seed, last_step`` (the last
+        recorded step) then
         :data:`RUN_TABLE_FIGURES`: ``test_error``/``best_test_error`` (%, from summary.json,
         else the last/min of epochs.csv), ``onset_step`` (NaN = never saturated),
         ``grad_target_late``, ``p_target_late``, ``noise_late``, ``feature_norm_late``
@@ -76,7 +77,7 @@ def run_table(runs, *, tau: float = 0.99, stat: str = "p_target_median", window:
             "run": run.name, "dataset": run.dataset,
             "model": str(run.config.get("model", run.summary.get("model", ""))),
             "alpha2": run.alpha2, "noise": run.noise, "loss": run.loss, "seed": run.seed,
-            "steps": run.last_step,
+            "last_step": run.last_step,
             "test_error": _test_error(run, "test_error", lambda e: e.iloc[-1]),
             "best_test_error": _test_error(run, "best_test_error", lambda e: e.min()),
             "onset_step": _onset(run, tau, stat, window),
@@ -85,5 +86,5 @@ def run_table(runs, *, tau: float = 0.99, stat: str = "p_target_median", window:
         })
     table = pd.DataFrame(rows)
     table["seed"] = table["seed"].astype("Int64")
-    table["steps"] = table["steps"].astype("Int64")
+    table["last_step"] = table["last_step"].astype("Int64")
     return table

@@ -92,7 +92,7 @@ def write_run(root: Path, *, alpha2: float = 0.0, seed: int = 0, steps: int = 30
         "lr": 0.1, "seconds": 1.0})
     epoch_rows.to_csv(run_dir / "epochs.csv", index=False)
     summary = {**{k: config[k] for k in ("dataset", "model", "alpha2", "noise", "loss", "seed")},
-               "steps": int(metrics["step"].iloc[-1]) if len(metrics) else 0,
+               "steps": int(metrics["step"].iloc[-1]) + 1 if len(metrics) else 0,
                "test_error": test_error, "best_test_error": test_error, "onset_step": None,
                "seconds": 3.0, "device": "cpu"}
     (run_dir / "summary.json").write_text(json.dumps(summary))

@@ -28,7 +28,7 @@ def test_load_run_reads_every_file(make_run):
     assert len(run.metrics) == 50 and run.metrics["step"].is_monotonic_increasing
     assert run.samples["first_saturated_step"].dtype == "Int64"
     assert list(run.epochs["epoch"]) == [1, 2, 3]
-    assert run.summary["steps"] == 49 and run.last_step == 49
+    assert run.summary["steps"] == 50 and run.last_step == 49
 
 
 def test_softmax_run_has_noise_none(make_run):
@@ -145,7 +145,7 @@ def test_interrupted_run_loads_with_documented_empty_results(make_run, metrics_f
     assert survival(run).empty
     row = run_table([run]).iloc[0]
     assert np.isnan(row["onset_step"]) and np.isnan(row["test_error"])
-    assert np.isnan(row["grad_target_late"]) and pd.isna(row["steps"])
+    assert np.isnan(row["grad_target_late"]) and pd.isna(row["last_step"])
     assert load_runs([path]).empty
 
 

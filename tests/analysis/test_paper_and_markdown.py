@@ -52,3 +52,8 @@ def test_markdown_table_formatting():
     assert lines[2] == "| a\\|b | 1.23 | 3 | 0.00012 | yes |"
     assert lines[3] == "| – | – | 4 | 1 | no |"
     assert markdown_table(frame.iloc[:0]).count("\n") == 2
+
+
+def test_markdown_header_pipes_are_escaped():
+    text = markdown_table(pd.DataFrame({"late |g|": [1.0]}))
+    assert text.splitlines()[0] == "| late \\|g\\| |"

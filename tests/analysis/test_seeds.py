@@ -87,5 +87,5 @@ def test_run_table_columns(make_run):
     row = run_table([path]).iloc[0]
     assert row["onset_step"] == math.ceil(30 * math.log(100)) - 1
     assert row["test_error"] == pytest.approx(5.0 - 0.8 + 0.12 + 0.4)
-    assert row["steps"] == 299 and row["noise"] == "annealed"
+    assert row["last_step"] == 299 and row["noise"] == "annealed"
     assert 0 < row["grad_target_late"] < 0.2 and row["median_saturation_step"] > 0
