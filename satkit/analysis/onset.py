@@ -90,7 +90,8 @@ def step_window(metrics: Run | pd.DataFrame, window: Window, *,
         return int(window[0]), int(window[1])
     steps = _column(_metrics(metrics), "step")
     if len(steps) == 0:
-        raise RunError("metrics table is empty: no step window to average over")
+        where = f"{metrics.path / 'metrics.parquet'}: " if isinstance(metrics, Run) else ""
+        raise RunError(f"{where}metrics table is empty: no step window to average over")
     first, last = int(steps.iloc[0]), int(steps.iloc[-1])
     if not 0 < window <= 1:
         raise ValueError(f"a window fraction must be in (0, 1], got {window}")
@@ -155,6 +156,8 @@ def postponement(softmax_run: Run | pd.DataFrame, noisy_run: Run | pd.DataFrame,
     Raises:
         RunError: a table is empty or lacks a needed column.
     """
+    for run in (softmax_run, noisy_run):
+        step_window(run, 1.0)  # RunError naming the file when a table is empty
     soft, noisy = _metrics(softmax_run), _metrics(noisy_run)
     onset_soft = onset_step(soft, tau=tau, stat=stat, window=window)
     onset_noisy = onset_step(noisy, tau=tau, stat=stat, window=window)

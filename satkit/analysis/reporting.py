@@ -68,6 +68,10 @@ def _seed_section(table: pd.DataFrame) -> str:
 def _postponement_section(pairs, tau: float, window: int, late: Window) -> str:
     rows = []
     for base, run in pairs:
+        if base.metrics.empty or run.metrics.empty:
+            rows.append({"run": run.name, "baseline": base.name,
+                         "onset softmax": "no metrics recorded"})
+            continue
         p = postponement(base, run, tau=tau, window=window, late=late)
         rows.append({"run": run.name, "baseline": base.name,
                      "onset softmax": p["onset_softmax"], "onset noisy": p["onset_noisy"],
@@ -141,7 +145,7 @@ def report(runs, *, tau: float = 0.99, window: int = 1, late: Window = 0.25) -> 
     Raises:
         RunError: a run directory is missing or corrupt.
     """
-    runs = as_runs(runs)
+    runs = sorted(as_runs(runs), key=lambda r: (r.dataset, r.alpha2, r.noise, r.seed or 0))
     table = run_table(runs, tau=tau, window=window, late=late)
     shown = table[["run", "dataset", "alpha2", "seed", "last_step", "test_error", "onset_step",
                    "grad_target_late"]].rename(columns={"test_error": "test error %",

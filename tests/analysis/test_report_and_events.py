@@ -72,3 +72,14 @@ def test_quantile_distribution_is_piecewise_uniform(make_run):
     np.testing.assert_allclose(dist["fraction"], expected)
     with pytest.raises(RunError, match="histograms"):
         p_target_distribution(run, source="histograms")
+
+
+def test_report_with_empty_and_never_saturating_runs(make_run, metrics_factory):
+    make_run(alpha2=0.0, steps=50)
+    make_run(alpha2=5.0, steps=50)  # never saturates
+    root = make_run(alpha2=0.1, steps=50, metrics=metrics_factory(1, 0.1).iloc[:0],
+                    num_samples=0).parent  # interrupted before the first flush
+    text = report(root)
+    assert "no metrics recorded" in text and "not reached by step 49" in text
+    runs_section = text.split("## Runs")[1].split("##")[0]
+    assert runs_section.index("alpha2=0_seed=0") < runs_section.index("alpha2=0.1_seed=0")

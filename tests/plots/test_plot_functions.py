@@ -112,3 +112,18 @@ def test_plots_do_not_change_global_state():
 def test_types(comparison):
     ax = plots.noise_curves(comparison)
     assert isinstance(ax, Axes)
+
+
+def test_dashboard_with_empty_and_never_saturating_runs(tmp_path, run_writer):
+    import warnings
+
+    from satkit.analysis import load_run
+
+    run_writer(tmp_path, alpha2=0.0, steps=40)
+    run_writer(tmp_path, alpha2=5.0, steps=40)
+    empty = run_writer(tmp_path, alpha2=0.1, steps=40, num_samples=0)
+    load_run(empty).metrics.iloc[:0].to_parquet(empty / "metrics.parquet")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = plots.dashboard(tmp_path)
+        fig.savefig(tmp_path / "edge.png", dpi=30)
