@@ -275,23 +275,22 @@ def _unique_names(runs: list[Run]) -> list[Run]:
 def as_runs(runs) -> list[Run]:
     """Coerce a :class:`Run`, a sequence of them, or path(s)/glob(s) to a list of runs.
 
+    Runs given as objects come first, then the loaded directories in the order
+    :func:`find_run_dirs` gives.
+
     Raises:
         RunError: via :func:`find_run_dirs` / :func:`load_run`; also when nothing is given.
     """
     if isinstance(runs, Run):
         return [runs]
-    if isinstance(runs, str | Path):
-        return _unique_names([load_run(p) for p in find_run_dirs(runs)])
-    items = list(runs)
+    items = [runs] if isinstance(runs, str | Path) else list(runs)
     if not items:
         raise RunError("no runs given")
     if all(isinstance(r, Run) for r in items):
         return items
-    loaded = [r if isinstance(r, Run) else None for r in items]
+    given = [r for r in items if isinstance(r, Run)]
     paths = [r for r in items if not isinstance(r, Run)]
-    fresh = iter(load_run(p) for p in find_run_dirs(paths))
-    out = [r for r in loaded if r is not None] + list(fresh)
-    return _unique_names(out)
+    return _unique_names(given + [load_run(p) for p in find_run_dirs(paths)])
 
 
 def tidy_metrics(runs: Sequence[Run], metrics: Sequence[str] | None = None) -> pd.DataFrame:
