@@ -112,6 +112,9 @@ def label_smoothing_cross_entropy(
     Returns:
         The loss, (N,) for 'none', else a scalar.
 
+    Shape:
+        logits (N, C), target (N,) int64 -> (N,) or (); float32 (float64 for float64 logits).
+
     Raises:
         ValueError/TypeError: epsilon out of range, bad reduction, shapes or targets.
 
@@ -143,6 +146,9 @@ def confidence_penalty_loss(
 
     Returns:
         The loss, (N,) for 'none', else a scalar.
+
+    Shape:
+        logits (N, C), target (N,) int64 -> (N,) or (); float32 (float64 for float64 logits).
 
     Raises:
         ValueError/TypeError: beta < 0, bad reduction, shapes or targets.
@@ -223,6 +229,9 @@ def disturb_label_cross_entropy(
     Returns:
         The loss, (N,) for 'none', else a scalar.
 
+    Shape:
+        logits (N, C), target (N,) int64 -> (N,) or (); float32 (float64 for float64 logits).
+
     Raises:
         ValueError/TypeError: alpha out of range, bad reduction, shapes or targets.
 
@@ -263,6 +272,9 @@ def focal_loss(
 
     Returns:
         The loss, (N,) for 'none', else a scalar.
+
+    Shape:
+        logits (N, C), target (N,) int64 -> (N,) or (); float32 (float64 for float64 logits).
 
     Raises:
         ValueError/TypeError: gamma < 0, a bad alpha, bad reduction, shapes or targets.

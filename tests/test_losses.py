@@ -98,6 +98,8 @@ def test_matches_float64_reference_in_every_reduction(name):
     x32 = x.float()
     assert fn(x32, y).dtype == torch.float32 and fn(x32, y).shape == ()
     assert fn(x32.bfloat16(), y).dtype == torch.float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert fn(x32, y).dtype == torch.float32
 
 
 @pytest.mark.parametrize("name", list(CASES))

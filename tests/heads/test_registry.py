@@ -136,3 +136,21 @@ def test_settings_of_other_methods_are_ignored():
 
 def test_docstring_examples():
     assert doctest.testmod(registry_module, extraglobs={"torch": torch}).failed == 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", NAMES)
+def test_cuda_no_host_sync_after_first_step(name):
+    head, loss_fn = make_head_and_loss(name, 8, 5)
+    head, loss_fn = head.cuda(), loss_fn.cuda()
+    h, y = (t.cuda() for t in _batch())
+    loss_fn(head(h, y), y).backward()  # the first forward checks values once
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        logits = head(h, y)
+        loss_fn(logits, y).backward()
+        head.clean_logits(logits.detach(), y)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert head.last_noise.device.type == "cuda"
