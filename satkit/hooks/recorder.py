@@ -37,7 +37,6 @@ from satkit.hooks.stats import (
     Layout,
     column_names,
     finalize,
-    finite_mask,
     per_sample_statistics,
     reduce_batch,
     threshold_column,
@@ -337,15 +336,14 @@ class SaturationRecorder:
         if not caps:
             raise RuntimeError("step(): no backward reached the head's logits since the last "
                                "step; call step() after loss.backward()")
-        logits = torch.cat([c.logits for c in caps])
+        def cat(name: str) -> Tensor:  # micro-batches in forward order (no copy for one)
+            parts = [getattr(c, name) for c in caps]
+            return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+        logits = cat("logits")
         n, device = logits.shape[0], logits.device
         target = self._step_target(caps, target, n).to(device)
-        noise = torch.cat([c.noise for c in caps]).to(logits.dtype)
-        features = torch.cat([c.features for c in caps])
-        # dL_i/dlogits = N * dL/dlogits for a mean loss over the step's N samples.
-        grad_logits = torch.cat([c.grad_logits for c in caps]) * n
-        grad_features = (torch.cat([c.grad_features for c in caps]) * n
-                         if all(c.grad_features is not None for c in caps) else None)
+        has_grad_features = all(c.grad_features is not None for c in caps)
         index, bad = self._step_index(index, n, device)
         if loss is not None and not isinstance(loss, (Tensor, int, float)):
             raise TypeError(f"loss must be a scalar tensor or a number, got {type(loss).__name__}")
@@ -354,9 +352,11 @@ class SaturationRecorder:
         weight = self.head.weight
         grad_w = (None if weight.grad is None
                   else torch.linalg.vector_norm(weight.grad.detach().float()))
-        stats = per_sample_statistics(logits, target, noise, features, weight, grad_logits,
-                                      grad_features)
-        mask = finite_mask(logits, noise, features, grad_logits, grad_features)
+        # grad_scale=n: dL_i/d. = N dL/d. for a loss that is the mean over the step's N samples.
+        stats = per_sample_statistics(
+            logits, target, cat("noise"), cat("features"), weight, cat("grad_logits"),
+            cat("grad_features") if has_grad_features else None, grad_scale=n)
+        mask = stats["finite"]
         raw = reduce_batch(stats, mask, self.layout, loss=loss, grad_weight_norm=grad_w,
                            bad_index=bad)
         if self._buffer is not None and self._buffer.device != device:

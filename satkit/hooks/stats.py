@@ -40,7 +40,6 @@ __all__ = [
     "clean_logits",
     "column_names",
     "finalize",
-    "finite_mask",
     "per_sample_statistics",
     "reduce_batch",
     "threshold_column",
@@ -63,6 +62,10 @@ _MEANS: tuple[tuple[str, str], ...] = (
     ("logit_target", "logit_target_mean"),
     ("logit_margin", "logit_margin_mean"),
 )
+
+
+# Per-sample statistics summed over the finite samples of a step, in raw-row order.
+_SUMMED: tuple[str, ...] = (*(key for key, _ in _MEANS), "ce")
 
 
 def threshold_column(tau: float) -> str:
@@ -96,17 +99,26 @@ class Layout:
 
     def __init__(self, thresholds: Sequence[float]) -> None:
         self.thresholds = tuple(float(t) for t in thresholds)
-        cols: list[tuple[str, str]] = [("n", "sum"), ("n_finite", "sum"), ("loss_given", "max"),
-                                       ("loss_sum", "sum"), ("ce_sum", "sum")]
-        cols += [(f"sum_{key}", "sum") for key, _ in _MEANS]
+        # Order matters: reduce_batch fills the row as [scalars, sums, saturated counts].
+        cols: list[tuple[str, str]] = [
+            ("n", "sum"), ("n_finite", "sum"), ("loss_given", "max"), ("loss_sum", "sum"),
+            ("noise_max", "max"), ("grad_weight_norm", "mean"), ("bad_index", "sum")]
+        cols += [(f"sum_{key}", "sum") for key in _SUMMED]
         cols += [(f"sat_{i}", "sum") for i in range(len(self.thresholds))]
-        cols += [("noise_max", "max"), ("grad_weight_norm", "mean"), ("bad_index", "sum")]
         self.names = [name for name, _ in cols]
         self.kinds = [kind for _, kind in cols]
         self.index = {name: i for i, name in enumerate(self.names)}
+        self._taus: dict[tuple[torch.device, torch.dtype], Tensor] = {}
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def taus(self, device: torch.device, dtype: torch.dtype) -> Tensor:
+        """The thresholds as a (T, 1) tensor, created once per device and dtype."""
+        key = (device, dtype)
+        if key not in self._taus:
+            self._taus[key] = torch.tensor(self.thresholds, dtype=dtype).to(device).unsqueeze(1)
+        return self._taus[key]
 
 
 def clean_logits(logits: Tensor, target: Tensor, noise: Tensor) -> Tensor:
@@ -125,6 +137,8 @@ def per_sample_statistics(
     weight: Tensor,
     grad_logits: Tensor | None = None,
     grad_features: Tensor | None = None,
+    *,
+    grad_scale: float = 1.0,
 ) -> dict[str, Tensor]:
     """Per-sample saturation quantities of one batch (pure; no host sync).
 
@@ -134,9 +148,11 @@ def per_sample_statistics(
         noise: the amount subtracted from each target logit, (N,) (zeros for plain softmax).
         features: the head's input X, (N, D).
         weight: the head's class weights W, (C, D).
-        grad_logits: dL_i/dlogits per sample, (N, C), already scaled so that it does not
-            depend on the batch size (the recorder multiplies the mean-loss gradient by N).
-        grad_features: dL_i/dX per sample, (N, D), scaled the same way; None if unavailable.
+        grad_logits: the gradient of the loss w.r.t. the logits, (N, C); None if unavailable.
+        grad_features: the gradient of the loss w.r.t. X, (N, D); None if unavailable.
+        grad_scale: multiplies the gradients to make them per-sample, dL_i/d.. (the recorder
+            passes N for a loss that is the mean over the step's N samples), so that the
+            gradient statistics do not depend on the batch size.
 
     Returns:
         A dict of (N,) float tensors: ``p_target`` (clean p_y), ``p_target_noisy``, ``ce``
@@ -144,7 +160,9 @@ def per_sample_statistics(
         ``grad_logits_norm``, ``grad_features_norm`` (NaN when unavailable), ``noise``,
         ``cos_target`` (cos theta_y), ``feature_norm`` (||X||), ``weight_norm_target``
         (||W_y||), ``logit_target`` (clean f_y) and ``logit_margin`` (clean f_y minus the
-        largest other logit).
+        largest other logit); and ``finite``, (N,) bool: the sample's logits, noise, features
+        and available gradients are all finite (tested through row sums and norms, which are
+        cheaper than an elementwise test; a row whose norm overflows counts as non-finite).
     """
     dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
     f = logits.to(dtype)
@@ -161,15 +179,22 @@ def per_sample_statistics(
     # cos theta_y = W_y.X / (||W_y|| ||X||); the clamp keeps zero features at cos = 0, not NaN.
     cos = (w_y * x).sum(dim=1) / (w_norm * x_norm).clamp_min(torch.finfo(dtype).tiny)
     nan = torch.full_like(f_y, float("nan"))
+    # Scale the (N,) results, not the (N, C) and (N, D) gradients: cheaper, same numbers.
+    checks = [f.sum(dim=1), noise, x_norm, w_norm]
     if grad_logits is not None:
         g = grad_logits.to(dtype)
-        grad_target = g.gather(1, col).squeeze(1).abs()
-        grad_norm = torch.linalg.vector_norm(g, dim=1)
+        grad_target = g.gather(1, col).squeeze(1).abs() * grad_scale
+        grad_norm = torch.linalg.vector_norm(g, dim=1) * grad_scale
+        checks.append(grad_norm)
     else:
         grad_target = grad_norm = nan
-    gx_norm = nan if grad_features is None else torch.linalg.vector_norm(grad_features.to(dtype),
-                                                                          dim=1)
+    gx_norm = nan
+    if grad_features is not None:
+        gx_norm = torch.linalg.vector_norm(grad_features.to(dtype), dim=1) * grad_scale
+        checks.append(gx_norm)
+    finite = torch.isfinite(torch.stack([c.to(dtype) for c in checks])).all(dim=0)
     return {
+        "finite": finite,
         "p_target": logp_clean.exp(),
         "p_target_noisy": logp_noisy.exp(),
         "ce": -logp_noisy,
@@ -185,22 +210,6 @@ def per_sample_statistics(
     }
 
 
-def finite_mask(
-    logits: Tensor,
-    noise: Tensor,
-    features: Tensor,
-    grad_logits: Tensor | None = None,
-    grad_features: Tensor | None = None,
-) -> Tensor:
-    """Samples whose inputs (and available gradients) are all finite, (N,) bool."""
-    mask = torch.isfinite(logits).all(dim=1) & torch.isfinite(noise)
-    mask &= torch.isfinite(features).all(dim=1)
-    for g in (grad_logits, grad_features):
-        if g is not None:
-            mask &= torch.isfinite(g).all(dim=1)
-    return mask
-
-
 def reduce_batch(
     stats: dict[str, Tensor],
     mask: Tensor,
@@ -214,7 +223,7 @@ def reduce_batch(
 
     Args:
         stats: the output of :func:`per_sample_statistics`.
-        mask: finite samples, (N,) bool (:func:`finite_mask`).
+        mask: the samples to use, (N,) bool (normally ``stats["finite"]``).
         layout: the raw-row layout (it holds the thresholds).
         loss: the step's loss (mean over the step's samples), a scalar tensor or float; if None
             the mean cross-entropy of the noisy logits over the finite samples is reported.
@@ -226,36 +235,27 @@ def reduce_batch(
     """
     n = mask.shape[0]
     zero = torch.zeros((), dtype=torch.float32, device=mask.device)
-    m = mask.to(torch.float32)
-
-    def masked_sum(t: Tensor) -> Tensor:
-        # where(), not multiplication: NaN * 0 would still be NaN.
-        return torch.where(mask, t, 0).sum().float()
-
     if loss is None:
         loss_given, loss_sum = zero, zero
     elif isinstance(loss, Tensor):
         loss_given, loss_sum = zero + 1, loss.detach().reshape(()).float() * n
     else:
         loss_given, loss_sum = zero + 1, zero + float(loss) * n
-    values: dict[str, Tensor] = {
-        "n": zero + n,
-        "n_finite": m.sum(),
-        "loss_given": loss_given,
-        "loss_sum": loss_sum,
-        "ce_sum": masked_sum(stats["ce"]),
-        "noise_max": torch.where(mask, stats["noise"], float("-inf")).amax().float()
-        if n else zero + float("nan"),
-        "grad_weight_norm": zero + float("nan") if grad_weight_norm is None
+    noise_max = (torch.where(mask, stats["noise"], float("-inf")).amax().float() if n
+                 else zero + float("nan"))
+    scalars = torch.stack([
+        zero + n, mask.sum().float(), loss_given, loss_sum, noise_max,
+        zero + float("nan") if grad_weight_norm is None
         else grad_weight_norm.detach().reshape(()).float(),
-        "bad_index": zero if bad_index is None else bad_index.reshape(()).float(),
-    }
-    for key, _ in _MEANS:
-        values[f"sum_{key}"] = masked_sum(stats[key])
+        zero if bad_index is None else bad_index.reshape(()).float(),
+    ])
+    # One (S, N) tensor and one reduction, rather than S small ones (each op costs ~us on CPU).
+    # where(), not multiplication: NaN * 0 would still be NaN.
+    per_sample = torch.stack([stats[key] for key in _SUMMED])
+    sums = torch.where(mask, per_sample, 0).sum(dim=1)
     p = stats["p_target"]
-    for i, tau in enumerate(layout.thresholds):
-        values[f"sat_{i}"] = ((p >= tau) & mask).sum().float()
-    return torch.stack([values[name] for name in layout.names])
+    saturated = ((p >= layout.taus(p.device, p.dtype)) & mask).sum(dim=1)
+    return torch.cat([scalars, sums.float(), saturated.float()])
 
 
 def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -283,7 +283,7 @@ def finalize(
     raw = np.asarray(raw, dtype=np.float64)
     c = {name: raw[:, i] for i, name in enumerate(layout.names)}
     n, nf = c["n"], c["n_finite"]
-    loss = np.where(c["loss_given"] > 0, _div(c["loss_sum"], n), _div(c["ce_sum"], nf))
+    loss = np.where(c["loss_given"] > 0, _div(c["loss_sum"], n), _div(c["sum_ce"], nf))
     loss_bad = (c["loss_given"] > 0) & ~np.isfinite(c["loss_sum"])
     cols: dict[str, np.ndarray] = {col: _div(c[f"sum_{key}"], nf) for key, col in _MEANS}
     cols["p_target_q10"], cols["p_target_median"], cols["p_target_q90"] = quantiles.T
