@@ -51,6 +51,8 @@ class TrainConfig:
     """bf16 autocast on CUDA (the loss stays float32); ignored on CPU."""
     compile: bool = False
     seed: int = 0
+    split_seed: int = 0
+    """Seed of the digits train/test split, kept apart from ``seed`` so seeds share a test set."""
     data_dir: str | None = None
     out: str | None = None
     """Run directory; default ``runs/<dataset>_alpha2=<alpha2>_seed=<seed>``."""
@@ -69,6 +71,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "every", "flush_every", "histogram_every"):
             _check_int(name, getattr(self, name), minimum=1)
         _check_int("seed", self.seed, minimum=0)
+        _check_int("split_seed", self.split_seed, minimum=0)
         _check_real("alpha2", self.alpha2, lo=0.0)
         _check_real("lr", self.lr, lo=0.0, lo_open=True)
         _check_real("momentum", self.momentum, lo=0.0, hi=1.0, hi_open=True)

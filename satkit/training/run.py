@@ -26,7 +26,7 @@ __all__ = ["RunResult", "default_run_dir", "train"]
 
 #: Config fields that must match between a checkpoint and ``--resume``.
 _RESUME_KEYS = ("dataset", "model", "alpha2", "noise", "xi_per", "epochs", "batch_size", "lr",
-                "seed", "thresholds", "every")
+                "seed", "split_seed", "thresholds", "every")
 
 
 @dataclass
@@ -69,14 +69,13 @@ def _write_epochs(path: Path, history: list[EpochResult]) -> None:
 
 def _build(config: TrainConfig, ctx: DistContext, run_dir: Path):
     """Data, model, optimizer, schedule, sinks and recorder for ``config``."""
-    from satkit.sinks import TableSink, TensorBoardSink
-
     from satkit.data import DeviceLoader, cifar_augment, load_dataset
     from satkit.hooks import SaturationRecorder
     from satkit.models import build_model
+    from satkit.sinks import TableSink, TensorBoardSink
 
     data = load_dataset(config.dataset, data_dir=config.data_dir, device=ctx.device,
-                        seed=config.seed)
+                        seed=config.split_seed)
     model = build_model(config.model, num_classes=data.num_classes,
                         in_channels=data.in_channels, alpha2=config.alpha2,
                         noise=config.noise, xi_per=config.xi_per).to(ctx.device)
