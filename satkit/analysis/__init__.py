@@ -16,7 +16,7 @@ from satkit.analysis.onset import onset_step, postponement, step_window, window_
 from satkit.analysis.paper import paper_results, paper_table, paper_table_markdown
 from satkit.analysis.reporting import report
 from satkit.analysis.runs import Run, as_runs, find_run_dirs, load_run, load_runs, tidy_metrics
-from satkit.analysis.seeds import paired_test, seed_summary, t_interval
+from satkit.analysis.seeds import comparison_table, paired_test, seed_summary, t_interval
 from satkit.analysis.summary import run_table
 from satkit.analysis.survival_analysis import (
     logrank,
@@ -29,6 +29,7 @@ __all__ = [
     "Run",
     "RunError",
     "as_runs",
+    "comparison_table",
     "find_run_dirs",
     "format_alpha2",
     "from_tensorboard",

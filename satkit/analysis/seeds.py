@@ -17,7 +17,8 @@ from scipy import stats
 
 from satkit.analysis.summary import RUN_TABLE_FIGURES, run_table
 
-__all__ = ["GROUP_KEYS", "WILCOXON_MIN_PAIRS", "paired_test", "seed_summary", "t_interval"]
+__all__ = ["COMPARISON_FIGURES", "GROUP_KEYS", "WILCOXON_MIN_PAIRS", "comparison_table",
+           "paired_test", "seed_summary", "t_interval"]
 
 #: Runs are grouped by these columns (one row per dataset x noise variant x alpha2).
 GROUP_KEYS = ("dataset", "noise", "alpha2")
@@ -153,3 +154,57 @@ def paired_test(runs, baseline_alpha2: float = 0.0, *, figure: str = "test_error
                           confidence)
         rows.append({**dict(zip(GROUP_KEYS, keys, strict=True)), **row})
     return pd.DataFrame(rows, columns=columns)
+
+
+#: The figures of the short comparison table: column heading and number format.
+COMPARISON_FIGURES = {
+    "test_error": ("test error %", ".2f"),
+    "onset_step": ("onset step", ".0f"),
+    "grad_target_late": ("late |dL/df_y|", ".4f"),
+    "median_saturation_step": ("median sample onset", ".0f"),
+}
+
+
+def comparison_table(runs, *, figures: dict[str, tuple[str, str]] | None = None,
+                     confidence: float = 0.95,
+                     **run_table_options) -> pd.DataFrame:
+    """One row per method (noise, alpha2): each figure's mean across seeds, as text.
+
+    A cell reads ``"mean"`` for one seed and ``"mean ± half-width"`` (the Student-t interval)
+    for several; a figure no run reached (e.g. onset when nothing saturated) reads ``"never"``.
+
+    Returns:
+        Columns ``method, alpha2, seeds`` and one per figure (``figures`` maps a run-table
+        column to its heading and format; default :data:`COMPARISON_FIGURES`); sorted by
+        alpha2.
+
+    Example:
+        >>> t = pd.DataFrame({"run": ["a", "b"], "dataset": "d", "noise": "annealed",
+        ...                   "alpha2": [0.1, 0.1], "seed": [0, 1], "test_error": [1.0, 3.0]})
+        >>> comparison_table(t, figures={"test_error": ("err", ".1f")})["err"].item()
+        '2.0 ± 12.7'
+    """
+    from satkit.analysis.labels import method_label
+
+    figures = COMPARISON_FIGURES if figures is None else figures
+    summary = seed_summary(runs, figures=list(figures), confidence=confidence,
+                           **run_table_options)
+    rows = []
+    for (_dataset, noise, alpha2), group in summary.groupby(list(GROUP_KEYS), sort=False):
+        row = {"method": method_label(alpha2, noise), "alpha2": alpha2,
+               "seeds": int(group["n"].max()) if len(group) else 0}
+        for _, r in group.iterrows():
+            heading, fmt = figures[r["figure"]]
+            row[heading] = _cell(r, fmt)
+        rows.append(row)
+    headings = [heading for heading, _ in figures.values()]
+    return pd.DataFrame(rows, columns=["method", "alpha2", "seeds", *headings])
+
+
+def _cell(r: pd.Series, fmt: str) -> str:
+    if r["n"] == 0 or not math.isfinite(r["mean"]):
+        return "never"
+    text = format(r["mean"], fmt)
+    if math.isfinite(r["ci_high"]):
+        text += " ± " + format(r["ci_high"] - r["mean"], fmt)
+    return text

@@ -57,17 +57,16 @@ def compare(base: TrainConfig, *, alpha2s: Sequence[float], seeds: Sequence[int]
 
 def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True) -> Comparison:
     """Write the comparison table, figure and TensorBoard layout for finished runs."""
+    from satkit.analysis import comparison_table, load_run, markdown_table, run_table, seed_summary
     from satkit.sinks.tensorboard import write_comparison_layout
-
-    from satkit.analysis import load_run, run_table, seed_summary
-    from satkit.analysis.markdown import markdown_table
 
     loaded = [load_run(r.run_dir) for r in runs]
     per_run = run_table(loaded)
     per_run.to_csv(out_dir / "comparison.csv", index=False)
-    summary = seed_summary(loaded)
-    text = markdown_table(summary)
-    atomic_write_text(out_dir / "comparison.md", text + "\n")
+    text = markdown_table(comparison_table(per_run))
+    detail = markdown_table(seed_summary(per_run))
+    atomic_write_text(out_dir / "comparison.md",
+                      f"{text}\n\nPer figure, mean and 95% t-interval over seeds:\n\n{detail}\n")
     write_comparison_layout(out_dir, [r.run_dir.name for r in runs])
     fig_path = None
     if figure:
