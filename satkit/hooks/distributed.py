@@ -75,6 +75,11 @@ def merge_raw(raw: np.ndarray, kinds: Sequence[str]) -> np.ndarray:
     """Reduce raw rows of all ranks, (W, R, K) -> (R, K), column by column per ``kinds``.
 
     ``"sum"`` adds, ``"max"`` takes the NaN-ignoring maximum, ``"mean"`` averages.
+
+    Example:
+        >>> raw = np.array([[[2.0, 1.0, 5.0]], [[3.0, np.nan, 5.0]]])  # 2 ranks, 1 row
+        >>> merge_raw(raw, ["sum", "max", "mean"]).tolist()
+        [[5.0, 1.0, 5.0]]
     """
     raw = np.asarray(raw, dtype=np.float64)
     out = np.empty(raw.shape[1:], dtype=np.float64)

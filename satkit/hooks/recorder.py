@@ -484,8 +484,10 @@ class SaturationRecorder:
     def metrics(self) -> pd.DataFrame:
         """All rows recorded so far (flushing first), one per recorded step, in step order."""
         self.flush()
-        frame = pd.DataFrame(self._rows, columns=column_names(self.thresholds))
-        return frame.astype({"step": "int64", "batch_size": "int64", "nonfinite": "bool"})
+        columns = column_names(self.thresholds)
+        dtypes = {c: "float64" for c in columns}
+        dtypes.update(step="int64", batch_size="int64", nonfinite="bool")
+        return pd.DataFrame(self._rows, columns=columns).astype(dtypes)
 
     def samples(self) -> pd.DataFrame:
         """The per-sample record (flushing first): one row per sample of the dataset.

@@ -69,7 +69,12 @@ _SUMMED: tuple[str, ...] = (*(key for key, _ in _MEANS), "ce")
 
 
 def threshold_column(tau: float) -> str:
-    """The metrics column of the saturated fraction at ``tau``, e.g. ``saturated_frac_0.99``."""
+    """The metrics column of the saturated fraction at ``tau``.
+
+    Example:
+        >>> threshold_column(0.99), threshold_column(0.9)
+        ('saturated_frac_0.99', 'saturated_frac_0.9')
+    """
     return f"saturated_frac_{tau:g}"
 
 
