@@ -242,7 +242,6 @@ class SaturationRecorder:
         self._hist_written = [0] * len(self.sinks)
         self._closed = False
 
-    # ----------------------------------------------------------------- hooks
     def _on_forward(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
         training = module.training and torch.is_grad_enabled()
         if not (training and isinstance(output, Tensor) and output.requires_grad):
@@ -279,7 +278,6 @@ class SaturationRecorder:
             cap.remove()
         self._captures.clear()
 
-    # ------------------------------------------------------------------ step
     @property
     def steps(self) -> int:
         """Number of :meth:`step` calls so far, i.e. the index of the next step."""
@@ -401,7 +399,6 @@ class SaturationRecorder:
             _check_index_cpu(index, out_of_range, self.num_samples)
         return index, out_of_range.sum()
 
-    # ----------------------------------------------------------------- flush
     def flush(self) -> None:
         """Move the buffered rows to the host and write every new row to the sinks.
 
@@ -471,7 +468,7 @@ class SaturationRecorder:
                 elif self._hist_written[i] < len(self._histograms):
                     write_hist(self._histograms[self._hist_written[i]:])
                     self._hist_written[i] = len(self._histograms)
-            except Exception as err:  # noqa: BLE001 - every sink gets its chance, then re-raise
+            except Exception as err:  # every sink gets its chance; the first error re-raised
                 err.add_note(f"raised by sink {sink!r}; its rows are kept and retried")
                 errors.append(err)
         done = min(self._hist_written, default=len(self._histograms))
@@ -480,7 +477,6 @@ class SaturationRecorder:
         if errors:
             raise errors[0]
 
-    # --------------------------------------------------------------- results
     def metrics(self) -> pd.DataFrame:
         """All rows recorded so far (flushing first), one per recorded step, in step order."""
         self.flush()
@@ -502,7 +498,6 @@ class SaturationRecorder:
                 _SAMPLE_COLUMNS, ("int64", "Int64", "int64", "float64", "Int64"), strict=True)})
         return self._tracker.frame()
 
-    # ------------------------------------------------------------ lifecycle
     def close(self) -> None:
         """Flush, give the samples table to the sinks, remove the hooks, close the sinks.
 
@@ -536,8 +531,9 @@ class SaturationRecorder:
         self.close()
 
     def state_dict(self) -> dict[str, Any]:
-        """The step counter and the per-sample record, for a checkpoint.
+        """The step counter and the per-sample record (CPU copies), for a checkpoint.
 
+        Copying the per-sample tensors to the host is a sync point, like the checkpoint itself.
         Take it right after :meth:`flush`: rows buffered since the last flush (and, since the
         per-sample record is updated at flush, their per-sample observations) are not in it,
         so a run resumed from it continues as if those steps had not been recorded (truncate
