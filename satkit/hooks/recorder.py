@@ -334,6 +334,7 @@ class SaturationRecorder:
         if not caps:
             raise RuntimeError("step(): no backward reached the head's logits since the last "
                                "step; call step() after loss.backward()")
+
         def cat(name: str) -> Tensor:  # micro-batches in forward order (no copy for one)
             parts = [getattr(c, name) for c in caps]
             return parts[0] if len(parts) == 1 else torch.cat(parts)
