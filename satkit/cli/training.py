@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from satkit.cli.args import add_config_flags, config_from_args
-from satkit.training.config import ConfigError, TrainConfig
+from satkit.training.config import LOSS_NAMES, ConfigError, TrainConfig
 
 __all__ = ["DEMO", "register"]
 
@@ -26,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="train every alpha2 x seed and compare them",
                        description="Train every alpha2 x seed, then write comparison.md/.csv, "
                                    "the dashboard figure and a TensorBoard layout.")
-    add_config_flags(p, exclude=("alpha2", "seed", "out", "resume"))
-    _add_compare_flags(p, alpha2_default=None, out_default="runs/compare")
+    add_config_flags(p, exclude=("loss", "alpha2", "seed", "out", "resume"))
+    _add_compare_flags(p, out_default="runs/compare")
     p.set_defaults(func=_compare)
 
     p = sub.add_parser("demo", help="softmax vs Noisy Softmax on the embedded digits (< 1 min)",
@@ -38,10 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_demo)
 
 
-def _add_compare_flags(p: argparse.ArgumentParser, *, alpha2_default, out_default: str) -> None:
-    p.add_argument("--alpha2", type=float, nargs="+", required=alpha2_default is None,
-                   default=alpha2_default, metavar="A",
-                   help="the paper's alpha^2 values to compare (0 = plain softmax)")
+def _add_compare_flags(p: argparse.ArgumentParser, *, out_default: str) -> None:
+    p.add_argument("--loss", nargs="+", choices=LOSS_NAMES, default=None, metavar="LOSS",
+                   help=f"methods to compare (default: noisy); one of {', '.join(LOSS_NAMES)}")
+    p.add_argument("--alpha2", type=float, nargs="+", default=None, metavar="A",
+                   help="Noisy Softmax's alpha^2 values (0 = plain softmax; default 0.1)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="S")
     p.add_argument("--out", default=out_default, help=f"output directory (default: {out_default})")
     p.add_argument("--no-figure", dest="figure", action="store_false",
@@ -84,7 +85,8 @@ def _train(args: argparse.Namespace) -> int:
     if result.summary:  # rank 0 only
         s = result.summary
         onset = "never" if s["onset_step"] is None else s["onset_step"]
-        print(f"{s['dataset']} alpha2={s['alpha2']:g}: test error {s['test_error']:.2f}% "
+        method = s["loss"] if s["loss"] != "noisy" else f"Noisy Softmax alpha2={s['alpha2']:g}"
+        print(f"{s['dataset']} {method}: test error {s['test_error']:.2f}% "
               f"(best {s['best_test_error']:.2f}%), saturation onset step {onset}, "
               f"{s['steps']} steps in {s['seconds']:.1f}s on {s['device']}")
         print(f"run directory: {result.run_dir}")
@@ -98,8 +100,8 @@ def _compare(args: argparse.Namespace, *, base: TrainConfig | None = None) -> in
         config = base if base is not None else config_from_args(args)
     except ConfigError as exc:
         return _fail(str(exc))
-    result = _guarded(compare, config, alpha2s=args.alpha2, seeds=args.seeds, out=args.out,
-                      figure=args.figure)
+    result = _guarded(compare, config, alpha2s=args.alpha2, seeds=args.seeds, losses=args.loss,
+                      out=args.out, figure=args.figure)
     if isinstance(result, int):
         return result
     print(result.markdown)
@@ -113,7 +115,8 @@ def _compare(args: argparse.Namespace, *, base: TrainConfig | None = None) -> in
 
 def _demo(args: argparse.Namespace) -> int:
     base = TrainConfig(**DEMO, quiet=args.quiet)
-    ns = argparse.Namespace(alpha2=list(DEMO_ALPHA2), seeds=[0], out=args.out, figure=True)
+    ns = argparse.Namespace(alpha2=list(DEMO_ALPHA2), seeds=[0], loss=None, out=args.out,
+                            figure=True)
     print(f"satkit demo: softmax vs Noisy Softmax (alpha2 = {', '.join(map(str, DEMO_ALPHA2))}) "
           f"on the embedded digits, {DEMO['epochs']} epochs each", flush=True)
     return _compare(ns, base=base)

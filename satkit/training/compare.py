@@ -11,7 +11,7 @@ from satkit.training.config import ConfigError, TrainConfig
 from satkit.training.run import RunResult, train
 from satkit.training.run_dir import atomic_write_text, create_run_dir
 
-__all__ = ["Comparison", "compare", "run_name"]
+__all__ = ["Comparison", "compare", "grid", "run_name", "summarise"]
 
 
 @dataclass
@@ -27,14 +27,47 @@ class Comparison:
 
 
 def run_name(config: TrainConfig) -> str:
-    """Directory name of one run inside a comparison, e.g. ``alpha2=0.1_seed=0``."""
+    """Directory name of one run inside a comparison.
+
+    ``alpha2=0.1_seed=0`` for Noisy Softmax (prefixed by the noise family unless annealed),
+    ``label-smoothing_seed=0`` for the other methods.
+    """
+    if config.loss != "noisy":
+        return f"{config.loss}_seed={config.seed}"
     name = f"alpha2={config.alpha2:g}_seed={config.seed}"
     return name if config.noise == "annealed" else f"{config.noise}_{name}"
 
 
-def compare(base: TrainConfig, *, alpha2s: Sequence[float], seeds: Sequence[int] = (0,),
+def grid(base: TrainConfig, *, alpha2s: Sequence[float] | None = None,
+         seeds: Sequence[int] = (0,), losses: Sequence[str] | None = None) -> list[TrainConfig]:
+    """The configs of a comparison: every method x seed, and for Noisy Softmax every alpha2.
+
+    Raises:
+        ConfigError: an empty or repeated list, or an unknown loss.
+    """
+    losses = [base.loss] if losses is None else list(losses)
+    alpha2s = [base.alpha2] if alpha2s is None else [float(a) for a in alpha2s]
+    for name, values in (("alpha2", alpha2s), ("seeds", seeds), ("loss", losses)):
+        if not values:
+            raise ConfigError(f"compare needs at least one value of {name}")
+        if len(set(values)) != len(values):
+            raise ConfigError(f"compare: {name} values must not repeat, got {list(values)}")
+    configs = []
+    for seed in seeds:
+        for loss in losses:
+            for a in alpha2s if loss == "noisy" else [base.alpha2]:
+                configs.append(base.replace(loss=loss, alpha2=a, seed=int(seed)))
+    return configs
+
+
+def compare(base: TrainConfig, *, alpha2s: Sequence[float] | None = None,
+            seeds: Sequence[int] = (0,), losses: Sequence[str] | None = None,
             out: str | os.PathLike[str] = "runs/compare", figure: bool = True) -> Comparison:
-    """Train every alpha2 x seed of ``base`` into ``out/<run_name>/`` and compare them.
+    """Train every method x alpha2 x seed of ``base`` into ``out/<run_name>/``; compare them.
+
+    ``losses`` defaults to ``[base.loss]`` and ``alpha2s`` (used by ``"noisy"`` only) to
+    ``[base.alpha2]``; ``alpha2s=[0, 0.1, 1]`` with the default loss compares plain softmax
+    with Noisy Softmax at two noise levels.
 
     Writes ``out/comparison.csv`` (one row per run), ``out/comparison.md`` (per alpha2: mean
     and 95% interval over seeds), ``out/figures/dashboard.png`` and a TensorBoard
@@ -42,14 +75,9 @@ def compare(base: TrainConfig, *, alpha2s: Sequence[float], seeds: Sequence[int]
     existing directory (a suffix is added).
 
     Raises:
-        ConfigError: empty or duplicate alpha2/seed lists.
+        ConfigError: empty or repeated alpha2/seed/loss lists.
     """
-    if not alpha2s or not seeds:
-        raise ConfigError("compare needs at least one alpha2 and one seed")
-    if len(set(alpha2s)) != len(alpha2s) or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"alpha2 and seeds must not repeat: alpha2={list(alpha2s)}, "
-                          f"seeds={list(seeds)}")
-    configs = [base.replace(alpha2=float(a), seed=int(s)) for s in seeds for a in alpha2s]
+    configs = grid(base, alpha2s=alpha2s, seeds=seeds, losses=losses)
     out_dir = create_run_dir(out)
     runs = [train(c.replace(out=str(out_dir / run_name(c)), resume=False)) for c in configs]
     return summarise(out_dir, runs, figure=figure)

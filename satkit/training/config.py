@@ -13,9 +13,12 @@ from typing import Any, Literal
 
 from satkit.functional import NOISE_FAMILIES
 
-__all__ = ["DATASETS", "ConfigError", "TrainConfig", "config_from_dict"]
+__all__ = ["DATASETS", "LOSS_NAMES", "ConfigError", "TrainConfig", "config_from_dict"]
 
 DATASETS: tuple[str, ...] = ("digits", "mnist", "cifar10", "cifar100")
+#: The CLI's ``--loss`` choices (``satkit.heads.LOSSES`` describes each).
+LOSS_NAMES: tuple[str, ...] = ("softmax", "noisy", "label-smoothing", "confidence-penalty",
+                               "disturb-label", "focal", "temperature", "cosface", "arcface")
 
 
 class ConfigError(ValueError):
@@ -27,7 +30,10 @@ class TrainConfig:
     """One training run.
 
     ``alpha2`` is the paper's alpha^2; ``alpha2=0`` is the plain-softmax baseline (the same
-    ``NoisySoftmax`` head with the noise off). The learning rate is divided by ``lr_gamma``'s
+    ``NoisySoftmax`` head with the noise off). ``loss`` picks the method: Noisy Softmax
+    (default) or one of the regularisers it is compared with; each reads only its own
+    settings (``epsilon``, ``beta``, ``disturb_alpha``, ``gamma``, ``temperature``,
+    ``scale``/``margin``). The learning rate is divided by ``lr_gamma``'s
     inverse at each fraction of the total epochs in ``lr_milestones`` (the paper's "lr 0.1
     divided by 10 at fixed steps", PAPER.md section 6).
     """
@@ -35,9 +41,27 @@ class TrainConfig:
     dataset: Literal["digits", "mnist", "cifar10", "cifar100"] = "digits"
     model: str | None = None
     """Model preset (see ``satkit.models.PRESETS``); default: the data set's own."""
+    loss: Literal["softmax", "noisy", "label-smoothing", "confidence-penalty", "disturb-label",
+                  "focal", "temperature", "cosface", "arcface"] = "noisy"
+    """The method: Noisy Softmax or a softmax regulariser to compare it with."""
     alpha2: float = 0.1
+    """Noisy Softmax's alpha^2, the noise variance (0 = plain softmax)."""
     noise: Literal["annealed", "amplitude", "free", "negative"] = "annealed"
     xi_per: Literal["sample", "batch"] = "sample"
+    epsilon: float = 0.1
+    """label-smoothing: the smoothing epsilon."""
+    beta: float = 0.1
+    """confidence-penalty: weight of the entropy bonus."""
+    disturb_alpha: float = 0.1
+    """disturb-label: probability of redrawing a label."""
+    gamma: float = 2.0
+    """focal: the focusing exponent."""
+    temperature: float = 2.0
+    """temperature: training logits are divided by it."""
+    scale: float = 30.0
+    """cosface/arcface: the scale s."""
+    margin: float | None = None
+    """cosface/arcface: the margin m (default 0.35 for cosface, 0.5 rad for arcface)."""
     epochs: int = 10
     batch_size: int = 128
     lr: float = 0.1
@@ -65,6 +89,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check_choice("dataset", self.dataset, DATASETS)
+        _check_choice("loss", self.loss, LOSS_NAMES)
         _check_choice("noise", self.noise, NOISE_FAMILIES)
         _check_choice("xi_per", self.xi_per, ("sample", "batch"))
         _check_choice("device", self.device, ("auto", "cpu", "cuda"))
@@ -73,6 +98,14 @@ class TrainConfig:
         _check_int("seed", self.seed, minimum=0)
         _check_int("split_seed", self.split_seed, minimum=0)
         _check_real("alpha2", self.alpha2, lo=0.0)
+        _check_real("epsilon", self.epsilon, lo=0.0, hi=1.0, hi_open=True)
+        _check_real("beta", self.beta, lo=0.0)
+        _check_real("disturb_alpha", self.disturb_alpha, lo=0.0, hi=1.0)
+        _check_real("gamma", self.gamma, lo=0.0)
+        _check_real("temperature", self.temperature, lo=0.0, lo_open=True)
+        _check_real("scale", self.scale, lo=0.0, lo_open=True)
+        if self.margin is not None:
+            _check_real("margin", self.margin, lo=0.0, hi=math.pi / 2)
         _check_real("lr", self.lr, lo=0.0, lo_open=True)
         _check_real("momentum", self.momentum, lo=0.0, hi=1.0, hi_open=True)
         _check_real("weight_decay", self.weight_decay, lo=0.0)
@@ -96,9 +129,21 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
 
     @property
-    def loss(self) -> str:
-        """The loss's name in reports: "softmax" when alpha2 == 0, else "noisy"."""
-        return "softmax" if self.alpha2 == 0 else "noisy"
+    def method(self) -> str:
+        """The method's name in reports: ``loss``, but "softmax" for Noisy Softmax at alpha2=0."""
+        return "softmax" if self.loss == "noisy" and self.alpha2 == 0 else self.loss
+
+    @property
+    def effective_alpha2(self) -> float:
+        """alpha2 as applied: 0 unless the method is Noisy Softmax."""
+        return self.alpha2 if self.loss == "noisy" else 0.0
+
+    def head_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``satkit.heads.make_head_and_loss`` for this config."""
+        return {"alpha2": self.alpha2, "noise": self.noise, "xi_per": self.xi_per,
+                "epsilon": self.epsilon, "beta": self.beta, "disturb_alpha": self.disturb_alpha,
+                "gamma": self.gamma, "temperature": self.temperature, "s": self.scale,
+                "m": self.margin}
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready flat dict of the fields (tuples as lists)."""

@@ -25,8 +25,8 @@ from satkit.training.trainer import EpochResult, Trainer
 __all__ = ["RunResult", "default_run_dir", "train"]
 
 #: Config fields that must match between a checkpoint and ``--resume``.
-_RESUME_KEYS = ("dataset", "model", "alpha2", "noise", "xi_per", "epochs", "batch_size", "lr",
-                "seed", "split_seed", "thresholds", "every")
+_RESUME_KEYS = ("dataset", "model", "loss", "alpha2", "noise", "xi_per", "epochs", "batch_size",
+                "lr", "seed", "split_seed", "thresholds", "every")
 
 
 @dataclass
@@ -70,15 +70,23 @@ def _write_epochs(path: Path, history: list[EpochResult]) -> None:
 def _build(config: TrainConfig, ctx: DistContext, run_dir: Path):
     """Data, model, optimizer, schedule, sinks and recorder for ``config``."""
     from satkit.data import DeviceLoader, cifar_augment, load_dataset
+    from satkit.heads import make_head_and_loss
     from satkit.hooks import SaturationRecorder
     from satkit.models import build_model
     from satkit.sinks import TableSink, TensorBoardSink
 
     data = load_dataset(config.dataset, data_dir=config.data_dir, device=ctx.device,
                         seed=config.split_seed)
+    made: dict[str, Any] = {}
+
+    def head(in_features: int, num_classes: int) -> torch.nn.Module:
+        made["head"], made["loss_fn"] = make_head_and_loss(
+            config.loss, in_features, num_classes, **config.head_options())
+        return made["head"]
+
     model = build_model(config.model, num_classes=data.num_classes,
-                        in_channels=data.in_channels, alpha2=config.alpha2,
-                        noise=config.noise, xi_per=config.xi_per).to(ctx.device)
+                        in_channels=data.in_channels, head=head).to(ctx.device)
+    loss_fn = made["loss_fn"].to(ctx.device)
     if ctx.device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
@@ -100,7 +108,8 @@ def _build(config: TrainConfig, ctx: DistContext, run_dir: Path):
         model.head, thresholds=config.thresholds, num_samples=data.train_x.shape[0],
         every=config.every, flush_every=config.flush_every, sinks=sinks,
         histogram_every=config.histogram_every)
-    return data, model, optimizer, schedule, train_loader, test_loader, recorder, table, sinks
+    return (data, model, loss_fn, optimizer, schedule, train_loader, test_loader, recorder,
+            table, sinks)
 
 
 def _summary(config: TrainConfig, trainer: Trainer, metrics, device: torch.device) -> dict:
@@ -108,14 +117,16 @@ def _summary(config: TrainConfig, trainer: Trainer, metrics, device: torch.devic
 
     errors = [r.test_error for r in trainer.history]
     return {
-        "dataset": config.dataset, "model": config.model, "alpha2": config.alpha2,
-        "noise": config.noise, "loss": config.loss, "seed": config.seed,
+        "dataset": config.dataset, "model": config.model, "loss": config.method,
+        "alpha2": config.effective_alpha2,
+        "noise": config.noise if config.effective_alpha2 > 0 else "none", "seed": config.seed,
         "epochs": len(trainer.history), "steps": trainer.step,
         "test_error": errors[-1] if errors else None,
         "best_test_error": min(errors) if errors else None,
         "train_error": trainer.history[-1].train_error if trainer.history else None,
         "onset_step": onset_step(metrics, tau=config.thresholds[-1]),
         "seconds": round(trainer.seconds, 3), "device": str(device),
+        "seconds_per_step": trainer.seconds / max(trainer.step, 1),
         "satkit_version": __version__,
     }
 
@@ -157,12 +168,14 @@ def train(config: TrainConfig) -> RunResult:
         if changed:
             raise ConfigError(f"--resume: {', '.join(changed)} differ(s) from the checkpoint's "
                               f"config in {run_dir}")
-    (data, model, optimizer, schedule, train_loader, test_loader, recorder, table,
+    (data, model, loss_fn, optimizer, schedule, train_loader, test_loader, recorder, table,
      sinks) = _build(config, ctx, run_dir)
     if ctx.is_main:
         (run_dir / "figures").mkdir(exist_ok=True)
         write_json(run_dir / "config.json", {
-            **config.to_dict(), "out": str(run_dir), "satkit_version": __version__,
+            **config.to_dict(), "method": config.method,
+            "effective_alpha2": config.effective_alpha2, "out": str(run_dir),
+            "satkit_version": __version__,
             "torch_version": torch.__version__, "device": str(ctx.device),
             "world_size": ctx.world_size, "train_size": int(data.train_x.shape[0]),
             "test_size": int(data.test_x.shape[0]), "num_classes": data.num_classes})
@@ -182,7 +195,7 @@ def train(config: TrainConfig) -> RunResult:
             save_checkpoint(checkpoint_path, {**st, "config": config.to_dict()})
 
     trainer = Trainer(net, optimizer, train_loader, test_data=test_loader, epochs=config.epochs,
-                      schedule=schedule, recorder=recorder, device=ctx.device,
+                      schedule=schedule, recorder=recorder, loss_fn=loss_fn, device=ctx.device,
                       amp=config.amp and ctx.device.type == "cuda",
                       progress=not config.quiet and ctx.is_main,
                       on_epoch=on_epoch, on_checkpoint=on_checkpoint)

@@ -8,8 +8,10 @@ from satkit.training.config import ConfigError, TrainConfig, config_from_dict
 def test_defaults_follow_the_paper_setting():
     c = TrainConfig()
     assert (c.momentum, c.weight_decay, c.lr_gamma) == (0.9, 5e-4, 0.1)
-    assert c.dataset == "digits" and c.alpha2 == 0.1 and c.loss == "noisy"
-    assert TrainConfig(alpha2=0).loss == "softmax"
+    assert c.dataset == "digits" and c.alpha2 == 0.1 and c.method == "noisy"
+    assert TrainConfig(alpha2=0).method == "softmax"
+    ls = TrainConfig(loss="label-smoothing")
+    assert ls.method == "label-smoothing" and ls.effective_alpha2 == 0.0
 
 
 @pytest.mark.parametrize(
@@ -27,6 +29,10 @@ def test_defaults_follow_the_paper_setting():
         ({"thresholds": (1.0,)}, "thresholds"),
         ({"lr_milestones": (0.0,)}, "lr_milestones"),
         ({"device": "tpu"}, "device"),
+        ({"loss": "hinge"}, "loss"),
+        ({"epsilon": 1.0}, "epsilon"),
+        ({"temperature": 0.0}, "temperature"),
+        ({"margin": 2.0}, "margin"),
         ({"amp": "yes"}, "amp"),
     ],
 )
