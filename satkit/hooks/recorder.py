@@ -35,6 +35,7 @@ from satkit.hooks.samples import SampleTracker
 from satkit.hooks.stats import (
     QUANTILES,
     Layout,
+    clean_logits,
     column_names,
     finalize,
     per_sample_statistics,
@@ -53,8 +54,9 @@ class _Capture:
     """One training forward of the head (a micro-batch), detached, and its gradients."""
 
     def __init__(self, logits: Tensor, target: Tensor | None, noise: Tensor,
-                 features: Tensor) -> None:
+                 features: Tensor, clean: Tensor) -> None:
         self.logits, self.target, self.noise, self.features = logits, target, noise, features
+        self.clean = clean  # eval-mode logits of this forward (== logits for a plain head)
         self.grad_logits: Tensor | None = None
         self.grad_features: Tensor | None = None
         self.handles: list[RemovableHandle] = []
@@ -257,8 +259,17 @@ class SaturationRecorder:
         noise = getattr(module, "last_noise", None)
         if not isinstance(noise, Tensor) or noise.shape != output.shape[:1]:
             noise = output.new_zeros(output.shape[0])
-        cap = _Capture(output.detach(), target.detach() if isinstance(target, Tensor) else None,
-                       noise.detach(), features.detach().reshape(output.shape[0], -1))
+        logits = output.detach()
+        target = target.detach() if isinstance(target, Tensor) else None
+        clean = logits
+        if target is not None and callable(getattr(module, "clean_logits", None)):
+            # The head's own inverse of its training-time change, taken now, while its state
+            # (noise, temperature, margin) is this forward's: right under accumulation too.
+            clean = module.clean_logits(logits, target).detach()
+        elif target is not None:
+            clean = clean_logits(logits, target, noise.detach())
+        cap = _Capture(logits, target, noise.detach(),
+                       features.detach().reshape(output.shape[0], -1), clean)
         cap.handles.append(output.register_hook(partial(self._on_grad, cap, "grad_logits")))
         if features.requires_grad:
             cap.handles.append(features.register_hook(partial(self._on_grad, cap,
@@ -352,9 +363,11 @@ class SaturationRecorder:
         grad_w = (None if weight.grad is None
                   else torch.linalg.vector_norm(weight.grad.detach().float()))
         # grad_scale=n: dL_i/d. = N dL/d. for a loss that is the mean over the step's N samples.
+        # A head that saw no target in forward (nn.Linear) made no training-time change.
+        clean = cat("clean") if all(c.target is not None for c in caps) else None
         stats = per_sample_statistics(
             logits, target, cat("noise"), cat("features"), weight, cat("grad_logits"),
-            cat("grad_features") if has_grad_features else None, grad_scale=n)
+            cat("grad_features") if has_grad_features else None, grad_scale=n, clean=clean)
         mask = stats["finite"]
         raw = reduce_batch(stats, mask, self.layout, loss=loss, grad_weight_norm=grad_w,
                            bad_index=bad)

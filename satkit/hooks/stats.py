@@ -144,6 +144,7 @@ def per_sample_statistics(
     grad_features: Tensor | None = None,
     *,
     grad_scale: float = 1.0,
+    clean: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """Per-sample saturation quantities of one batch (pure; no host sync).
 
@@ -158,6 +159,9 @@ def per_sample_statistics(
         grad_scale: multiplies the gradients to make them per-sample, dL_i/d.. (the recorder
             passes N for a loss that is the mean over the step's N samples), so that the
             gradient statistics do not depend on the batch size.
+        clean: the head's eval-mode (clean) logits of the same forward, (N, C), when its
+            training-time change is not only ``noise`` on the target column (e.g. a
+            temperature); default: ``logits`` with ``noise`` added back on the target column.
 
     Returns:
         A dict of (N,) float tensors: ``p_target`` (clean p_y), ``p_target_noisy``, ``ce``
@@ -174,7 +178,7 @@ def per_sample_statistics(
     x = features.to(dtype)
     w_y = weight.detach().to(dtype)[target]
     col = target.unsqueeze(1)
-    clean = clean_logits(f, target, noise.to(dtype))
+    clean = clean_logits(f, target, noise.to(dtype)) if clean is None else clean.to(dtype)
     logp_noisy = F.log_softmax(f, dim=1).gather(1, col).squeeze(1)
     logp_clean = F.log_softmax(clean, dim=1).gather(1, col).squeeze(1)
     f_y = clean.gather(1, col).squeeze(1)

@@ -1,0 +1,168 @@
+"""`satkit train|compare|demo` as a user runs them: exit codes, TOML, SIGINT, torchrun, MNIST."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from satkit.cli import main
+
+QUICK = ["--epochs", "1", "--batch-size", "64", "--lr", "0.05", "--device", "cpu", "--quiet",
+         "--flush-every", "10"]
+
+
+def _satkit(*args: str, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "satkit", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["train", "--alpha2", "-1"], "alpha2"),
+        (["train", "--epochs", "0"], "epochs"),
+        (["train", "--thresholds", "0.99", "0.9"], "thresholds"),
+        (["compare", "--alpha2", "0", "0"], "alpha2"),
+    ],
+)
+def test_bad_values_exit_2_naming_the_field(argv, needle, capsys):
+    assert main(argv) == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_unknown_flag_or_choice_exits_2(capsys):
+    for argv in (["train", "--learning-rate", "1"], ["train", "--dataset", "imagenet"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+
+
+def test_toml_config_loads_same_fields_and_rejects_unknown_keys(tmp_path, capsys):
+    good = tmp_path / "good.toml"
+    good.write_text('dataset = "digits"\nalpha2 = 1\nepochs = 1\nbatch_size = 64\n'
+                    'quiet = true\ndevice = "cpu"\nthresholds = [0.5, 0.99]\n')
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(good), "--seed", "3", "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert (config["alpha2"], config["seed"], config["thresholds"]) == (1.0, 3, [0.5, 0.99])
+    bad = tmp_path / "bad.toml"
+    bad.write_text("alpha2 = 0.1\nlearning_rate = 0.1\n")
+    assert main(["train", "--config", str(bad)]) == 2
+    assert "'learning_rate'" in capsys.readouterr().err
+    assert main(["train", "--config", str(tmp_path / "missing.toml")]) == 2
+
+
+@pytest.mark.slow
+def test_sigint_saves_exits_130_and_resume_finishes(tmp_path):
+    out = tmp_path / "run"
+    args = ["train", *QUICK, "--epochs", "12", "--out", str(out)]
+    proc = _satkit(*args)
+    deadline = time.monotonic() + 120
+    while not (out / "epochs.csv").exists():  # first epoch done: training is under way
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "--resume" in err
+    steps = json.loads(json.dumps(pd.read_parquet(out / "metrics.parquet")["step"].tolist()))
+    assert steps == list(range(len(steps)))
+    resumed = _satkit(*args, "--resume")
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    metrics = pd.read_parquet(out / "metrics.parquet")
+    assert metrics["step"].tolist() == list(range(12 * 23))
+    assert len(pd.read_csv(out / "epochs.csv")) == 12
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None,
+                    reason="needs torchrun")
+def test_torchrun_two_gloo_processes(tmp_path):
+    out = tmp_path / "ddp"
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    proc = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node=2", "-m", "satkit", "train", *QUICK,
+         "--out", str(out)], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    config = json.loads((out / "config.json").read_text())
+    assert config["world_size"] == 2
+    per_rank = -(-1437 // 2)  # each rank: a disjoint half of every epoch
+    assert summary["steps"] == -(-per_rank // 64)
+    metrics = pd.read_parquet(out / "metrics.parquet")
+    assert metrics["step"].tolist() == list(range(summary["steps"]))
+    assert (metrics["batch_size"] == 128).iloc[:-1].all()  # merged over both ranks
+    samples = pd.read_parquet(out / "samples.parquet")
+    assert samples["last_seen_step"].notna().sum() == 1437  # both ranks' samples merged
+    assert len(list(out.glob("events.out.tfevents*"))) == 1  # only rank 0 writes
+
+
+def _idx(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(
+        int(n).to_bytes(4, "big") for n in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+@pytest.mark.slow
+def test_train_on_real_mnist_files_placed_in_data_dir(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    data.mkdir()
+    files = {"train-images-idx3-ubyte": rng.integers(0, 256, (96, 28, 28)),
+             "train-labels-idx1-ubyte": np.arange(96) % 10,
+             "t10k-images-idx3-ubyte": rng.integers(0, 256, (32, 28, 28)),
+             "t10k-labels-idx1-ubyte": np.arange(32) % 10}
+    for name, array in files.items():
+        (data / name).write_bytes(_idx(array))
+
+    def no_network(*a, **k):
+        raise AssertionError("the network must not be touched when the files are there")
+
+    monkeypatch.setattr("urllib.request.urlopen", no_network)
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "mnist", "--data-dir", str(data), *QUICK,
+                 "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["dataset"], summary["model"], summary["steps"]) == ("mnist", "mnist-paper", 2)
+
+
+def test_missing_mnist_without_network_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    import urllib.error
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr("urllib.request.urlopen", offline)
+    with pytest.raises(Exception, match="train-images-idx3-ubyte") as exc:
+        main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path), *QUICK,
+              "--out", str(tmp_path / "run")])
+    assert "place" in str(exc.value)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".json"]
+
+
+@pytest.mark.slow
+def test_demo_prints_table_figure_and_tensorboard_paths(tmp_path, capsys):
+    out = tmp_path / "demo"
+    started = time.monotonic()
+    assert main(["demo", "--out", str(out), "--quiet"]) == 0
+    elapsed = time.monotonic() - started
+    text = capsys.readouterr().out
+    for needle in ("softmax (α²=0)", "Noisy Softmax α²=0.1", "test error %", "onset step",
+                   "late |dL/df_y|", "tensorboard", str(out)):
+        assert needle.replace("|", "\\|") in text or needle in text, needle
+    assert (out / "figures" / "dashboard.png").stat().st_size > 10_000
+    assert (out / "comparison.csv").exists() and (out / "comparison.md").exists()
+    assert len(list(out.glob("*/events.out.tfevents*"))) == 3
+    print(f"demo took {elapsed:.1f}s")

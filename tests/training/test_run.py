@@ -1,0 +1,105 @@
+"""End-to-end runs on the embedded digits: the run directory, resume after an interrupt."""
+
+import json
+import os
+import signal
+
+import pandas as pd
+import pytest
+import torch
+
+from satkit.training import StopRequested, TrainConfig, Trainer, train
+from satkit.training.checkpoint import load_checkpoint
+from satkit.training.config import ConfigError
+
+QUICK = {"dataset": "digits", "epochs": 2, "batch_size": 64, "lr": 0.05, "flush_every": 10,
+         "histogram_every": 10, "quiet": True, "device": "cpu"}
+
+
+def test_run_directory_holds_every_output(tmp_path):
+    result = train(TrainConfig(**QUICK, out=str(tmp_path / "run")))
+    run = result.run_dir
+    names = {p.name for p in run.iterdir()}
+    assert {"config.json", "metrics.parquet", "samples.parquet", "epochs.csv", "summary.json",
+            "checkpoint.pt", "figures"} <= names
+    assert any(n.startswith("events.out.tfevents") for n in names)
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"] == "digits-cnn" and config["torch_version"] == torch.__version__
+    assert "satkit_version" in config and config["device"] == "cpu"
+    summary = json.loads((run / "summary.json").read_text())
+    for key in ("dataset", "model", "alpha2", "seed", "steps", "test_error", "best_test_error",
+                "onset_step", "seconds", "device"):
+        assert key in summary
+    steps_per_epoch = -(-1437 // 64)
+    assert summary["steps"] == 2 * steps_per_epoch
+    metrics = pd.read_parquet(run / "metrics.parquet")
+    assert metrics["step"].tolist() == list(range(summary["steps"]))
+    epochs = pd.read_csv(run / "epochs.csv")
+    assert epochs["epoch"].tolist() == [0, 1]
+    assert summary["test_error"] == pytest.approx(epochs["test_error"].iloc[-1])
+    assert summary["test_error"] < 20.0
+    samples = pd.read_parquet(run / "samples.parquet")
+    assert len(samples) == 1437
+    state = load_checkpoint(run / "checkpoint.pt")  # weights_only=True
+    assert state["step"] == summary["steps"]
+    again = train(TrainConfig(**{**QUICK, "epochs": 1}, out=str(tmp_path / "run")))
+    assert again.run_dir.name == "run-1"  # never overwrites
+
+
+def _interrupt_at(monkeypatch, step: int) -> None:
+    original = Trainer.train_step
+
+    def train_step(self, *batch):
+        loss = original(self, *batch)
+        if self.step == step:
+            os.kill(os.getpid(), signal.SIGINT)  # a real signal, handled by the loop
+        return loss
+
+    monkeypatch.setattr(Trainer, "train_step", train_step)
+
+
+@pytest.mark.slow
+def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+    config = TrainConfig(**{**QUICK, "epochs": 3})
+    reference = train(config.replace(out=str(tmp_path / "ref"))).run_dir
+
+    _interrupt_at(monkeypatch, 30)  # mid-epoch 1, between two flushes
+    with pytest.raises(StopRequested):
+        train(config.replace(out=str(tmp_path / "cut")))
+    monkeypatch.undo()
+    cut = tmp_path / "cut"
+    assert load_checkpoint(cut / "checkpoint.pt")["step"] == 31
+    assert pd.read_parquet(cut / "metrics.parquet")["step"].max() == 30  # flushed on SIGINT
+    with pytest.raises(ConfigError, match="lr"):
+        train(config.replace(out=str(cut), resume=True, lr=0.1))
+    train(config.replace(out=str(cut), resume=True))
+
+    a = pd.read_parquet(reference / "metrics.parquet")
+    b = pd.read_parquet(cut / "metrics.parquet")
+    assert b["step"].tolist() == a["step"].tolist()  # no step missing or duplicated
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-5, atol=1e-7)
+    pd.testing.assert_frame_equal(pd.read_parquet(reference / "samples.parquet"),
+                                  pd.read_parquet(cut / "samples.parquet"),
+                                  check_exact=False, rtol=1e-5)
+    ea, eb = (pd.read_csv(p / "epochs.csv").drop(columns="seconds") for p in (reference, cut))
+    pd.testing.assert_frame_equal(ea, eb, check_exact=False, rtol=1e-5)
+
+
+def test_resume_without_checkpoint_or_with_corrupt_one_is_an_error(tmp_path):
+    from satkit.training.checkpoint import CheckpointError
+    from satkit.training.run_dir import RunDirError
+
+    with pytest.raises(RunDirError, match="checkpoint"):
+        train(TrainConfig(**QUICK, out=str(tmp_path / "none"), resume=True))
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        train(TrainConfig(**QUICK, out=str(tmp_path / "bad"), resume=True))
+
+
+@pytest.mark.parametrize("loss", ["label-smoothing", "arcface"])
+def test_regulariser_runs_record_saturation(tmp_path, loss):
+    result = train(TrainConfig(**{**QUICK, "epochs": 1}, loss=loss, out=str(tmp_path / loss)))
+    assert result.summary["loss"] == loss and result.summary["alpha2"] == 0.0
+    metrics = pd.read_parquet(result.run_dir / "metrics.parquet")
+    assert metrics["p_target_mean"].between(0, 1).all()
