@@ -29,8 +29,14 @@ hooks:
 	git config core.hooksPath hooks
 	@echo "git hooks installed from hooks/ (notebook output stripping, lint)"
 
+# Every CPU benchmark; each prints ratios measured side by side in one run.
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_head.py
+	$(PY) benchmarks/bench_recorder.py
+	$(PY) benchmarks/bench_heads.py
+	$(PY) benchmarks/bench_trainer.py
+	$(PY) benchmarks/bench_loader.py
+	$(PY) benchmarks/bench_analysis.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

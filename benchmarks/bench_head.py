@@ -7,22 +7,12 @@ Prints the median time per step of both, measured interleaved in one run, and th
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from benchlib import interleaved, medians, small_cnn
 
 from satkit import NoisySoftmax
-
-
-def small_cnn() -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 7 * 7, 256), nn.BatchNorm1d(256), nn.ReLU(),
-    )
 
 
 def make_step(alpha2: float, device: torch.device, x: torch.Tensor, y: torch.Tensor):
@@ -38,17 +28,6 @@ def make_step(alpha2: float, device: torch.device, x: torch.Tensor, y: torch.Ten
     return step
 
 
-def timed(step, device: torch.device, n: int) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(n):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t0) / n
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -62,13 +41,7 @@ def main() -> None:
     y = torch.randint(0, 10, (args.batch_size,), generator=g).to(device)
     steps = {"softmax (alpha2=0)": make_step(0.0, device, x, y),
              "noisy (alpha2=0.1)": make_step(0.1, device, x, y)}
-    for step in steps.values():  # warm-up
-        timed(step, device, 3)
-    times = {k: [] for k in steps}
-    for r in range(args.rounds):  # interleaved, alternating order, so drift hits both alike
-        for k in (list(steps) if r % 2 == 0 else list(steps)[::-1]):
-            times[k].append(timed(steps[k], device, args.steps))
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = medians(interleaved(steps, device, args.rounds, args.steps))
     for k, v in med.items():
         print(f"{k:22s} {v * 1e3:8.2f} ms/step")
     ratio = med["noisy (alpha2=0.1)"] / med["softmax (alpha2=0)"]

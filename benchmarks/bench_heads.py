@@ -14,24 +14,14 @@ Run: `.venv/bin/python benchmarks/bench_heads.py [--device cuda] [--rounds 20]`.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
-from torch import nn
+from benchlib import interleaved, medians, small_cnn
 
 from satkit.heads import LOSSES, make_head_and_loss
 
 TARGET = 1.10
-
-
-def small_cnn() -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 7 * 7, 256), nn.BatchNorm1d(256), nn.ReLU(),
-    )
 
 
 def make_step(
@@ -68,32 +58,6 @@ def make_head_step(
     return step
 
 
-def interleaved(
-    steps: dict[str, Callable[[], None]], device: torch.device, rounds: int, n: int
-) -> dict[str, float]:
-    """Median seconds per step of each, timed in rounds whose order rotates every round."""
-    names = list(steps)
-    for step in steps.values():  # warm-up (and the heads' one-off value checks)
-        timed(step, device, 3)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
-            times[name].append(timed(steps[name], device, n))
-    return {name: statistics.median(v) for name, v in times.items()}
-
-
-def timed(step: Callable[[], None], device: torch.device, n: int) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    t0 = time.perf_counter()
-    for _ in range(n):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return (time.perf_counter() - t0) / n
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -110,10 +74,10 @@ def main() -> None:
     y = torch.randint(0, 10, (args.batch_size,), generator=g).to(device)
     h = torch.randn(args.batch_size, 256, generator=g).to(device)
     names = list(LOSSES)
-    med = interleaved({name: make_step(name, device, x, y) for name in names}, device,
-                      args.rounds, args.steps)
-    head_med = interleaved({name: make_head_step(name, device, h, y) for name in names}, device,
-                           10 * args.rounds, 5)
+    steps = {name: make_step(name, device, x, y) for name in names}
+    med = medians(interleaved(steps, device, args.rounds, args.steps))
+    head_steps = {name: make_head_step(name, device, h, y) for name in names}
+    head_med = medians(interleaved(head_steps, device, 10 * args.rounds, 5))
     print(f"device {device.type}, {torch.get_num_threads()} threads, batch {args.batch_size}, "
           f"{args.rounds} rounds x {args.steps} steps; target ratio <= {TARGET:.2f}")
     print(f"{'method':20s} {'ms/step':>8s} {'ratio':>6s}   {'head+loss us':>12s} "

@@ -16,28 +16,18 @@ Run: ``.venv/bin/python benchmarks/bench_recorder.py`` (CPU, and CUDA too when p
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from benchlib import interleaved, medians, small_cnn
 
 from satkit import NoisySoftmax
 from satkit.hooks import SaturationRecorder
 from satkit.sinks import TableSink
 
 NUM_SAMPLES = 60_000
-
-
-def small_cnn() -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 7 * 7, 256), nn.BatchNorm1d(256), nn.ReLU(),
-    )
 
 
 def make_step(device: torch.device, x: torch.Tensor, y: torch.Tensor,
@@ -68,17 +58,6 @@ def make_step(device: torch.device, x: torch.Tensor, y: torch.Tensor,
     return step, rec
 
 
-def timed(step, device: torch.device, n: int) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(n):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t0) / n
-
-
 def bench(device: torch.device, batch_size: int, rounds: int, steps: int) -> float:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch_size, 1, 28, 28, generator=g).to(device)
@@ -86,16 +65,10 @@ def bench(device: torch.device, batch_size: int, rounds: int, steps: int) -> flo
     with tempfile.TemporaryDirectory() as tmp:
         bare, _ = make_step(device, x, y, None)
         recorded, rec = make_step(device, x, y, Path(tmp))
-        variants = {"bare": bare, "recorded": recorded}
-        for step in variants.values():  # warm-up
-            timed(step, device, 3)
-        times: dict[str, list[float]] = {k: [] for k in variants}
-        for r in range(rounds):
-            for k in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
-                times[k].append(timed(variants[k], device, steps))
+        times = interleaved({"bare": bare, "recorded": recorded}, device, rounds, steps)
         rec.close()
         rows = len(rec.metrics())
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = medians(times)
     total = {k: sum(v) for k, v in times.items()}
     print(f"[{device.type}] batch {batch_size}, {rounds} rounds x {steps} steps, "
           f"{torch.get_num_threads()} threads, {rows} rows recorded")
