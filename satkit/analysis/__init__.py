@@ -4,16 +4,18 @@ Load run directories (:func:`load_run`, :func:`load_runs`, :func:`from_tensorboa
 measure when saturation sets in (:func:`onset_step`, :func:`postponement`), treat individual
 saturation as time-to-event data (:func:`survival`, :func:`median_time_to_saturation`,
 :func:`logrank`), summarise across seeds (:func:`seed_summary`, :func:`paired_test`), compare
-with the paper (:func:`paper_table`) and write a Markdown :func:`report`.
+with the paper (:func:`paper_table`), rank softmax regularisers against each other
+(:func:`rank_methods`) and write a Markdown :func:`report`.
 """
 
 from satkit.analysis.distribution import p_target_distribution
 from satkit.analysis.errors import RunError
 from satkit.analysis.eventfiles import from_tensorboard, histograms_from_tensorboard
-from satkit.analysis.labels import format_alpha2, method_label
+from satkit.analysis.labels import format_alpha2, method_label, method_setting
 from satkit.analysis.markdown import markdown_table
 from satkit.analysis.onset import onset_step, postponement, step_window, window_mean
 from satkit.analysis.paper import paper_results, paper_table, paper_table_markdown
+from satkit.analysis.ranking import has_several_methods, rank_methods, ranking_markdown
 from satkit.analysis.reporting import report
 from satkit.analysis.runs import Run, as_runs, find_run_dirs, load_run, load_runs, tidy_metrics
 from satkit.analysis.seeds import comparison_table, paired_test, seed_summary, t_interval
@@ -33,6 +35,7 @@ __all__ = [
     "find_run_dirs",
     "format_alpha2",
     "from_tensorboard",
+    "has_several_methods",
     "histograms_from_tensorboard",
     "load_run",
     "load_runs",
@@ -40,6 +43,7 @@ __all__ = [
     "markdown_table",
     "median_time_to_saturation",
     "method_label",
+    "method_setting",
     "onset_step",
     "p_target_distribution",
     "paired_test",
@@ -47,6 +51,8 @@ __all__ = [
     "paper_table",
     "paper_table_markdown",
     "postponement",
+    "rank_methods",
+    "ranking_markdown",
     "report",
     "run_table",
     "saturation_times",

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from satkit.analysis.labels import method_label
+from satkit.analysis.labels import method_label, method_order
 from satkit.analysis.markdown import markdown_table
 from satkit.analysis.runs import Run, as_runs
 from satkit.analysis.seeds import t_interval
@@ -64,13 +64,19 @@ def _measured(runs: list[Run], confidence: float) -> pd.DataFrame:
     table = run_table(runs)
     table["benchmark"] = [benchmark_of(r) for r in runs]
     rows = []
-    for (benchmark, noise, alpha2), group in table.groupby(["benchmark", "noise", "alpha2"]):
+    keys = ["benchmark", "loss", "setting", "noise", "alpha2"]
+    for (benchmark, loss, setting, noise, alpha2), group in table.groupby(keys):
         mean, low, high = t_interval(group["test_error"], confidence)
-        rows.append({"benchmark": benchmark, "method": method_label(alpha2, noise),
-                     "alpha2": alpha2, "measured_error": mean, "ci_low": low, "ci_high": high,
+        # measured DisturbLabel runs sit on the paper's DisturbLabel row (its rate unstated)
+        paper_row = loss == "disturb-label" and benchmark in PAPER_BENCHMARKS
+        rows.append({"benchmark": benchmark,
+                     "method": DISTURBLABEL if paper_row
+                     else method_label(alpha2, noise, loss, setting),
+                     "alpha2": math.nan if paper_row else alpha2, "_order": method_order(loss),
+                     "measured_error": mean, "ci_low": low, "ci_high": high,
                      "n_seeds": int(np.isfinite(group["test_error"].astype(float)).sum())})
-    return pd.DataFrame(rows, columns=["benchmark", "method", "alpha2", "measured_error",
-                                       "ci_low", "ci_high", "n_seeds"])
+    return pd.DataFrame(rows, columns=["benchmark", "method", "alpha2", "_order",
+                                       "measured_error", "ci_low", "ci_high", "n_seeds"])
 
 
 def paper_table(runs, *, confidence: float = 0.95) -> pd.DataFrame:
@@ -85,7 +91,8 @@ def paper_table(runs, *, confidence: float = 0.95) -> pd.DataFrame:
         measured_error, ci_low, ci_high, n_seeds, delta`` (measured - paper, in points),
         ``note``. For a paper benchmark every paper row is listed (unmeasured ones with NaN
         measured values); a data set the paper's table lacks lists only measured rows, with
-        a note. Errors are in %.
+        a note. Errors are in %. Measured DisturbLabel runs on a paper benchmark share the
+        paper's DisturbLabel row; other regularisers get rows of their own.
     """
     runs = as_runs(runs)
     measured = _measured(runs, confidence)
@@ -98,8 +105,11 @@ def paper_table(runs, *, confidence: float = 0.95) -> pd.DataFrame:
     order = {b: i for i, b in enumerate(dict.fromkeys([*PAPER_BENCHMARKS,
                                                        *measured["benchmark"]]))}
     out["_b"], out["_a"] = out["benchmark"].map(order), out["alpha2"].fillna(np.inf)
-    out = out.sort_values(["_b", "_a", "method"], kind="stable", ignore_index=True)
-    return out.drop(columns=["_b", "_a"])[["benchmark", "method", "alpha2", "paper_error",
+    # softmax and Noisy Softmax by alpha2, then DisturbLabel, then the other regularisers
+    out["_order"] = out["_order"].where(out["method"] != DISTURBLABEL, 1.5).fillna(
+        method_order("noisy"))
+    out = out.sort_values(["_b", "_order", "_a", "method"], kind="stable", ignore_index=True)
+    return out.drop(columns=["_b", "_a", "_order"])[["benchmark", "method", "alpha2", "paper_error",
                                            "measured_error", "ci_low", "ci_high", "n_seeds",
                                            "delta", "note"]]
 

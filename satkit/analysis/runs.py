@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from satkit.analysis.errors import RunError
+from satkit.analysis.labels import method_label, method_setting
 
 __all__ = [
     "EPOCH_COLUMNS",
@@ -47,7 +48,8 @@ SAMPLE_COLUMNS = ("index", "first_saturated_step", "desaturations", "last_p_targ
                   "last_seen_step")
 EPOCH_COLUMNS = ("epoch", "step", "train_loss", "train_error", "test_loss", "test_error", "lr",
                  "seconds")
-LONG_COLUMNS = ("run", "alpha2", "seed", "loss", "noise", "step", "metric", "value")
+LONG_COLUMNS = ("run", "alpha2", "seed", "loss", "setting", "noise", "step", "metric",
+                "value")
 _MARKERS = ("config.json", "metrics.parquet", "summary.json")
 
 
@@ -77,7 +79,16 @@ class Run:
 
     @property
     def alpha2(self) -> float:
-        """The noise variance alpha^2 (0 = plain softmax); NaN when the config lacks it."""
+        """Noisy Softmax's alpha^2 as applied: 0 for plain softmax and every other method.
+
+        ``effective_alpha2`` of config.json when present; for older runs, the config's
+        ``alpha2`` unless its ``loss`` names a method other than Noisy Softmax. NaN when
+        unknown.
+        """
+        if "effective_alpha2" in self.config:
+            return _as_float(self.config["effective_alpha2"])
+        if self._raw_loss not in (None, "noisy"):
+            return 0.0
         return _as_float(self.config.get("alpha2", self.summary.get("alpha2")))
 
     @property
@@ -87,15 +98,51 @@ class Run:
 
     @property
     def noise(self) -> str:
-        """The noise variant; ``"none"`` for plain softmax (alpha2 == 0)."""
-        if self.alpha2 == 0 or self.loss == "softmax":
+        """The noise variant; ``"none"`` unless the run is Noisy Softmax with alpha2 > 0."""
+        if self.loss != "noisy" or self.alpha2 == 0:
             return "none"
         return str(self.config.get("noise", self.summary.get("noise", "annealed")))
 
     @property
     def loss(self) -> str:
-        default = "softmax" if self.alpha2 == 0 else "noisy"
-        return str(self.config.get("loss", self.summary.get("loss", default)))
+        """The method (config.json's ``method``): ``"softmax"`` for Noisy Softmax at alpha2 = 0.
+
+        Older runs: the config's ``loss`` (else summary.json's), else softmax/noisy by alpha2.
+        """
+        if "method" in self.config:
+            return str(self.config["method"])
+        raw = self._raw_loss
+        if raw is None:
+            alpha2 = _as_float(self.config.get("alpha2", self.summary.get("alpha2")))
+            return "softmax" if alpha2 == 0 else "noisy"
+        if raw == "noisy" and self.alpha2 == 0:
+            return "softmax"
+        return str(raw)
+
+    @property
+    def setting(self) -> str:
+        """The method's main parameter as text (``"ε=0.1"``); ``""`` for softmax and Noisy
+        Softmax (see :func:`satkit.analysis.method_setting`)."""
+        return method_setting(self.loss, self.config)
+
+    @property
+    def label(self) -> str:
+        """The method's legend / table name (:func:`satkit.analysis.method_label`)."""
+        return method_label(self.alpha2, self.noise, self.loss, self.setting)
+
+    @property
+    def seconds_per_step(self) -> float:
+        """Training wall time per step from summary.json (``seconds_per_step``, else
+        ``seconds / steps``); NaN for an unfinished run."""
+        value = self.summary.get("seconds_per_step")
+        if value is None and self.summary.get("steps"):
+            value = _as_float(self.summary.get("seconds")) / float(self.summary["steps"])
+        return _as_float(value)
+
+    @property
+    def _raw_loss(self) -> str | None:
+        value = self.config.get("loss", self.summary.get("loss"))
+        return None if value is None else str(value)
 
     @property
     def dataset(self) -> str:
@@ -301,8 +348,9 @@ def tidy_metrics(runs: Sequence[Run], metrics: Sequence[str] | None = None) -> p
         metrics: metric columns to keep (default: every numeric column but ``step``).
 
     Returns:
-        Columns ``run, alpha2, seed, loss, noise, step, metric, value``; ``run``, ``loss``,
-        ``noise`` and ``metric`` are categoricals (a million-step run stays small);
+        Columns ``run, alpha2, seed, loss, setting, noise, step, metric, value`` (``loss`` is
+        the method, ``setting`` its main parameter, see :class:`Run`); ``run``, ``loss``,
+        ``setting``, ``noise`` and ``metric`` are categoricals (a million-step run stays small);
         ``seed`` is nullable ``Int64``; boolean columns (``nonfinite``) become 0.0/1.0.
 
     Raises:
@@ -339,6 +387,7 @@ def tidy_metrics(runs: Sequence[Run], metrics: Sequence[str] | None = None) -> p
         "alpha2": per_run([r.alpha2 for r, _, _, _ in blocks], "float64"),
         "seed": pd.arrays.IntegerArray(seeds, seeds < 0),
         "loss": labels([r.loss for r, _, _, _ in blocks]),
+        "setting": labels([r.setting for r, _, _, _ in blocks]),
         "noise": labels([r.noise for r, _, _, _ in blocks]),
         "step": np.concatenate([np.tile(steps, len(names)) for _, names, _, steps in blocks]),
         "metric": pd.Categorical.from_codes(np.concatenate([
@@ -361,7 +410,7 @@ def load_runs(paths_or_glob, *, metrics: Sequence[str] | None = None) -> pd.Data
         metrics: metric columns to keep (default all; a subset keeps a long run small).
 
     Returns:
-        Tidy long frame ``run, alpha2, seed, loss, noise, step, metric, value`` (see
+        Tidy long frame ``run, alpha2, seed, loss, setting, noise, step, metric, value`` (see
         :func:`tidy_metrics`).
 
     Raises:

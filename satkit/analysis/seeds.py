@@ -1,9 +1,10 @@
-"""Across seeds: is a difference between alpha2 settings real?
+"""Across seeds: is a difference between methods (or alpha2 settings) real?
 
 Statistics over the per-run figures of :func:`satkit.analysis.run_table`: a mean with a 95 %
-Student-t interval per alpha2, and a paired test of Noisy Softmax against the softmax
+Student-t interval per method, and a paired test of each method against the softmax
 baseline over runs that share a seed (the seed fixes the initialisation and data order, so
-pairing removes that variance).
+pairing removes that variance). A *method* is one group of :data:`GROUP_KEYS`: Noisy Softmax
+at each alpha2 and noise variant, and each regulariser at each setting, are separate methods.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from satkit.analysis.labels import method_label, method_order
 from satkit.analysis.summary import RUN_TABLE_FIGURES, run_table
 
 __all__ = ["COMPARISON_FIGURES", "GROUP_KEYS", "WILCOXON_MIN_PAIRS", "comparison_table",
-           "paired_test", "seed_summary", "t_interval"]
+           "paired_test", "seed_summary", "sort_methods", "t_interval", "with_method_columns"]
 
-#: Runs are grouped by these columns (one row per dataset x noise variant x alpha2).
-GROUP_KEYS = ("dataset", "noise", "alpha2")
+#: Runs are grouped by these columns: one group per data set x method (``loss``) x its setting
+#: (``"ε=0.1"``) x noise variant x alpha2.
+GROUP_KEYS = ("dataset", "loss", "setting", "noise", "alpha2")
 #: Below this many pairs the exact two-sided Wilcoxon signed-rank p-value cannot fall below
 #: 2 / 2**5 = 0.0625 (n = 5), so the test could never reject at 5 %: it is reported as NaN.
 WILCOXON_MIN_PAIRS = 6
@@ -50,14 +53,49 @@ def t_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
     return mean, mean - float(half), mean + float(half)
 
 
+def with_method_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with the method columns a hand-built or older run table may lack.
+
+    ``loss`` defaults to ``"softmax"`` where alpha2 == 0 and ``"noisy"`` elsewhere, ``setting``
+    to ``""``, ``noise`` to ``"none"`` for non-noisy rows and ``"annealed"`` otherwise, and
+    ``dataset`` to ``""``. A table that has them all is returned as is.
+    """
+    missing = [c for c in ("dataset", "loss", "setting", "noise") if c not in table]
+    if not missing:
+        return table
+    table = table.copy()
+    alpha2 = table["alpha2"].astype("float64")
+    if "dataset" in missing:
+        table["dataset"] = ""
+    if "loss" in missing:
+        table["loss"] = np.where(alpha2 == 0, "softmax", "noisy")
+    if "setting" in missing:
+        table["setting"] = ""
+    if "noise" in missing:
+        table["noise"] = np.where((table["loss"] == "noisy") & (alpha2 != 0), "annealed", "none")
+    return table
+
+
+def sort_methods(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows sorted by data set, then method (softmax, Noisy Softmax by alpha2, then the
+    regularisers in :data:`satkit.analysis.labels.METHODS` order), noise and setting."""
+    keys = pd.DataFrame({"dataset": frame["dataset"].astype(str),
+                         "order": frame["loss"].map(method_order),
+                         "alpha2": frame["alpha2"].astype("float64"),
+                         "noise": frame["noise"].astype(str),
+                         "setting": frame["setting"].astype(str)}, index=frame.index)
+    order = keys.sort_values(list(keys.columns), kind="stable").index
+    return frame.loc[order].reset_index(drop=True)
+
+
 def _table(runs, options: dict) -> pd.DataFrame:
     is_table = isinstance(runs, pd.DataFrame) and {"run", "alpha2"} <= set(runs.columns)
-    return runs if is_table else run_table(runs, **options)
+    return with_method_columns(runs if is_table else run_table(runs, **options))
 
 
 def seed_summary(runs, *, figures=RUN_TABLE_FIGURES, confidence: float = 0.95,
                  **run_table_options) -> pd.DataFrame:
-    """Mean and Student-t interval of each summary figure, per alpha2 across seeds.
+    """Mean and Student-t interval of each summary figure, per method across seeds.
 
     Args:
         runs: runs / paths (see :func:`satkit.analysis.as_runs`) or a :func:`run_table` frame.
@@ -66,9 +104,10 @@ def seed_summary(runs, *, figures=RUN_TABLE_FIGURES, confidence: float = 0.95,
         **run_table_options: ``tau``, ``stat``, ``window``, ``late`` for :func:`run_table`.
 
     Returns:
-        Tidy: ``dataset, noise, alpha2, figure, n, mean, sd, ci_low, ci_high``, sorted by
-        dataset, alpha2. ``n`` counts finite values only (a run that never saturated has no
-        onset and does not count there); ``sd``/CI are NaN when ``n < 2``.
+        Tidy: ``dataset, loss, setting, noise, alpha2, figure, n, mean, sd, ci_low,
+        ci_high``, sorted by dataset and method (:func:`sort_methods`). ``n`` counts finite
+        values only (a run that never saturated has no onset and does not count there);
+        ``sd``/CI are NaN when ``n < 2``.
     """
     table = _table(runs, run_table_options)
     rows = []
@@ -84,7 +123,7 @@ def seed_summary(runs, *, figures=RUN_TABLE_FIGURES, confidence: float = 0.95,
                          "ci_low": low, "ci_high": high})
     out = pd.DataFrame(rows, columns=[*GROUP_KEYS, "figure", "n", "mean", "sd", "ci_low",
                                       "ci_high"])
-    return out.sort_values(["dataset", "alpha2", "noise"], kind="stable", ignore_index=True)
+    return sort_methods(out)
 
 
 def _wilcoxon(diffs: np.ndarray) -> float:
@@ -116,10 +155,12 @@ def _paired_row(base: pd.DataFrame, other: pd.DataFrame, figure: str, confidence
 
 def paired_test(runs, baseline_alpha2: float = 0.0, *, figure: str = "test_error",
                 confidence: float = 0.95, **run_table_options) -> pd.DataFrame:
-    """Paired comparison of each alpha2 against the baseline over matching seeds.
+    """Paired comparison of each method against the baseline over matching seeds.
 
-    For every (dataset, noise, alpha2) group other than the baseline, runs are paired with
-    the baseline run of the same dataset and seed; ``diff = value - baseline``.
+    The baseline is plain softmax (``loss == "softmax"``, which includes Noisy Softmax at
+    alpha2 = 0) or, with ``baseline_alpha2 > 0``, Noisy Softmax at that alpha2. Every other
+    group of :data:`GROUP_KEYS` is paired with the baseline run of the same dataset and
+    seed; ``diff = value - baseline``.
 
     * paired t-test (:func:`scipy.stats.ttest_rel`), two-sided, with the t-interval of the
       mean difference;
@@ -129,12 +170,12 @@ def paired_test(runs, baseline_alpha2: float = 0.0, *, figure: str = "test_error
 
     Args:
         runs: runs / paths or a :func:`run_table` frame.
-        baseline_alpha2: the alpha2 of the baseline (0.0 = plain softmax).
+        baseline_alpha2: the baseline's alpha2 (0.0 = plain softmax; else Noisy Softmax).
         figure: the per-run figure compared (``test_error``, ``onset_step``, ...).
         confidence: level of the interval of the mean difference.
 
     Returns:
-        One row per compared group: ``dataset, noise, alpha2, n_pairs, seeds,
+        One row per compared group: ``dataset, loss, setting, noise, alpha2, n_pairs, seeds,
         baseline_mean, mean, mean_diff, ci_low, ci_high, t, pvalue, wilcoxon_pvalue``.
         Statistics are NaN with fewer than 2 pairs or when all differences are equal.
         Empty (with these columns) when no baseline run exists.
@@ -142,9 +183,13 @@ def paired_test(runs, baseline_alpha2: float = 0.0, *, figure: str = "test_error
     table = _table(runs, run_table_options)
     columns = [*GROUP_KEYS, "n_pairs", "seeds", "baseline_mean", "mean", "mean_diff",
                "ci_low", "ci_high", "t", "pvalue", "wilcoxon_pvalue"]
-    is_base = np.isclose(table["alpha2"].astype("float64"), baseline_alpha2)
+    if baseline_alpha2 == 0:
+        is_base = (table["loss"] == "softmax").to_numpy()
+    else:
+        is_base = ((table["loss"] == "noisy")
+                   & np.isclose(table["alpha2"].astype("float64"), baseline_alpha2)).to_numpy()
     rows = []
-    for keys, group in table[~is_base].groupby(list(GROUP_KEYS), sort=True):
+    for keys, group in table[~is_base].groupby(list(GROUP_KEYS), sort=False):
         dataset = keys[0]
         base = table[is_base & (table["dataset"] == dataset)][["seed", figure]]
         if base.empty:
@@ -153,7 +198,8 @@ def paired_test(runs, baseline_alpha2: float = 0.0, *, figure: str = "test_error
         row = _paired_row(base, group[["seed", figure]].drop_duplicates("seed"), figure,
                           confidence)
         rows.append({**dict(zip(GROUP_KEYS, keys, strict=True)), **row})
-    return pd.DataFrame(rows, columns=columns)
+    out = pd.DataFrame(rows, columns=columns)
+    return sort_methods(out) if len(out) else out
 
 
 #: The figures of the short comparison table: column heading and number format.
@@ -168,7 +214,7 @@ COMPARISON_FIGURES = {
 def comparison_table(runs, *, figures: dict[str, tuple[str, str]] | None = None,
                      confidence: float = 0.95,
                      **run_table_options) -> pd.DataFrame:
-    """One row per method (noise, alpha2): each figure's mean across seeds, as text.
+    """One row per method (see :data:`GROUP_KEYS`): each figure's mean across seeds, as text.
 
     A cell reads ``"mean"`` for one seed and ``"mean ± half-width"`` (the Student-t interval)
     for several; a figure no run reached (e.g. onset when nothing saturated) reads ``"never"``.
@@ -176,7 +222,7 @@ def comparison_table(runs, *, figures: dict[str, tuple[str, str]] | None = None,
     Returns:
         Columns ``method, alpha2, seeds`` and one per figure (``figures`` maps a run-table
         column to its heading and format; default :data:`COMPARISON_FIGURES`); sorted by
-        alpha2.
+        data set and method (:func:`sort_methods`).
 
     Example:
         >>> t = pd.DataFrame({"run": ["a", "b"], "dataset": "d", "noise": "annealed",
@@ -184,14 +230,13 @@ def comparison_table(runs, *, figures: dict[str, tuple[str, str]] | None = None,
         >>> comparison_table(t, figures={"test_error": ("err", ".1f")})["err"].item()
         '2.0 ± 12.7'
     """
-    from satkit.analysis.labels import method_label
-
     figures = COMPARISON_FIGURES if figures is None else figures
     summary = seed_summary(runs, figures=list(figures), confidence=confidence,
                            **run_table_options)
     rows = []
-    for (_dataset, noise, alpha2), group in summary.groupby(list(GROUP_KEYS), sort=False):
-        row = {"method": method_label(alpha2, noise), "alpha2": alpha2,
+    for (_dataset, loss, setting, noise, alpha2), group in summary.groupby(list(GROUP_KEYS),
+                                                                           sort=False):
+        row = {"method": method_label(alpha2, noise, loss, setting), "alpha2": alpha2,
                "seeds": int(group["n"].max()) if len(group) else 0}
         for _, r in group.iterrows():
             heading, fmt = figures[r["figure"]]

@@ -15,7 +15,7 @@ __all__ = ["RUN_TABLE_FIGURES", "run_table"]
 #: The per-run figures :func:`run_table` computes (and :func:`seed_summary` summarises).
 RUN_TABLE_FIGURES = ("test_error", "best_test_error", "onset_step", "grad_target_late",
                      "p_target_late", "noise_late", "feature_norm_late",
-                     "median_saturation_step")
+                     "median_saturation_step", "seconds_per_step")
 
 _LATE_COLUMNS = {"grad_target_late": "grad_target_mean", "p_target_late": "p_target_mean",
                  "noise_late": "noise_mean", "feature_norm_late": "feature_norm_mean"}
@@ -62,13 +62,16 @@ def run_table(runs, *, tau: float = 0.99, stat: str = "p_target_median", window:
         late: the late window of each run (fraction of its step range or ``(start, stop)``).
 
     Returns:
-        Columns ``run, dataset, model, alpha2, noise, loss, seed, last_step`` (the last
+        Columns ``run, dataset, model, alpha2, noise, loss, setting, method, seed,
+        last_step`` (``loss`` is the method's name, ``setting`` its main parameter, ``method``
+        the readable label of :func:`satkit.analysis.method_label`; ``last_step`` the last
         recorded step) then
         :data:`RUN_TABLE_FIGURES`: ``test_error``/``best_test_error`` (%, from summary.json,
         else the last/min of epochs.csv), ``onset_step`` (NaN = never saturated),
         ``grad_target_late``, ``p_target_late``, ``noise_late``, ``feature_norm_late``
         (late-window means), ``median_saturation_step`` (per-sample median time to
-        saturation; NaN when not reached or no samples table). Missing figures are NaN.
+        saturation; NaN when not reached or no samples table), ``seconds_per_step``
+        (training wall time per step from summary.json). Missing figures are NaN.
         ``noise`` is ``"none"`` for softmax runs.
     """
     rows = []
@@ -76,13 +79,15 @@ def run_table(runs, *, tau: float = 0.99, stat: str = "p_target_median", window:
         rows.append({
             "run": run.name, "dataset": run.dataset,
             "model": str(run.config.get("model", run.summary.get("model", ""))),
-            "alpha2": run.alpha2, "noise": run.noise, "loss": run.loss, "seed": run.seed,
+            "alpha2": run.alpha2, "noise": run.noise, "loss": run.loss, "setting": run.setting,
+            "method": run.label, "seed": run.seed,
             "last_step": run.last_step,
             "test_error": _test_error(run, "test_error", lambda e: e.iloc[-1]),
             "best_test_error": _test_error(run, "best_test_error", lambda e: e.min()),
             "onset_step": _onset(run, tau, stat, window),
             **_late_means(run, late),
             "median_saturation_step": _median_saturation(run),
+            "seconds_per_step": run.seconds_per_step,
         })
     table = pd.DataFrame(rows)
     table["seed"] = table["seed"].astype("Int64")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,13 +29,14 @@ __all__ = ["SURVIVAL_COLUMNS", "logrank", "median_time_to_saturation", "saturati
 SURVIVAL_COLUMNS = ("step", "survival", "ci_low", "ci_high", "at_risk", "events", "censored")
 
 
-def saturation_times(run_or_samples: Run | pd.DataFrame, *,
+def saturation_times(run_or_samples: Run | pd.DataFrame | Sequence[Run], *,
                      last_step: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-sample ``(time, saturated)`` arrays from a run or its samples table.
 
     Args:
-        run_or_samples: a :class:`Run` or a samples table (``first_saturated_step``,
-            optionally ``last_seen_step``).
+        run_or_samples: a :class:`Run`, a samples table (``first_saturated_step``,
+            optionally ``last_seen_step``), or a list of runs (e.g. the seeds of one
+            method): their samples are pooled, each censored at its own run's last step.
         last_step: the censoring step for never-saturated samples. Default: the run's last
             recorded step; for a bare table, the largest ``last_seen_step``.
 
@@ -46,6 +48,12 @@ def saturation_times(run_or_samples: Run | pd.DataFrame, *,
         RunError: the table lacks ``first_saturated_step``, or some samples never saturated
             and no censoring step is known.
     """
+    if isinstance(run_or_samples, list | tuple):
+        pooled = [saturation_times(run, last_step=last_step) for run in run_or_samples]
+        if not pooled:
+            return np.array([], dtype="float64"), np.array([], dtype=bool)
+        return (np.concatenate([t for t, _ in pooled]),
+                np.concatenate([sat for _, sat in pooled]))
     if isinstance(run_or_samples, Run):
         samples = run_or_samples.samples
         if last_step is None:
@@ -72,12 +80,13 @@ def _censored(times: np.ndarray, saturated: np.ndarray) -> stats.CensoredData:
     return stats.CensoredData(uncensored=times[saturated], right=times[~saturated])
 
 
-def survival(run_or_samples: Run | pd.DataFrame, *, last_step: int | None = None,
+def survival(run_or_samples: Run | pd.DataFrame | Sequence[Run], *, last_step: int | None = None,
              confidence: float = 0.95, method: str = "log-log") -> pd.DataFrame:
     """Kaplan-Meier curve of the fraction of samples not yet saturated, with a pointwise CI.
 
     Args:
-        run_or_samples: a :class:`Run` or its samples table.
+        run_or_samples: a :class:`Run`, its samples table, or a list of runs (pooled, see
+            :func:`saturation_times`).
         last_step: censoring step for never-saturated samples (see :func:`saturation_times`).
         confidence: level of the pointwise interval.
         method: ``"log-log"`` (default; stays inside [0, 1]) or ``"linear"`` (Greenwood),
@@ -119,7 +128,7 @@ def _first_at_or_below(steps: np.ndarray, values: np.ndarray, level: float) -> f
     return float(steps[hit.argmax()]) if hit.any() else math.nan
 
 
-def median_time_to_saturation(run_or_samples: Run | pd.DataFrame, *,
+def median_time_to_saturation(run_or_samples: Run | pd.DataFrame | Sequence[Run], *,
                               last_step: int | None = None, confidence: float = 0.95,
                               method: str = "log-log") -> dict:
     """Median step at which a sample saturates, with a confidence interval.

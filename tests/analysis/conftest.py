@@ -66,8 +66,12 @@ def write_run(root: Path, *, alpha2: float = 0.0, seed: int = 0, steps: int = 30
               noise: str = "annealed", test_error: float | None = None, epochs: int = 3,
               tensorboard: bool = False, name: str | None = None,
               metrics: pd.DataFrame | None = None, samples: pd.DataFrame | None = None,
-              config_extra: dict | None = None) -> Path:
-    """Write one run directory (config, metrics, samples, epochs, summary[, event files])."""
+              config_extra: dict | None = None, summary_extra: dict | None = None) -> Path:
+    """Write one run directory (config, metrics, samples, epochs, summary[, event files]).
+
+    ``config_extra`` / ``summary_extra`` add or override keys of config.json / summary.json
+    (e.g. ``method``, ``effective_alpha2``, ``seconds_per_step``).
+    """
     run_dir = Path(root) / (name or f"alpha2={alpha2:g}_seed={seed}")
     run_dir.mkdir(parents=True)
     loss = "softmax" if alpha2 == 0 else "noisy"
@@ -94,7 +98,7 @@ def write_run(root: Path, *, alpha2: float = 0.0, seed: int = 0, steps: int = 30
     summary = {**{k: config[k] for k in ("dataset", "model", "alpha2", "noise", "loss", "seed")},
                "steps": int(metrics["step"].iloc[-1]) + 1 if len(metrics) else 0,
                "test_error": test_error, "best_test_error": test_error, "onset_step": None,
-               "seconds": 3.0, "device": "cpu"}
+               "seconds": 3.0, "device": "cpu", **(summary_extra or {})}
     (run_dir / "summary.json").write_text(json.dumps(summary))
     if tensorboard:
         write_events(run_dir, metrics)

@@ -45,8 +45,8 @@ def test_load_runs_is_tidy_and_exact(make_run):
     a = make_run(alpha2=0.0, seed=0, steps=20)
     b = make_run(alpha2=0.1, seed=1, steps=30)
     tidy = load_runs([a, b])
-    assert list(tidy.columns) == ["run", "alpha2", "seed", "loss", "noise", "step", "metric",
-                                  "value"]
+    assert list(tidy.columns) == ["run", "alpha2", "seed", "loss", "setting", "noise", "step",
+                                  "metric", "value"]
     n_metrics = tidy["metric"].nunique()
     assert len(tidy) == (20 + 30) * n_metrics
     got = tidy.query("run == 'alpha2=0.1_seed=1' and metric == 'grad_target_mean' and step == 7")

@@ -35,8 +35,9 @@ def _table(errors_by_alpha2):
 def test_seed_summary_hand_table():
     table = _table({0.0: [5.0, 6.0, 7.0], 0.1: [4.0, 4.5, 10.0]})
     out = seed_summary(table, figures=("test_error", "onset_step"))
-    assert list(out.columns) == ["dataset", "noise", "alpha2", "figure", "n", "mean", "sd",
-                                 "ci_low", "ci_high"]
+    assert list(out.columns) == ["dataset", "loss", "setting", "noise", "alpha2", "figure", "n",
+                                 "mean", "sd", "ci_low", "ci_high"]
+    assert set(out["loss"]) == {"softmax", "noisy"}  # filled in for a table without them
     row = out.query("alpha2 == 0.0 and figure == 'test_error'").iloc[0]
     assert row["n"] == 3 and row["mean"] == 6.0 and row["sd"] == 1.0
     assert row["ci_high"] - 6.0 == pytest.approx(stats.t.ppf(0.975, 2) / math.sqrt(3))

@@ -1,0 +1,252 @@
+"""Which softmax regulariser postpones saturation, and at what cost? (issue 7, "Comparison")
+
+:func:`rank_methods` puts every method of a set of runs (softmax, Noisy Softmax at each
+alpha2, label smoothing, ...; one method = one group of
+:data:`satkit.analysis.seeds.GROUP_KEYS`) on one row, with the five figures issue 7 ranks
+them on, and :func:`ranking_markdown` renders it. The figures, per method over its runs
+(seeds):
+
+* **test error** -- mean and Student-t interval over seeds (lower is better);
+* **saturation onset** -- the step at which the batch median of the clean p_y first reaches
+  tau (:func:`satkit.analysis.onset_step`), mean over seeds (later is better);
+* **median individual-saturation time** -- the Kaplan-Meier median step at which a training
+  sample saturates, the seeds' samples pooled, each censored at its run's last step
+  (:func:`satkit.analysis.median_time_to_saturation`; later is better);
+* **late gradient flow** -- the mean ``grad_target_mean`` (|dL/df_y|) over each run's late
+  window, mean over seeds (more is better: the samples still steer SGD);
+* **cost per step relative to softmax** -- see :func:`rank_methods` (lower is better).
+
+"Better" for the saturation figures means "postpones saturation more"; whether that helps is
+what the test-error column says.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from satkit.analysis.markdown import markdown_table
+from satkit.analysis.onset import Window
+from satkit.analysis.runs import Run, as_runs
+from satkit.analysis.seeds import GROUP_KEYS, sort_methods, t_interval, with_method_columns
+from satkit.analysis.summary import run_table
+from satkit.analysis.survival_analysis import median_time_to_saturation
+
+__all__ = ["RANKING_COLUMNS", "has_several_methods", "rank_methods", "ranking_markdown"]
+
+#: The columns of :func:`rank_methods`, in order.
+RANKING_COLUMNS = (
+    *GROUP_KEYS, "method", "seeds", "last_step",
+    "test_error", "test_error_ci_low", "test_error_ci_high",
+    "onset_step", "onset_never",
+    "median_saturation_step", "median_saturation_ci_low", "median_saturation_ci_high",
+    "saturated_fraction",
+    "grad_target_late",
+    "seconds_per_step", "cost_vs_softmax",
+    "rank_test_error", "rank_onset", "rank_median_saturation", "rank_grad_late", "rank_cost",
+)
+# rank column -> (sort key column, ascending: True when a lower value ranks first)
+_RANKS = {"rank_test_error": ("test_error", True), "rank_onset": ("_onset_key", False),
+          "rank_median_saturation": ("_median_key", False),
+          "rank_grad_late": ("grad_target_late", False), "rank_cost": ("cost_vs_softmax", True)}
+
+
+def has_several_methods(runs_or_table) -> bool:
+    """True when the runs hold a method other than softmax / Noisy Softmax, and at least two
+    methods: then reports rank them (an alpha2 sweep keeps its own tables).
+
+    Args:
+        runs_or_table: runs / paths, or a :func:`satkit.analysis.run_table` frame.
+    """
+    if isinstance(runs_or_table, pd.DataFrame):
+        table = with_method_columns(runs_or_table)
+        groups = table[list(GROUP_KEYS)].astype(str).drop_duplicates()
+        losses = set(table["loss"])
+    else:
+        runs = as_runs(runs_or_table)
+        groups = {(r.dataset, r.loss, r.setting, r.noise, r.alpha2) for r in runs}
+        losses = {r.loss for r in runs}
+    return len(groups) > 1 and bool(losses - {"softmax", "noisy"})
+
+
+def _onset_key(rows: pd.DataFrame, runs: list[Run], stat: str) -> float:
+    """Mean onset, a run that never saturated counting as its last step + 1 (a lower bound)."""
+    keys = []
+    for i, row in rows.iterrows():
+        if math.isfinite(row["onset_step"]):
+            keys.append(row["onset_step"])
+        elif len(runs[i].metrics) and stat in runs[i].metrics and pd.notna(row["last_step"]):
+            keys.append(float(row["last_step"]) + 1)
+    return float(np.mean(keys)) if keys else math.nan
+
+
+def _never(rows: pd.DataFrame, runs: list[Run], stat: str) -> int:
+    return int(sum(not math.isfinite(row["onset_step"]) and len(runs[i].metrics) > 0
+                   and stat in runs[i].metrics for i, row in rows.iterrows()))
+
+
+def _survival(runs: list[Run]) -> dict:
+    with_samples = [r for r in runs if len(r.samples)]
+    if not with_samples:
+        return {"median_saturation_step": math.nan, "median_saturation_ci_low": math.nan,
+                "median_saturation_ci_high": math.nan, "saturated_fraction": math.nan,
+                "_median_key": math.nan}
+    m = median_time_to_saturation(with_samples)
+    last = max((r.last_step for r in with_samples if r.last_step is not None), default=None)
+    # not reached: more than half the samples were still unsaturated at the end -> the
+    # median lies beyond the last step; rank it as last step + 1 (a lower bound)
+    key = m["median"] if math.isfinite(m["median"]) else \
+        (math.nan if last is None else float(last) + 1)
+    return {"median_saturation_step": m["median"], "median_saturation_ci_low": m["ci_low"],
+            "median_saturation_ci_high": m["ci_high"],
+            "saturated_fraction": m["events"] / m["n"] if m["n"] else math.nan,
+            "_median_key": key}
+
+
+def _mean(values: pd.Series) -> float:
+    x = values.to_numpy(dtype="float64", na_value=np.nan)
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if x.size else math.nan
+
+
+def rank_methods(runs, *, tau: float = 0.99, stat: str = "p_target_median", window: int = 1,
+                 late: Window = 0.25, confidence: float = 0.95) -> pd.DataFrame:
+    """One row per method with the figures issue 7 ranks on, and a rank per figure.
+
+    Cost per step is *measured*: each run's ``seconds_per_step`` (summary.json: training
+    wall time / steps, evaluation excluded as the trainer records it) on the machine that
+    trained it, averaged over the method's runs and divided by the average of the softmax
+    runs of the same data set. It therefore carries whatever else that machine was doing; a
+    value near 1 is only as precise as the machine was quiet. ``benchmarks/bench_heads.py``
+    is the controlled measurement (interleaved steps of every method in one process).
+
+    Args:
+        runs: runs, or paths / globs / comparison directories.
+        tau, stat, window: the onset definition (:func:`satkit.analysis.onset_step`).
+        late: the late window of each run (see :func:`satkit.analysis.run_table`).
+        confidence: level of the test error's Student-t interval over seeds.
+
+    Returns:
+        Columns :data:`RANKING_COLUMNS`: the group keys (``dataset, loss, setting, noise,
+        alpha2``), ``method`` (readable name), ``seeds`` (runs), ``last_step`` (largest over
+        the runs); ``test_error`` (%) with ``test_error_ci_low/high`` (NaN for one seed);
+        ``onset_step`` (mean over the runs that saturated; NaN when none did) and
+        ``onset_never`` (runs that never saturated); ``median_saturation_step`` with its
+        interval (pooled Kaplan-Meier; NaN when fewer than half the samples saturated) and
+        ``saturated_fraction`` (samples saturated by the end); ``grad_target_late``;
+        ``seconds_per_step`` and ``cost_vs_softmax`` (NaN without a softmax run of the data
+        set); ``rank_*`` (1 = best, ties share the lower rank, nullable ``Int64``, NaN
+        figures unranked): lowest test error, latest onset, latest median saturation (a run
+        or method that never got there counts as its last step + 1, so it ranks as latest),
+        most late gradient, lowest cost. Ranks are within a data set. Sorted by data set,
+        then test error (then method order).
+
+    Raises:
+        RunError: a run directory is missing or corrupt.
+
+    Example:
+        >>> ranking = rank_methods(comparison_dir)      # doctest: +SKIP
+        >>> ranking[["method", "test_error", "rank_onset"]]  # doctest: +SKIP
+    """
+    runs = as_runs(runs)
+    table = with_method_columns(run_table(runs, tau=tau, stat=stat, window=window, late=late))
+    rows = []
+    for keys, group in table.groupby(list(GROUP_KEYS), sort=False, dropna=False):
+        members = [runs[i] for i in group.index]
+        mean, low, high = t_interval(group["test_error"].astype("float64"), confidence)
+        last = group["last_step"].dropna()
+        rows.append({
+            **dict(zip(GROUP_KEYS, keys, strict=True)),
+            "method": members[0].label, "seeds": len(group),
+            "last_step": int(last.max()) if len(last) else pd.NA,
+            "test_error": mean, "test_error_ci_low": low, "test_error_ci_high": high,
+            "onset_step": _mean(group["onset_step"]), "onset_never": _never(group, runs, stat),
+            "_onset_key": _onset_key(group, runs, stat),
+            **_survival(members),
+            "grad_target_late": _mean(group["grad_target_late"]),
+            "seconds_per_step": _mean(group["seconds_per_step"]),
+        })
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return pd.DataFrame({c: [] for c in RANKING_COLUMNS})
+    softmax = out[out["loss"] == "softmax"]
+    # one softmax cost per data set: the mean over its runs (alpha2 = 0 and softmax alike)
+    base = {d: _mean(table.loc[(table["dataset"] == d) & (table["loss"] == "softmax"),
+                               "seconds_per_step"]) for d in softmax["dataset"].unique()}
+    out["cost_vs_softmax"] = [s / base[d] if d in base and base[d] > 0 else math.nan
+                              for d, s in zip(out["dataset"], out["seconds_per_step"],
+                                              strict=True)]
+    for rank, (key, ascending) in _RANKS.items():
+        out[rank] = out.groupby("dataset")[key].rank(method="min", ascending=ascending,
+                                                     na_option="keep").astype("Int64")
+    out = sort_methods(out)  # method order breaks ties in test error
+    out = out.sort_values(["dataset", "test_error"], kind="stable", na_position="last",
+                          ignore_index=True)
+    out["last_step"] = out["last_step"].astype("Int64")
+    return out[list(RANKING_COLUMNS)]
+
+
+def _with_rank(text: str, rank) -> str:
+    return text if pd.isna(rank) else f"{text} (#{int(rank)})"
+
+
+def _error_cell(r) -> str:
+    if not math.isfinite(r.test_error):
+        return "–"
+    text = f"{r.test_error:.2f}"
+    if math.isfinite(r.test_error_ci_high):
+        text += f" ± {r.test_error_ci_high - r.test_error:.2f}"
+    return text
+
+
+def _onset_cell(r) -> str:
+    if math.isfinite(r.onset_step):
+        text = f"{r.onset_step:.0f}"
+        return text + (f" ({r.onset_never} of {r.seeds} never)" if r.onset_never else "")
+    if r.onset_never:
+        return f"never by {r.last_step}" if pd.notna(r.last_step) else "never"
+    return "–"
+
+
+def _median_cell(r) -> str:
+    if math.isfinite(r.median_saturation_step):
+        text = f"{r.median_saturation_step:.0f}"
+        if math.isfinite(r.median_saturation_ci_low):
+            high = f"{r.median_saturation_ci_high:.0f}" \
+                if math.isfinite(r.median_saturation_ci_high) else "–"
+            text += f" [{r.median_saturation_ci_low:.0f}, {high}]"
+        return text
+    if math.isfinite(r.saturated_fraction):
+        return f"> {r.last_step}, {r.saturated_fraction:.0%} saturated"
+    return "–"
+
+
+def ranking_markdown(ranking: pd.DataFrame) -> str:
+    """Render :func:`rank_methods` as a Markdown table: each figure followed by its rank.
+
+    ``(#1)`` is the best on that figure within the data set. The test error reads
+    ``mean ± half-width`` of its interval (one seed: the mean); "never by N" = no run of the
+    method saturated by its last step N; the median sample onset reads ``median [low,
+    high]`` (95% interval; "–" for a bound not reached) or ``> N, x% saturated`` when fewer
+    than half the samples saturated; cost is the measured wall time per step relative to
+    softmax.
+    """
+    rows = []
+    several = ranking["dataset"].nunique() > 1
+    for r in ranking.itertuples(index=False):
+        row = {"dataset": r.dataset} if several else {}
+        cost = f"{r.cost_vs_softmax:.2f}×" if math.isfinite(r.cost_vs_softmax) else "–"
+        row.update({
+            "method": r.method, "seeds": r.seeds,
+            "test error %": _with_rank(_error_cell(r), r.rank_test_error),
+            "onset step": _with_rank(_onset_cell(r), r.rank_onset),
+            "median sample onset": _with_rank(_median_cell(r), r.rank_median_saturation),
+            "late |dL/df_y|": _with_rank(f"{r.grad_target_late:.3g}"
+                                         if math.isfinite(r.grad_target_late) else "–",
+                                         r.rank_grad_late),
+            "cost vs softmax": _with_rank(cost, r.rank_cost),
+        })
+        rows.append(row)
+    return markdown_table(pd.DataFrame(rows))
