@@ -16,11 +16,20 @@ from satkit.plots.curves import (
     saturation_curves,
 )
 from satkit.plots.distribution import p_target_heatmap
-from satkit.plots.palette import OKABE_ITO, alpha2_color, alpha2_palette, run_style
+from satkit.plots.methods import method_comparison
+from satkit.plots.palette import (
+    METHOD_COLORS,
+    OKABE_ITO,
+    alpha2_color,
+    alpha2_palette,
+    method_color,
+    run_style,
+)
 from satkit.plots.survival_curves import survival
 from satkit.plots.sweep import alpha_sweep
 
 __all__ = [
+    "METHOD_COLORS",
     "OKABE_ITO",
     "alpha2_color",
     "alpha2_palette",
@@ -28,6 +37,8 @@ __all__ = [
     "dashboard",
     "feature_norms",
     "gradient_curves",
+    "method_color",
+    "method_comparison",
     "noise_curves",
     "p_target_heatmap",
     "run_style",

@@ -9,19 +9,32 @@ import numpy as np
 import pandas as pd
 
 from satkit.analysis import Run, RunError, as_runs
+from satkit.analysis.labels import method_order
 
 STEP_LABEL = "training step"
 
 
 @dataclass
 class RunSeries:
-    """One run's metrics for drawing: labels and a wide frame (``step`` + columns)."""
+    """One run's metrics for drawing: labels and a wide frame (``step`` + columns).
+
+    ``loss`` is the method (None: softmax or Noisy Softmax by alpha2, for a tidy frame
+    without the column) and ``setting`` its main parameter as text.
+    """
 
     name: str
     alpha2: float
     noise: str
     seed: int | None
     frame: pd.DataFrame
+    loss: str | None = None
+    setting: str = ""
+
+    def style(self) -> dict:
+        """``color``, ``linestyle`` and ``label`` (:func:`satkit.plots.run_style`)."""
+        from satkit.plots.palette import run_style
+
+        return run_style(self.alpha2, self.noise, self.loss, self.setting)
 
 
 def get_ax(ax):
@@ -59,7 +72,9 @@ def _from_tidy(tidy: pd.DataFrame, columns: Sequence[str]) -> list[RunSeries]:
         seed = first["seed"] if "seed" in group else None
         out.append(RunSeries(str(name), float(first["alpha2"]),
                              str(first["noise"]) if "noise" in group else "annealed",
-                             None if pd.isna(seed) else int(seed), wide))
+                             None if pd.isna(seed) else int(seed), wide,
+                             str(first["loss"]) if "loss" in group else None,
+                             str(first["setting"]) if "setting" in group else ""))
     return out
 
 
@@ -75,7 +90,7 @@ def as_series(data, columns: Sequence[str], max_points: int | None = 2000) -> li
         for run in as_runs(data):
             keep = ["step", *[c for c in columns if c in run.metrics]]
             series.append(RunSeries(run.name, run.alpha2, run.noise, run.seed,
-                                    run.metrics[keep]))
+                                    run.metrics[keep], run.loss, run.setting))
     for s in series:
         s.frame = thin(s.frame, max_points)
     return series
@@ -96,7 +111,16 @@ def labelled_once(ax, label: str) -> str:
 
 
 def sort_key(series: RunSeries) -> tuple:
-    return (series.alpha2, series.noise, series.seed if series.seed is not None else -1)
+    """Legend order: softmax, Noisy Softmax by alpha2, then the regularisers; seeds last."""
+    loss = series.loss or ("softmax" if series.alpha2 == 0 else "noisy")
+    return (method_order(loss), series.alpha2, series.noise, series.setting,
+            series.seed if series.seed is not None else -1)
+
+
+def run_sort_key(run: Run) -> tuple:
+    """:func:`sort_key` for a :class:`~satkit.analysis.Run`."""
+    return (method_order(run.loss), run.alpha2, run.noise, run.setting,
+            run.seed if run.seed is not None else -1)
 
 
 def legend(ax, show: bool, **kwargs) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from satkit.plots._common import runs_of
+from satkit.analysis import has_several_methods
+from satkit.plots._common import run_sort_key, runs_of
 from satkit.plots.curves import (
     feature_norms,
     gradient_curves,
@@ -11,6 +12,7 @@ from satkit.plots.curves import (
     saturation_curves,
 )
 from satkit.plots.distribution import p_target_heatmap
+from satkit.plots.methods import method_comparison
 from satkit.plots.survival_curves import survival
 from satkit.plots.sweep import alpha_sweep
 
@@ -18,12 +20,16 @@ __all__ = ["dashboard"]
 
 
 def _heatmap_runs(runs):
-    """The softmax run and the noisiest run of the same seed (or the first two runs)."""
-    ordered = sorted(runs, key=lambda r: (r.seed or 0, r.alpha2))
-    soft = next((r for r in ordered if r.noise == "none"), ordered[0])
+    """The softmax run and, of the same seed if possible, the noisiest Noisy Softmax run
+    (else the first other method; else the first two runs)."""
+    ordered = sorted(runs, key=lambda r: (r.seed or 0, *run_sort_key(r)))
+    soft = next((r for r in ordered if r.loss == "softmax"), ordered[0])
     others = [r for r in ordered if r is not soft and r.seed == soft.seed] or \
         [r for r in ordered if r is not soft]
-    return soft, max(others, key=lambda r: r.alpha2) if others else None
+    noisy = [r for r in others if r.loss == "noisy"]
+    if noisy:
+        return soft, max(noisy, key=lambda r: r.alpha2)
+    return soft, others[0] if others else None
 
 
 def dashboard(runs, *, figsize: tuple[float, float] = (22, 14), tau: float = 0.99,
@@ -31,8 +37,10 @@ def dashboard(runs, *, figsize: tuple[float, float] = (22, 14), tau: float = 0.9
     """One figure with every satkit plot, for a set of runs (e.g. softmax vs alpha2 values).
 
     Layout (3 x 4): saturation curves, saturated fraction, survival, p_y heatmap (softmax);
-    gradient, noise, norms, p_y heatmap (largest alpha2 of the same seed); test error,
-    onset and late gradient against alpha2, and a shared legend.
+    gradient, noise, norms, p_y heatmap (largest alpha2 of the same seed, else another
+    method); test error, onset and late gradient against alpha2 -- or, when the runs hold
+    regularisers besides softmax / Noisy Softmax, per method
+    (:func:`satkit.plots.method_comparison`) -- and a shared legend.
 
     Args:
         runs: run(s) or directories (comparison directories expand to their runs).
@@ -65,9 +73,13 @@ def dashboard(runs, *, figsize: tuple[float, float] = (22, 14), tau: float = 0.9
         p_target_heatmap([noisy], ax=axes[1, 3])
     else:
         axes[1, 3].set_axis_off()
+    by_method = has_several_methods(runs)
     for ax, figure in zip(axes[2, :3], ("test_error", "onset_step", "grad_target_late"),
                           strict=True):
-        alpha_sweep(runs, ax=ax, figure=figure, legend=figure == "test_error")
+        if by_method:
+            method_comparison(runs, ax=ax, figure=figure)
+        else:
+            alpha_sweep(runs, ax=ax, figure=figure, legend=figure == "test_error")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     axes[2, 3].set_axis_off()
     axes[2, 3].legend(handles, labels, loc="center", frameon=False, title="runs")

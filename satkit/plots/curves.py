@@ -1,10 +1,10 @@
-"""Per-step curves of the recorder's metrics, one line per run, coloured by alpha2.
+"""Per-step curves of the recorder's metrics, one line per run, coloured by method / alpha2.
 
 Every function takes ``data`` -- the tidy frame of :func:`satkit.analysis.load_runs`, a
 :class:`~satkit.analysis.Run`, a list of runs, or run/comparison directories -- plus
-``ax=None`` (draw on the current Axes) and returns the Axes. Runs of the same alpha2 (seeds)
-share a colour and a single legend entry. Long runs are block-averaged to ``max_points``
-points per line.
+``ax=None`` (draw on the current Axes) and returns the Axes. Runs of the same method (seeds)
+share a colour and a single legend entry (see :mod:`satkit.plots.palette`). Long runs are
+block-averaged to ``max_points`` points per line.
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ from collections.abc import Sequence
 
 from satkit.plots._common import STEP_LABEL, as_series, get_ax, labelled_once, sort_key
 from satkit.plots._common import legend as draw_legend
-from satkit.plots.palette import run_style
 
 __all__ = ["feature_norms", "gradient_curves", "noise_curves", "saturated_fraction",
            "saturation_curves"]
 
 
 def _draw(series, column: str, ax, *, linestyle=None, label_suffix: str = "", **kwargs):
-    style = run_style(series.alpha2, series.noise)
+    style = series.style()
     label = labelled_once(ax, style["label"] + label_suffix)
     return ax.plot(series.frame["step"], series.frame[column], color=style["color"],
                    linestyle=linestyle or style["linestyle"], label=label, **kwargs)
@@ -44,7 +43,7 @@ def saturation_curves(data, *, ax=None, stat: str = "p_target_mean",
         band: two columns bounding a shaded band (default the batch q10-q90), or None.
         tau: draw the saturation threshold as a dotted line (None: don't).
         max_points: at most this many points per line (block means).
-        legend: draw a legend naming each alpha2.
+        legend: draw a legend naming each method.
 
     Returns:
         The Axes (x: training step, y: p_y (clean), 0 to 1).
@@ -77,7 +76,7 @@ def gradient_curves(data, *, ax=None, column: str = "grad_target_mean",
         column: the gradient column (``grad_target_mean``, ``grad_logits_norm_mean``,
             ``grad_features_norm_mean``, ``grad_weight_norm``).
         max_points: at most this many points per line.
-        legend: draw a legend naming each alpha2.
+        legend: draw a legend naming each method.
 
     Returns:
         The Axes (log y; non-positive values are not drawn).
@@ -101,7 +100,7 @@ def noise_curves(data, *, ax=None, column: str = "noise_mean", max_points: int |
         ax: the Axes to draw on.
         column: ``noise_mean`` or ``noise_max``.
         max_points: at most this many points per line.
-        legend: draw a legend naming each alpha2.
+        legend: draw a legend naming each method.
 
     Returns:
         The Axes (y: noise in logit units).
@@ -127,9 +126,9 @@ def saturated_fraction(data, *, ax=None, thresholds: Sequence[float] | None = No
         data: tidy frame, run(s) or directories.
         ax: the Axes to draw on.
         thresholds: which ``saturated_frac_<tau>`` columns to draw (default: all present,
-            e.g. 0.9 and 0.99). Colour = alpha2; line style = threshold (highest solid).
+            e.g. 0.9 and 0.99). Colour = method; line style = threshold (highest solid).
         max_points: at most this many points per line.
-        legend: draw a legend naming each alpha2 and threshold.
+        legend: draw a legend naming each method and threshold.
 
     Returns:
         The Axes (y: fraction of batch, 0 to 1).
@@ -174,7 +173,7 @@ def feature_norms(data, *, ax=None, max_points: int | None = 2000, legend: bool 
         data: tidy frame, run(s) or directories.
         ax: the Axes to draw on.
         max_points: at most this many points per line.
-        legend: draw a legend naming each alpha2 and norm.
+        legend: draw a legend naming each method and norm.
 
     Returns:
         The Axes (log y).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from satkit.analysis import Run, method_label, p_target_distribution
+from satkit.analysis import Run, p_target_distribution
 from satkit.plots._common import STEP_LABEL, get_ax, runs_of
 
 __all__ = ["p_target_heatmap"]
@@ -50,7 +50,7 @@ def p_target_heatmap(data, *, ax=None, run: str | int | None = None, bins: int =
     else:
         chosen = _pick(data, run)
         dist = p_target_distribution(chosen, bins=bins, max_steps=max_steps, source=source)
-        label = title or (f"{method_label(chosen.alpha2, chosen.noise)}"
+        label = title or (f"{chosen.label}"
                           f"{'' if chosen.seed is None else f', seed {chosen.seed}'}")
         if not len(dist):
             label += " (no data)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from satkit.analysis import survival as survival_curve
-from satkit.plots._common import STEP_LABEL, get_ax, labelled_once, runs_of
+from satkit.plots._common import STEP_LABEL, get_ax, labelled_once, run_sort_key, runs_of
 from satkit.plots._common import legend as draw_legend
 from satkit.plots.palette import run_style
 
@@ -24,19 +24,19 @@ def survival(data, *, ax=None, confidence: float = 0.95, band: bool = True,
             :func:`satkit.analysis.survival`).
         band: shade the pointwise band.
         median_line: a dotted line at 0.5 (where a curve crosses it is the median time).
-        legend: draw a legend naming each alpha2.
+        legend: draw a legend naming each method.
 
     Returns:
         The Axes (x: training step, y: fraction of samples not yet saturated, 0 to 1).
     """
     ax = get_ax(ax)
-    for run in sorted(runs_of(data), key=lambda r: (r.alpha2, r.noise, r.seed or 0)):
+    for run in sorted(runs_of(data), key=run_sort_key):
         if len(run.samples) == 0:
             continue
         curve = survival_curve(run, confidence=confidence)
         # S(t) = 1 before the first event: start every curve at (0, 1)
         steps = np.concatenate([[0.0], curve["step"].to_numpy(dtype="float64")])
-        style = run_style(run.alpha2, run.noise)
+        style = run_style(run.alpha2, run.noise, run.loss, run.setting)
         ax.step(steps, np.concatenate([[1.0], curve["survival"]]), where="post",
                 color=style["color"], linestyle=style["linestyle"],
                 label=labelled_once(ax, style["label"]), linewidth=1.5)

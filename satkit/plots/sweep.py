@@ -1,4 +1,8 @@
-"""A summary figure against alpha2, with seed intervals and the paper's values."""
+"""A summary figure against alpha2, with seed intervals and the paper's values.
+
+Only softmax and Noisy Softmax runs have an alpha2: the other methods of a comparison are left
+out here (:func:`satkit.plots.method_comparison` draws every method).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import pandas as pd
 
 from satkit.analysis import paper_results, run_table, seed_summary
 from satkit.analysis.paper import PAPER_BENCHMARKS, benchmark_of
+from satkit.analysis.seeds import with_method_columns
 from satkit.plots._common import get_ax, runs_of
 from satkit.plots._common import legend as draw_legend
 from satkit.plots.palette import alpha2_color
@@ -28,6 +33,8 @@ def _tables(data):
         runs = runs_of(data)
         table = run_table(runs)
         benchmarks = {benchmark_of(r) for r in runs}
+    table = with_method_columns(table)
+    table = table[table["loss"].isin(["softmax", "noisy"])]
     return table, [b for b in PAPER_BENCHMARKS if b in benchmarks]
 
 
@@ -59,7 +66,8 @@ def alpha_sweep(data, *, ax=None, figure: str = "test_error", confidence: float 
 
     Returns:
         The Axes (x: alpha2 on a symlog scale, 0 = softmax; y: the figure). Runs without a
-        finite value (e.g. a run that never saturated, for ``onset_step``) are left out.
+        finite value (e.g. a run that never saturated, for ``onset_step``) are left out, and
+        so are runs of other methods (label smoothing, ...), which have no alpha2.
     """
     ax = get_ax(ax)
     table, benchmarks = _tables(data)

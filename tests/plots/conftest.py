@@ -28,6 +28,34 @@ def comparison(tmp_path_factory) -> Path:
     return root
 
 
+#: The regularisers of the ``methods`` fixture: loss -> (legend label, synthetic timing).
+MIXED_METHODS = {"label-smoothing": ("label smoothing ε=0.1", 0.2),
+                 "focal": ("focal loss γ=2", 0.4), "cosface": ("CosFace s=30 m=0.35", 1.0)}
+
+
+@pytest.fixture(scope="module")
+def methods(tmp_path_factory) -> Path:
+    """softmax, Noisy Softmax alpha2 = 0.1, label smoothing, focal and CosFace, seeds 0 and 1,
+    with config.json as the trainer writes it (``method``, ``effective_alpha2``)."""
+    root = tmp_path_factory.mktemp("methods")
+    for seed in (0, 1):
+        write_run(root, alpha2=0.0, seed=seed, steps=200)
+        write_run(root, alpha2=0.1, seed=seed, steps=200)
+        for loss, (_, timing) in MIXED_METHODS.items():
+            write_run(root, alpha2=timing, seed=seed, steps=200, name=f"{loss}_seed={seed}",
+                      config_extra={"loss": loss, "alpha2": 0.1, "method": loss,
+                                    "effective_alpha2": 0.0, "epsilon": 0.1, "gamma": 2.0,
+                                    "scale": 30.0, "margin": None},
+                      summary_extra={"loss": loss, "alpha2": 0.0, "noise": "none"})
+    return root
+
+
+@pytest.fixture
+def mixed_methods():
+    """:data:`MIXED_METHODS`."""
+    return MIXED_METHODS
+
+
 @pytest.fixture
 def figure_path(tmp_path):
     def path(name: str) -> Path:
