@@ -84,17 +84,41 @@ def compare(base: TrainConfig, *, alpha2s: Sequence[float] | None = None,
 
 
 def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True) -> Comparison:
-    """Write the comparison table, figure and TensorBoard layout for finished runs."""
-    from satkit.analysis import comparison_table, load_run, markdown_table, run_table, seed_summary
+    """Write the comparison table, figure and TensorBoard layout for finished runs.
+
+    When the runs compare softmax regularisers (not only softmax / Noisy Softmax alpha2
+    settings), the ranking of :func:`satkit.analysis.rank_methods` is what ``markdown``
+    holds (what ``satkit compare`` prints), ``comparison.md`` gains it as a section and
+    ``ranking.csv`` holds it in full; an alpha2 comparison is summarised as before.
+    """
+    from satkit.analysis import (
+        comparison_table,
+        has_several_methods,
+        load_run,
+        markdown_table,
+        rank_methods,
+        ranking_markdown,
+        run_table,
+        seed_summary,
+    )
     from satkit.sinks.tensorboard import write_comparison_layout
 
     loaded = [load_run(r.run_dir) for r in runs]
     per_run = run_table(loaded)
     per_run.to_csv(out_dir / "comparison.csv", index=False)
-    text = markdown_table(comparison_table(per_run))
+    short = markdown_table(comparison_table(per_run))
     detail = markdown_table(seed_summary(per_run))
+    text, ranking = short, ""
+    if has_several_methods(per_run):
+        table = rank_methods(loaded)
+        table.to_csv(out_dir / "ranking.csv", index=False)
+        text = ("Ranking of the methods ((#k): rank on that figure; cost: measured training "
+                "wall time per step relative to softmax on this machine):\n\n"
+                + ranking_markdown(table))
+        ranking = text + "\n"
     atomic_write_text(out_dir / "comparison.md",
-                      f"{text}\n\nPer figure, mean and 95% t-interval over seeds:\n\n{detail}\n")
+                      f"{short}\n\n{ranking}"
+                      f"Per figure, mean and 95% t-interval over seeds:\n\n{detail}\n")
     write_comparison_layout(out_dir, [r.run_dir.name for r in runs])
     fig_path = None
     if figure:
