@@ -212,4 +212,6 @@ def train(config: TrainConfig) -> RunResult:
             summary["wall_seconds"] = round(time.perf_counter() - started, 3)
             write_json(run_dir / "summary.json", summary)
             _write_hparams(sinks, config, summary)
+    if ctx.distributed:
+        dist.barrier()  # every rank leaves together, after rank 0 wrote the run directory
     return RunResult(run_dir=run_dir, summary=summary)
