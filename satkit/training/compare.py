@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from satkit.training.config import ConfigError, TrainConfig
+from satkit.training.figures import save_dashboard
 from satkit.training.run import RunResult, train
 from satkit.training.run_dir import atomic_write_text, create_run_dir
 
@@ -122,18 +123,6 @@ def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True) -> C
     write_comparison_layout(out_dir, [r.run_dir.name for r in runs])
     fig_path = None
     if figure:
-        fig_path = _save_dashboard(loaded, out_dir / "figures" / "dashboard.png")
+        fig_path = save_dashboard(loaded, out_dir / "figures" / "dashboard.png")
     return Comparison(out_dir, runs, out_dir / "comparison.csv", out_dir / "comparison.md",
                       text, fig_path)
-
-
-def _save_dashboard(runs, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    from satkit.plots import dashboard
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig = dashboard(runs)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

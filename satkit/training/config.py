@@ -86,6 +86,8 @@ class TrainConfig:
     flush_every: int = 100
     histogram_every: int = 100
     quiet: bool = False
+    figures: bool = True
+    """Save figures/dashboard.png at the end of the run."""
 
     def __post_init__(self) -> None:
         _check_choice("dataset", self.dataset, DATASETS)
@@ -124,7 +126,7 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
                 raise ConfigError(f"{name} must be a non-empty string or None, got {value!r}")
-        for name in ("augment", "amp", "compile", "resume", "quiet"):
+        for name in ("augment", "amp", "compile", "resume", "quiet", "figures"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
 

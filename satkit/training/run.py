@@ -212,6 +212,11 @@ def train(config: TrainConfig) -> RunResult:
             summary["wall_seconds"] = round(time.perf_counter() - started, 3)
             write_json(run_dir / "summary.json", summary)
             _write_hparams(sinks, config, summary)
+    if ctx.is_main and config.figures:
+        from satkit.analysis import load_run
+        from satkit.training.figures import save_dashboard
+
+        save_dashboard([load_run(run_dir)], run_dir / "figures" / "dashboard.png")
     if ctx.distributed:
         dist.barrier()  # every rank leaves together, after rank 0 wrote the run directory
     return RunResult(run_dir=run_dir, summary=summary)

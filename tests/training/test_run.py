@@ -13,16 +13,17 @@ from satkit.training.checkpoint import load_checkpoint
 from satkit.training.config import ConfigError
 
 QUICK = {"dataset": "digits", "epochs": 2, "batch_size": 64, "lr": 0.05, "flush_every": 10,
-         "histogram_every": 10, "quiet": True, "device": "cpu"}
+         "histogram_every": 10, "quiet": True, "device": "cpu", "figures": False}
 
 
 def test_run_directory_holds_every_output(tmp_path):
-    result = train(TrainConfig(**QUICK, out=str(tmp_path / "run")))
+    result = train(TrainConfig(**{**QUICK, "figures": True}, out=str(tmp_path / "run")))
     run = result.run_dir
     names = {p.name for p in run.iterdir()}
     assert {"config.json", "metrics.parquet", "samples.parquet", "epochs.csv", "summary.json",
             "checkpoint.pt", "figures"} <= names
     assert any(n.startswith("events.out.tfevents") for n in names)
+    assert (run / "figures" / "dashboard.png").stat().st_size > 10_000
     config = json.loads((run / "config.json").read_text())
     assert config["model"] == "digits-cnn" and config["torch_version"] == torch.__version__
     assert "satkit_version" in config and config["device"] == "cpu"
