@@ -18,7 +18,13 @@ from satkit.analysis.paper import paper_results, paper_table, paper_table_markdo
 from satkit.analysis.ranking import has_several_methods, rank_methods, ranking_markdown
 from satkit.analysis.reporting import report
 from satkit.analysis.runs import Run, as_runs, find_run_dirs, load_run, load_runs, tidy_metrics
-from satkit.analysis.seeds import comparison_table, paired_test, seed_summary, t_interval
+from satkit.analysis.seeds import (
+    comparison_table,
+    paired_test,
+    seed_summary,
+    sort_methods,
+    t_interval,
+)
 from satkit.analysis.summary import run_table
 from satkit.analysis.survival_analysis import (
     logrank,
@@ -57,6 +63,7 @@ __all__ = [
     "run_table",
     "saturation_times",
     "seed_summary",
+    "sort_methods",
     "step_window",
     "survival",
     "t_interval",
