@@ -52,11 +52,13 @@ def check_noise(noise: object) -> str:
 def check_target(target: object, n: int, num_classes: int, *, check_values: bool) -> Tensor:
     """Check that ``target`` is an int64 tensor of shape (n,) with values in [0, num_classes)."""
     if not isinstance(target, Tensor):
-        raise TypeError(f"target must be a torch.Tensor of class indices, got {type(target).__name__}")
+        raise TypeError("target must be a torch.Tensor of class indices, got "
+                        f"{type(target).__name__}")
     if target.dtype != torch.int64:
         raise TypeError(f"target must have dtype torch.int64 (class indices), got {target.dtype}")
     if target.shape != (n,):
-        raise ValueError(f"target must have shape ({n},) to match features, got {tuple(target.shape)}")
+        raise ValueError(f"target must have shape ({n},) to match features, got "
+                         f"{tuple(target.shape)}")
     if check_values and n > 0:
         lo, hi = int(target.min()), int(target.max())  # sync point (CPU or explicit check only)
         if lo < 0 or hi >= num_classes:
@@ -112,7 +114,8 @@ def noise_magnitude(
     scale = alpha * abs_xi.expand(n)
     if noise == "free":
         return scale
-    norms = torch.linalg.vector_norm(weight_target, dim=1) * torch.linalg.vector_norm(features, dim=1)
+    norms = (torch.linalg.vector_norm(weight_target, dim=1)
+             * torch.linalg.vector_norm(features, dim=1))
     if noise == "amplitude":
         return scale * norms
     # ||W|| ||X|| (1 - cos theta) == ||W|| ||X|| - W . X, with no division by a norm.
@@ -169,8 +172,9 @@ def noisy_logits(
     """
     alpha2 = check_alpha2(alpha2)
     noise = check_noise(noise)
-    if check_values is None:
-        check_values = isinstance(features, Tensor) and features.device.type == "cpu"
+    if check_values is None:  # value checks are host reads: not inside a compiled graph
+        check_values = (isinstance(features, Tensor) and features.device.type == "cpu"
+                        and not torch.compiler.is_compiling())
     _check_inputs(features, weight, bias, check_values=check_values)
     n = features.shape[0]
     check_target(target, n, weight.shape[0], check_values=check_values)
@@ -182,8 +186,11 @@ def noisy_logits(
         return logits, logits.new_zeros(n)
 
     if xi is None:
-        abs_xi = torch.randn(n, generator=generator, device=features.device,
-                             dtype=features.dtype).abs()
+        if generator is None:  # randn_like keeps a symbolic batch size under torch.compile
+            abs_xi = torch.randn_like(logits[:, 0]).abs()
+        else:
+            abs_xi = torch.randn(n, generator=generator, device=features.device,
+                                 dtype=features.dtype).abs()
     else:
         xi_t = torch.as_tensor(xi, dtype=features.dtype, device=features.device)
         if xi_t.dim() > 1 or (xi_t.dim() == 1 and xi_t.shape[0] != n):
@@ -212,7 +219,8 @@ def target_probability(logits: Tensor, target: Tensor) -> Tensor:
         tensor([0.2500, 0.2500])
     """
     if not isinstance(logits, Tensor) or logits.dim() != 2:
-        raise ValueError(f"logits must be a 2-D tensor (N, C), got {getattr(logits, 'shape', logits)}")
+        shape = getattr(logits, "shape", logits)
+        raise ValueError(f"logits must be a 2-D tensor (N, C), got {shape}")
     check_target(target, logits.shape[0], logits.shape[1], check_values=False)
     dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
     logp = F.log_softmax(logits.to(dtype), dim=1)

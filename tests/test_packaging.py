@@ -1,4 +1,4 @@
-"""Packaging: environment.yml agrees with pyproject, import has no side effects, CI runs make test."""
+"""Packaging: environment.yml agrees with pyproject, import has no side effects, CI runs tests."""
 
 import re
 import subprocess

@@ -74,7 +74,8 @@ class NoisySoftmax(nn.Module):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2 for a softmax classifier, got {num_classes}")
+            raise ValueError(f"num_classes must be >= 2 for a softmax classifier, "
+                             f"got {num_classes}")
         if xi_per not in ("sample", "batch"):
             raise ValueError(f"xi_per must be 'sample' or 'batch', got {xi_per!r}")
         self.in_features = in_features
@@ -106,13 +107,14 @@ class NoisySoftmax(nn.Module):
     def forward(self, features: Tensor, target: Tensor | None = None) -> Tensor:
         """Return the logits (N, C); noisy on the target column when training with a target."""
         if not isinstance(features, Tensor) or features.dim() != 2:
-            raise ValueError("features must be a 2-D tensor (N, in_features), got "
-                             f"{tuple(features.shape) if isinstance(features, Tensor) else features!r}")
+            got = tuple(features.shape) if isinstance(features, Tensor) else repr(features)
+            raise ValueError(f"features must be a 2-D tensor (N, in_features), got {got}")
         if features.shape[1] != self.in_features:
             raise ValueError(f"features has {features.shape[1]} columns, expected "
                              f"in_features={self.in_features}")
         # Value checks read the tensors (a sync on accelerators): always on CPU, once elsewhere.
-        check_values = features.device.type == "cpu" or not self._values_checked
+        check_values = ((features.device.type == "cpu" or not self._values_checked)
+                        and not torch.compiler.is_compiling())
         with torch.autocast(device_type=features.device.type, enabled=False):
             x = features.float() if features.dtype in (torch.float16, torch.bfloat16) else features
             if target is None or not self.noisy:

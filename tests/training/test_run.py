@@ -104,3 +104,11 @@ def test_regulariser_runs_record_saturation(tmp_path, loss):
     assert result.summary["loss"] == loss and result.summary["alpha2"] == 0.0
     metrics = pd.read_parquet(result.run_dir / "metrics.parquet")
     assert metrics["p_target_mean"].between(0, 1).all()
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_with_the_recorder(tmp_path):
+    result = train(TrainConfig(**{**QUICK, "epochs": 1}, compile=True, out=str(tmp_path / "c")))
+    metrics = pd.read_parquet(result.run_dir / "metrics.parquet")
+    assert len(metrics) == result.summary["steps"] == 23
+    assert (metrics["noise_mean"] > 0).all()  # the noisy head ran inside the compiled graph
