@@ -34,3 +34,12 @@ def test_readme_cli_commands_exist():
         argv = line.split("#")[0].split()
         if argv and argv[0] == "satkit":
             parser.parse_args(argv[1:])  # each shown command parses
+
+
+def test_relative_links_and_pictures_exist():
+    targets = re.findall(r"\]\(([^)#:]+)\)", README)
+    assert "docs/demo_dashboard.png" in targets
+    notebooks = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "notebooks").glob("*.ipynb"))
+    assert [t for t in targets if t.startswith("notebooks/")] == notebooks  # all, in order
+    for target in targets:
+        assert (ROOT / target).exists(), target
