@@ -4,7 +4,6 @@ port, read back through its HTTP data API, and always stopped."""
 from __future__ import annotations
 
 import argparse
-import doctest
 import select
 import signal
 import socket
@@ -16,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import satkit.tensorboard as tbmod
 from satkit.cli import tensorboard as tbcli
 from satkit.sinks import Histogram, TensorBoardSink
 from satkit.tensorboard import (
@@ -97,8 +95,7 @@ def test_missing_directory_fails_before_starting(tmp_path: Path) -> None:
     assert server.process is None
 
 
-def test_module_doctests_and_no_tensorboard_import() -> None:
-    assert doctest.testmod(tbmod).failed == 0
+def test_no_tensorboard_import() -> None:
     code = ("import sys, satkit; before = 'tensorboard' in sys.modules; "
             "import satkit.tensorboard, satkit.cli.tensorboard; "
             "assert ('tensorboard' in sys.modules) == before, 'tensorboard imported'")

@@ -39,9 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_compare_flags(p: argparse.ArgumentParser, *, out_default: str) -> None:
-    p.add_argument("--loss", nargs="+", choices=LOSS_NAMES, default=None, metavar="LOSS",
+    p.add_argument("--loss", dest="losses", nargs="+", choices=LOSS_NAMES, default=None,
+                   metavar="LOSS",
                    help=f"methods to compare (default: noisy); one of {', '.join(LOSS_NAMES)}")
-    p.add_argument("--alpha2", type=float, nargs="+", default=None, metavar="A",
+    p.add_argument("--alpha2", dest="alpha2s", type=float, nargs="+", default=None, metavar="A",
                    help="Noisy Softmax's alpha^2 values (0 = plain softmax; default 0.1)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="S")
     p.add_argument("--out", default=out_default, help=f"output directory (default: {out_default})")
@@ -100,8 +101,8 @@ def _compare(args: argparse.Namespace, *, base: TrainConfig | None = None) -> in
         config = base if base is not None else config_from_args(args)
     except ConfigError as exc:
         return _fail(str(exc))
-    result = _guarded(compare, config, alpha2s=args.alpha2, seeds=args.seeds, losses=args.loss,
-                      out=args.out, figure=args.figure)
+    result = _guarded(compare, config, alpha2s=args.alpha2s, seeds=args.seeds,
+                      losses=args.losses, out=args.out, figure=args.figure)
     if isinstance(result, int):
         return result
     print(result.markdown)
@@ -115,7 +116,7 @@ def _compare(args: argparse.Namespace, *, base: TrainConfig | None = None) -> in
 
 def _demo(args: argparse.Namespace) -> int:
     base = TrainConfig(**DEMO, quiet=args.quiet)
-    ns = argparse.Namespace(alpha2=list(DEMO_ALPHA2), seeds=[0], loss=None, out=args.out,
+    ns = argparse.Namespace(alpha2s=list(DEMO_ALPHA2), seeds=[0], losses=None, out=args.out,
                             figure=True)
     print(f"satkit demo: softmax vs Noisy Softmax (alpha2 = {', '.join(map(str, DEMO_ALPHA2))}) "
           f"on the embedded digits, {DEMO['epochs']} epochs each", flush=True)

@@ -39,6 +39,17 @@ def test_bad_values_exit_2_naming_the_field(argv, needle, capsys):
     assert needle in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_compare_methods_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", "--loss", "softmax", "noisy", "label-smoothing", "--alpha2", "0.5",
+                 "--seeds", "0", *QUICK, "--no-figure", "--out", str(out)]) == 0
+    names = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert names == ["alpha2=0.5_seed=0", "label-smoothing_seed=0", "softmax_seed=0"]
+    text = capsys.readouterr().out
+    assert "label smoothing" in text and "Noisy Softmax α²=0.5" in text
+
+
 def test_unknown_flag_or_choice_exits_2(capsys):
     for argv in (["train", "--learning-rate", "1"], ["train", "--dataset", "imagenet"]):
         with pytest.raises(SystemExit) as exc:

@@ -1,6 +1,5 @@
 """The embedded digits: shipped in the package (also non-editable installs), split, normalised."""
 
-import doctest
 import fnmatch
 import shutil
 import subprocess
@@ -13,9 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-import satkit.data.augment
-import satkit.data.datasets
-import satkit.data.loader
 from satkit.data import DATASETS, load_dataset
 from satkit.data.digits import DIGITS_RESOURCE, load_digits_arrays, stratified_split
 
@@ -90,9 +86,3 @@ def test_digits_split_normalisation_and_seed(digits):
 def test_unknown_dataset_lists_the_valid_ones():
     with pytest.raises(ValueError, match="digits, mnist, cifar10, cifar100"):
         load_dataset("svhn")
-
-
-@pytest.mark.parametrize("module", [satkit.data.datasets, satkit.data.loader, satkit.data.augment])
-def test_docstring_examples_run(module):
-    result = doctest.testmod(module, extraglobs={"torch": torch}, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0

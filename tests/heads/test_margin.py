@@ -1,6 +1,5 @@
 """CosFace and ArcFace heads against float64 reference formulas, gradcheck and limiting cases."""
 
-import doctest
 import math
 
 import numpy as np
@@ -8,7 +7,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import satkit.heads.margin as margin_module
 from satkit.heads import ArcFace, CosFace
 from satkit.heads.margin import arcface_logits, cosface_logits, cosine_logits
 
@@ -199,7 +197,3 @@ def test_bad_forward_inputs(cls):
         head(torch.full((6, 4), float("nan")), y)
     with pytest.raises(ValueError, match="m "):
         arcface_logits(x, head.weight, y, s=1.0, m=-1.0)
-
-
-def test_docstring_examples():
-    assert doctest.testmod(margin_module, extraglobs={"torch": torch}).failed == 0
