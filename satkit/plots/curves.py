@@ -110,7 +110,8 @@ def noise_curves(data, *, ax=None, column: str = "noise_mean", max_points: int |
         _draw(s, column, ax, linewidth=1.5)
     ax.set(xlabel=STEP_LABEL, ylabel=f"noise on f_y, {column.removeprefix('noise_')} (logit units)",
            title="Noise (annealing)")
-    ax.set_ylim(bottom=0)
+    if ax.get_ylim()[0] > 0:  # anchor at zero, but keep the "negative" family's noise visible
+        ax.set_ylim(bottom=0)
     _legend(ax, legend)
     return ax
 

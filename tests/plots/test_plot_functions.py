@@ -127,3 +127,18 @@ def test_dashboard_with_empty_and_never_saturating_runs(tmp_path, run_writer):
         warnings.simplefilter("error")
         fig = plots.dashboard(tmp_path)
         fig.savefig(tmp_path / "edge.png", dpi=30)
+
+
+def test_noise_curves_show_negative_noise():
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from satkit.plots import noise_curves
+
+    tidy = pd.DataFrame({"run": "neg", "alpha2": 0.1, "seed": 0, "loss": "noisy",
+                         "noise": "negative", "setting": "", "step": range(5),
+                         "metric": "noise_mean", "value": [-1.0, -0.8, -0.6, -0.5, -0.4]})
+    fig, ax = plt.subplots()
+    noise_curves(tidy, ax=ax)
+    assert ax.get_ylim()[0] <= -1.0
+    plt.close(fig)
