@@ -8,11 +8,11 @@ tests and notebooks use to check what is served). ``satkit tensorboard RUN_DIR..
 command-line front end (:mod:`satkit.cli.tensorboard`); the plain equivalent for one
 directory is ``tensorboard --logdir RUN_DIR --host localhost``.
 
-Directories: one directory is passed as ``--logdir`` itself (run names are relative to it, so
-a comparison directory shows its runs as ``alpha2=0_seed=0``, ...). Several directories
-become a temporary tree of symlinks named after them (``name``, ``name-1`` if two share a
-name), passed as ``--logdir``: TensorBoard's own recommendation, and unlike ``--logdir_spec``
-it keeps run names clean (no ``name/.``) and accepts paths containing ``,`` or ``:``.
+Directories: one comparison directory is passed as ``--logdir`` itself (run names are
+relative to it: ``alpha2=0_seed=0``, ...). A run directory, or several directories, become a
+temporary tree of symlinks named after them (``name``, ``name-1`` if two share a name),
+passed as ``--logdir``: TensorBoard's own recommendation, and unlike ``--logdir_spec`` it
+keeps run names clean (no ``name/.``) and accepts paths containing ``,`` or ``:``.
 The server uses the pure-Python loader (``--load_fast=false``: no extra gRPC data server).
 
 How to read the charts of a satkit run (tags as written by
@@ -214,7 +214,9 @@ class TensorBoardServer:
             only = self.run_dirs[0].expanduser()
             if not only.is_dir():
                 raise TensorBoardError(f"not a directory: {only}")
-            return only.resolve()
+            if not any(only.glob("events.out.tfevents*")):
+                return only.resolve()  # a comparison directory: its runs are named already
+        # A run directory holds its event files itself: link it so it shows under its name.
         return link_tree(self.run_dirs, work / "logdir")
 
     def _wait_ready(self) -> None:

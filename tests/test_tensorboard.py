@@ -191,6 +191,12 @@ def test_several_directories_are_served_side_by_side(comparison: Path) -> None:
     assert server.process is not None and server.process.poll() is not None
 
 
+def test_one_run_directory_is_served_under_its_name(comparison: Path) -> None:
+    with TensorBoardServer([comparison / run_name(0.1)], host="127.0.0.1",
+                           reload_interval=0) as server:
+        assert server.client().runs() == [run_name(0.1)]  # not "."
+
+
 def _read_line(proc: subprocess.Popen[str], prefix: str, timeout: float) -> str:
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
