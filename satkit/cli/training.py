@@ -56,13 +56,21 @@ def _fail(message: str) -> int:
 
 
 def _guarded(fn, *args: Any, **kwargs: Any) -> Any:
-    """Run ``fn``; map config errors to status 2 and an interrupt to 130."""
+    """Run ``fn``; map config errors to status 2, an interrupt to 130, and the errors a user
+    can act on (missing data, corrupt checkpoint, non-finite loss) to 1 with their message."""
+    from satkit.data import DataError
+    from satkit.training.checkpoint import CheckpointError
     from satkit.training.interrupt import StopRequested
+    from satkit.training.run_dir import RunDirError
+    from satkit.training.trainer import NonFiniteError
 
     try:
         return fn(*args, **kwargs)
-    except ConfigError as exc:
+    except (ConfigError, RunDirError) as exc:
         return _fail(str(exc))
+    except (DataError, CheckpointError, NonFiniteError) as exc:
+        print(f"satkit: error: {exc}", file=sys.stderr)
+        return 1
     except StopRequested as exc:
         print(f"\nsatkit: {exc}; state saved. Continue with the same command plus --resume.",
               file=sys.stderr)
