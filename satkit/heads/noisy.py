@@ -12,7 +12,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from satkit.functional import check_alpha2, check_noise, check_target, noisy_logits
+from satkit.functional import check_alpha2, check_noise, noisy_logits
+from satkit.heads.checks import check_forward, check_sizes
 
 __all__ = ["NoisySoftmax"]
 
@@ -70,12 +71,7 @@ class NoisySoftmax(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (("in_features", in_features), ("num_classes", num_classes)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2 for a softmax classifier, "
-                             f"got {num_classes}")
+        check_sizes(in_features, num_classes)
         if xi_per not in ("sample", "batch"):
             raise ValueError(f"xi_per must be 'sample' or 'batch', got {xi_per!r}")
         self.in_features = in_features
@@ -106,22 +102,11 @@ class NoisySoftmax(nn.Module):
 
     def forward(self, features: Tensor, target: Tensor | None = None) -> Tensor:
         """Return the logits (N, C); noisy on the target column when training with a target."""
-        if not isinstance(features, Tensor) or features.dim() != 2:
-            got = tuple(features.shape) if isinstance(features, Tensor) else repr(features)
-            raise ValueError(f"features must be a 2-D tensor (N, in_features), got {got}")
-        if features.shape[1] != self.in_features:
-            raise ValueError(f"features has {features.shape[1]} columns, expected "
-                             f"in_features={self.in_features}")
-        # Value checks read the tensors (a sync on accelerators): always on CPU, once elsewhere.
-        check_values = ((features.device.type == "cpu" or not self._values_checked)
-                        and not torch.compiler.is_compiling())
+        check_forward(features, target, in_features=self.in_features,
+                      num_classes=self.num_classes, first_call=not self._values_checked)
         with torch.autocast(device_type=features.device.type, enabled=False):
             x = features.float() if features.dtype in (torch.float16, torch.bfloat16) else features
             if target is None or not self.noisy:
-                if target is not None:
-                    check_target(target, x.shape[0], self.num_classes, check_values=check_values)
-                if check_values and not bool(torch.isfinite(x).all()):  # sync point (CPU/once)
-                    raise ValueError("features contain NaN or Inf")
                 logits = torch.nn.functional.linear(x, self.weight, self.bias)
                 noise = logits.new_zeros(x.shape[0])
             else:
@@ -133,7 +118,7 @@ class NoisySoftmax(nn.Module):
                                      dtype=x.dtype)
                 logits, noise = noisy_logits(
                     x, self.weight, target, alpha2=self.alpha2, bias=self.bias, xi=xi,
-                    noise=self.noise, check_values=check_values,
+                    noise=self.noise, check_values=False,  # checked above
                 )
         self._values_checked = True
         self.last_noise = noise.detach()

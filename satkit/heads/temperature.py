@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from satkit.functional import check_target
+from satkit.heads.checks import check_forward, check_sizes
 
 __all__ = ["TemperatureSoftmax", "check_temperature", "temperature_logits"]
 
@@ -94,12 +94,7 @@ class TemperatureSoftmax(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (("in_features", in_features), ("num_classes", num_classes)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2 for a softmax classifier, "
-                             f"got {num_classes}")
+        check_sizes(in_features, num_classes)
         self.in_features, self.num_classes = in_features, num_classes
         self.temperature = check_temperature(temperature)
         factory = {"device": device, "dtype": dtype}
@@ -120,18 +115,8 @@ class TemperatureSoftmax(nn.Module):
 
     def forward(self, features: Tensor, target: Tensor | None = None) -> Tensor:
         """Return the logits (N, C); divided by T when training with a target."""
-        if not isinstance(features, Tensor) or features.dim() != 2:
-            raise ValueError(f"features must be a 2-D tensor (N, in_features), "
-                             f"got {getattr(features, 'shape', features)}")
-        if features.shape[1] != self.in_features:
-            raise ValueError(f"features has {features.shape[1]} columns, expected "
-                             f"in_features={self.in_features}")
-        # Value checks read the tensors (a sync on accelerators): always on CPU, once elsewhere.
-        check_values = features.device.type == "cpu" or not self._values_checked
-        if target is not None:
-            check_target(target, features.shape[0], self.num_classes, check_values=check_values)
-        if check_values and not bool(torch.isfinite(features).all()):  # sync point (CPU/once)
-            raise ValueError("features contain NaN or Inf")
+        check_forward(features, target, in_features=self.in_features,
+                      num_classes=self.num_classes, first_call=not self._values_checked)
         self._values_checked = True
         apply = self.training and target is not None
         # float32 with autocast off: a tiny (D x C) product, and the loss stays float32.
