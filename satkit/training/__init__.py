@@ -6,9 +6,11 @@ alpha2 x seed grid; :class:`Trainer` is the loop for your own model, data and re
 
 from satkit.training.compare import Comparison, compare
 from satkit.training.config import ConfigError, TrainConfig, config_from_dict
+from satkit.training.distributed import resolve_device
 from satkit.training.interrupt import StopRequested
 from satkit.training.run import RunResult, train
 from satkit.training.trainer import EpochResult, NonFiniteError, Trainer
 
 __all__ = ["Comparison", "ConfigError", "EpochResult", "NonFiniteError", "RunResult",
-           "StopRequested", "TrainConfig", "Trainer", "compare", "config_from_dict", "train"]
+           "StopRequested", "TrainConfig", "Trainer", "compare", "config_from_dict",
+           "resolve_device", "train"]
