@@ -186,3 +186,27 @@ def test_corrupt_checkpoint_on_resume_exits_1_with_message(tmp_path, capsys):
     assert main(["train", *QUICK, "--out", str(run), "--resume"]) == 1
     assert "corrupt" in capsys.readouterr().err
     assert main(["train", *QUICK, "--out", str(tmp_path / "none"), "--resume"]) == 2
+
+
+@pytest.mark.slow
+def test_train_cifar10_with_augmentation_on_extracted_binary_batches(tmp_path, monkeypatch):
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "data" / "cifar-10-batches-bin"
+    folder.mkdir(parents=True)
+
+    def records(n: int) -> bytes:  # the real binary format: 1 label byte + 3072 pixel bytes
+        labels = (np.arange(n) % 10).astype(np.uint8)[:, None]
+        pixels = rng.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8)
+        return np.concatenate([labels, pixels], axis=1).tobytes()
+
+    for i in range(1, 6):
+        (folder / f"data_batch_{i}.bin").write_bytes(records(16))
+    (folder / "test_batch.bin").write_bytes(records(20))
+    monkeypatch.setattr("urllib.request.urlopen", lambda *a, **k: pytest.fail("network"))
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "cifar10", "--augment", "--data-dir",
+                 str(tmp_path / "data"), *QUICK, "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    config = json.loads((out / "config.json").read_text())
+    assert (summary["model"], summary["steps"], config["augment"]) == ("cifar10-paper", 2, True)
+    assert config["train_size"] == 80 and config["test_size"] == 20
