@@ -214,7 +214,8 @@ class TensorBoardServer:
             only = self.run_dirs[0].expanduser()
             if not only.is_dir():
                 raise TensorBoardError(f"not a directory: {only}")
-            if not any(only.glob("events.out.tfevents*")):
+            if any(only.glob("*/events.out.tfevents*")) or not any(
+                    only.glob("events.out.tfevents*")):
                 return only.resolve()  # a comparison directory: its runs are named already
         # A run directory holds its event files itself: link it so it shows under its name.
         return link_tree(self.run_dirs, work / "logdir")

@@ -197,6 +197,18 @@ def test_one_run_directory_is_served_under_its_name(comparison: Path) -> None:
         assert server.client().runs() == [run_name(0.1)]  # not "."
 
 
+def test_comparison_with_its_own_layout_file_keeps_run_names(comparison: Path,
+                                                             tmp_path: Path) -> None:
+    import shutil
+
+    from satkit.sinks.tensorboard import write_comparison_layout
+
+    copy = Path(shutil.copytree(comparison, tmp_path / "compare"))
+    write_comparison_layout(copy, [run_name(a) for a in ALPHA2])  # an event file at its root
+    with TensorBoardServer([copy], host="127.0.0.1", reload_interval=0) as server:
+        assert {run_name(a) for a in ALPHA2} <= set(server.client().runs())
+
+
 def _read_line(proc: subprocess.Popen[str], prefix: str, timeout: float) -> str:
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
