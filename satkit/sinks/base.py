@@ -13,11 +13,13 @@ The recorder calls ``write`` with the rows of each flush, in step order, exactly
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Histogram", "Sink"]
+__all__ = ["Histogram", "Sink", "ensure_writable_dir"]
 
 
 class Histogram(NamedTuple):
@@ -55,3 +57,21 @@ class Sink(Protocol):
 
     def close(self) -> None:
         """Finish writing; called once, also when training raised."""
+
+
+def ensure_writable_dir(directory: str | os.PathLike, sink: str) -> Path:
+    """Create ``directory`` if needed and prove a file can be written there.
+
+    Raises:
+        OSError: naming the sink and the directory, at construction rather than at the first
+            flush, so nothing recorded waits on a sink that can never write.
+    """
+    path = Path(directory)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise OSError(err.errno, f"{sink} cannot write to {path}: {err.strerror or err}") from err
+    return path

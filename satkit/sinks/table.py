@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from satkit.sinks.base import ensure_writable_dir
+
 __all__ = ["TableSink", "read_table"]
 
 # Consolidate once this many parts accumulate, to keep reads and directory listings cheap.
@@ -117,7 +119,7 @@ class TableSink:
             raise ValueError(f"samples_path must differ from path, both are {self.path}")
         self._parts = _parts_dir(self.path)
         for directory in {self.path.parent, self.samples_path.parent, self._parts}:
-            self._check_writable(directory)
+            ensure_writable_dir(directory, "TableSink")
         self._closed = False
         if resume:
             self._consolidate()
@@ -126,17 +128,6 @@ class TableSink:
             for part in _part_files(self.path):
                 part.unlink()
         self._seq = 0
-
-    @staticmethod
-    def _check_writable(directory: Path) -> None:
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            probe = directory / f".probe-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as err:
-            raise OSError(err.errno, f"TableSink cannot write to {directory}: "
-                          f"{err.strerror or err}") from err
 
     def write(self, rows: list[dict]) -> None:
         """Store ``rows`` durably (an fsynced part file) before returning."""

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from satkit.sinks.base import Histogram
+from satkit.sinks.base import Histogram, ensure_writable_dir
 
 __all__ = ["TensorBoardSink", "comparison_layout", "tag_for", "write_comparison_layout"]
 
@@ -88,15 +88,7 @@ def comparison_layout() -> dict[str, dict[str, list[Any]]]:
 def _writer(log_dir: str | os.PathLike) -> Any:
     from torch.utils.tensorboard import SummaryWriter  # lazy: TensorBoard is heavy
 
-    path = Path(log_dir)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".probe-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise OSError(err.errno, f"TensorBoardSink cannot write to {path}: "
-                      f"{err.strerror or err}") from err
+    path = ensure_writable_dir(log_dir, "TensorBoardSink")
     return SummaryWriter(log_dir=str(path))
 
 
