@@ -20,33 +20,26 @@ its first training forward). Shapes and dtypes are always checked: that costs no
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from satkit.methods import NOISE_FAMILIES, NoiseFamily
+from satkit.validation import check_choice, check_real, is_real
+
 __all__ = ["NOISE_FAMILIES", "NoiseFamily", "noisy_logits", "noise_magnitude", "target_probability"]
-
-NoiseFamily = Literal["annealed", "amplitude", "free", "negative"]
-#: The ablation family of PAPER.md section 4; "annealed" is the method (Eq. 5).
-NOISE_FAMILIES: tuple[str, ...] = ("annealed", "amplitude", "free", "negative")
-
 
 def check_alpha2(alpha2: object) -> float:
     """Return ``alpha2`` as a float, or raise if it is not a finite number >= 0."""
-    if isinstance(alpha2, bool) or not isinstance(alpha2, (int, float)):
+    if not is_real(alpha2) and not isinstance(alpha2, float):  # nan/inf: a ValueError below
         raise TypeError(f"alpha2 must be a real number >= 0 (the paper's alpha^2), got {alpha2!r}")
-    if not math.isfinite(alpha2) or alpha2 < 0:
-        raise ValueError(f"alpha2 must be finite and >= 0 (the paper's alpha^2), got {alpha2!r}")
-    return float(alpha2)
+    return check_real("alpha2 (the paper's alpha^2)", alpha2, lo=0.0)
 
 
 def check_noise(noise: object) -> str:
-    """Return ``noise`` if it names a family of PAPER.md section 4, else raise ValueError."""
-    if noise not in NOISE_FAMILIES:
-        raise ValueError(f"noise must be one of {NOISE_FAMILIES}, got {noise!r}")
-    return str(noise)
+    """Return ``noise`` if it names a noise family of the paper's ablation, else raise."""
+    return check_choice("noise", noise, NOISE_FAMILIES)
 
 
 def check_target(target: object, n: int, num_classes: int, *, check_values: bool) -> Tensor:

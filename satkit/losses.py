@@ -14,7 +14,6 @@ Target *values* are checked only for CPU tensors (reading them on an accelerator
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from satkit.functional import check_target
+from satkit.validation import check_int, check_real
 
 __all__ = [
     "ConfidencePenaltyLoss",
@@ -38,35 +38,24 @@ __all__ = [
 Reduction = Literal["none", "mean", "sum"]
 
 
-def _real(name: str, value: object, lo: float, hi: float, *, hi_open: bool = False) -> float:
-    """Return ``value`` as a float, or raise ValueError naming ``name`` unless it lies in range."""
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    if ok:
-        ok = lo <= value < hi if hi_open else lo <= value <= hi
-    if not ok:
-        interval = f"[{lo:g}, {hi:g}{')' if hi_open else ']'}"
-        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
-    return float(value)
-
-
 def check_epsilon(epsilon: object, name: str = "epsilon") -> float:
     """Label-smoothing epsilon in [0, 1); ``name`` is the argument named in the error."""
-    return _real(name, epsilon, 0.0, 1.0, hi_open=True)
+    return check_real(name, epsilon, lo=0.0, hi=1.0, hi_open=True)
 
 
 def check_beta(beta: object, name: str = "beta") -> float:
     """Confidence-penalty beta >= 0; ``name`` is the argument named in the error."""
-    return _real(name, beta, 0.0, math.inf)
+    return check_real(name, beta, lo=0.0)
 
 
 def check_alpha(alpha: object, name: str = "alpha") -> float:
     """DisturbLabel rate alpha in [0, 1]; ``name`` is the argument named in the error."""
-    return _real(name, alpha, 0.0, 1.0)
+    return check_real(name, alpha, lo=0.0, hi=1.0)
 
 
 def check_gamma(gamma: object, name: str = "gamma") -> float:
     """Focal-loss gamma >= 0; ``name`` is the argument named in the error."""
-    return _real(name, gamma, 0.0, math.inf)
+    return check_real(name, gamma, lo=0.0)
 
 
 def _check_reduction(reduction: object) -> str:
@@ -193,8 +182,7 @@ def disturb_label(
         True
     """
     alpha = check_alpha(alpha)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+    check_int("num_classes", num_classes, minimum=2)
     if not isinstance(target, Tensor) or target.dim() != 1:
         shape = getattr(target, "shape", target)
         raise ValueError(f"target must be a 1-D tensor (N,), got {shape}")
@@ -298,7 +286,7 @@ def focal_loss(
                                  f"per-class weights, got shape {tuple(alpha.shape)}")
             loss = alpha.to(loss)[target] * loss
         else:
-            loss = _real("alpha", alpha, 0.0, math.inf) * loss
+            loss = check_real("alpha", alpha, lo=0.0) * loss
     return _reduce(loss, reduction)
 
 
@@ -391,7 +379,7 @@ class FocalLoss(nn.Module):
         if isinstance(alpha, Tensor):
             self.register_buffer("alpha", alpha.detach().clone())
         else:
-            self.alpha = None if alpha is None else _real("alpha", alpha, 0.0, math.inf)
+            self.alpha = None if alpha is None else check_real("alpha", alpha, lo=0.0)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return focal_loss(input, target, gamma=self.gamma, alpha=self.alpha,

@@ -1,9 +1,9 @@
 """Human-readable names for runs (shared by tables, reports and figure legends).
 
-A *method* is what a run trained with: plain softmax, Noisy Softmax at some alpha2 (and noise
-variant), or one of the softmax regularisers of issue 7 (``loss`` in a run's config). Its
-*setting* is the method's main parameter as text (``"ε=0.1"`` for label smoothing); runs of
-the same method but different settings are different methods in every table.
+A *method* is what a run trained with (:data:`satkit.methods.METHODS`): plain softmax, Noisy
+Softmax at some alpha2 (and noise variant), or one of the softmax regularisers. Its *setting*
+is the method's main parameter as text (``"ε=0.1"`` for label smoothing); runs of the same
+method but different settings are different methods in every table.
 """
 
 from __future__ import annotations
@@ -11,24 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-__all__ = ["METHODS", "format_alpha2", "method_label", "method_order", "method_setting"]
+from satkit.methods import METHODS, method_order, setting_values
 
-#: The methods in the order tables and legends list them (the trainer's ``LOSS_NAMES``),
-#: each with its display name and the config fields of its main parameter (field, symbol).
-METHODS: Mapping[str, tuple[str, tuple[tuple[str, str], ...]]] = {
-    "softmax": ("softmax", ()),
-    "noisy": ("Noisy Softmax", ()),
-    "label-smoothing": ("label smoothing", (("epsilon", "ε"),)),
-    "confidence-penalty": ("confidence penalty", (("beta", "β"),)),
-    "disturb-label": ("DisturbLabel", (("disturb_alpha", "α"),)),
-    "focal": ("focal loss", (("gamma", "γ"),)),
-    "temperature": ("temperature", (("temperature", "T"),)),
-    "cosface": ("CosFace", (("scale", "s"), ("margin", "m"))),
-    "arcface": ("ArcFace", (("scale", "s"), ("margin", "m"))),
-}
-# The margin heads' defaults when the config leaves ``margin`` unset (as satkit.heads does;
-# kept here so the analysis does not import torch).
-_DEFAULT_MARGIN = {"cosface": 0.35, "arcface": 0.5}
+__all__ = ["METHODS", "format_alpha2", "method_label", "method_order", "method_setting"]
 
 
 def format_alpha2(alpha2: float) -> str:
@@ -39,8 +24,8 @@ def format_alpha2(alpha2: float) -> str:
 def method_setting(loss: str, config: Mapping) -> str:
     """The main parameter(s) of a method as text, read from a run's config.
 
-    Empty for softmax and Noisy Softmax (alpha2 and the noise variant name those), and for
-    a parameter the config lacks.
+    Empty for softmax and Noisy Softmax (alpha2 and the noise variant name those), and for a
+    setting the config does not record; one it sets to None takes the method's default.
 
     Example:
         >>> method_setting("label-smoothing", {"epsilon": 0.1})
@@ -50,20 +35,12 @@ def method_setting(loss: str, config: Mapping) -> str:
         >>> method_setting("noisy", {"alpha2": 0.1})
         ''
     """
-    parts = []
-    for field, symbol in METHODS.get(loss, ("", ()))[1]:
-        value = config.get(field)
-        if value is None and field == "margin":
-            value = _DEFAULT_MARGIN.get(loss)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            parts.append(f"{symbol}={value:g}")
-    return " ".join(parts)
-
-
-def method_order(loss: str) -> int:
-    """Position of a method in tables and legends (softmax first; unknown names last)."""
-    names = list(METHODS)
-    return names.index(loss) if loss in METHODS else len(names)
+    if loss not in METHODS:
+        return ""
+    values = setting_values(loss, config)
+    symbols = {s.field: s.symbol for s in METHODS[loss].settings}
+    return " ".join(f"{symbols[f]}={v:g}" for f, v in values.items()
+                    if isinstance(v, int | float) and not isinstance(v, bool))
 
 
 def method_label(alpha2: float, noise: str = "annealed", loss: str | None = None,
@@ -73,8 +50,8 @@ def method_label(alpha2: float, noise: str = "annealed", loss: str | None = None
     Args:
         alpha2: Noisy Softmax's alpha^2 (0 for every other method).
         noise: the noise variant (``"none"`` = no noise).
-        loss: the method (a key of :data:`METHODS`); None means softmax or Noisy Softmax,
-            decided by alpha2 (runs written before the regularisers existed).
+        loss: the method (a key of :data:`satkit.methods.METHODS`); None means softmax or
+            Noisy Softmax, decided by alpha2 (runs written before the regularisers existed).
         setting: the method's main parameter as text (:func:`method_setting`).
 
     Example:
@@ -84,7 +61,7 @@ def method_label(alpha2: float, noise: str = "annealed", loss: str | None = None
         ('label smoothing ε=0.1', 'focal loss')
     """
     if loss is not None and loss not in ("softmax", "noisy"):
-        name = METHODS[loss][0] if loss in METHODS else loss
+        name = METHODS[loss].label if loss in METHODS else loss
         return f"{name} {setting}" if setting else name
     if loss == "softmax" or alpha2 == 0 or noise == "none":
         return "softmax (α²=0)"

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from satkit import methods, schema
 from satkit.analysis.errors import RunError
 from satkit.analysis.labels import method_label, method_setting
 
@@ -44,13 +45,11 @@ __all__ = [
     "tidy_metrics",
 ]
 
-SAMPLE_COLUMNS = ("index", "first_saturated_step", "desaturations", "last_p_target",
-                  "last_seen_step")
-EPOCH_COLUMNS = ("epoch", "step", "train_loss", "train_error", "test_loss", "test_error", "lr",
-                 "seconds")
+SAMPLE_COLUMNS = tuple(schema.SAMPLE_COLUMNS)
+EPOCH_COLUMNS = tuple(schema.EPOCH_COLUMNS)
 LONG_COLUMNS = ("run", "alpha2", "seed", "loss", "setting", "noise", "step", "metric",
                 "value")
-_MARKERS = ("config.json", "metrics.parquet", "summary.json")
+_MARKERS = (schema.CONFIG, schema.METRICS, schema.SUMMARY)
 
 
 @dataclass(eq=False)
@@ -79,17 +78,9 @@ class Run:
 
     @property
     def alpha2(self) -> float:
-        """Noisy Softmax's alpha^2 as applied: 0 for plain softmax and every other method.
-
-        ``effective_alpha2`` of config.json when present; for older runs, the config's
-        ``alpha2`` unless its ``loss`` names a method other than Noisy Softmax. NaN when
-        unknown.
-        """
-        if "effective_alpha2" in self.config:
-            return _as_float(self.config["effective_alpha2"])
-        if self._raw_loss not in (None, "noisy"):
-            return 0.0
-        return _as_float(self.config.get("alpha2", self.summary.get("alpha2")))
+        """Noisy Softmax's alpha^2 as applied: 0 for plain softmax and every other method
+        (config.json's ``effective_alpha2``; NaN when unknown)."""
+        return _as_float(self.config.get("effective_alpha2"))
 
     @property
     def seed(self) -> int | None:
@@ -98,26 +89,15 @@ class Run:
 
     @property
     def noise(self) -> str:
-        """The noise variant; ``"none"`` unless the run is Noisy Softmax with alpha2 > 0."""
-        if self.loss != "noisy" or self.alpha2 == 0:
-            return "none"
-        return str(self.config.get("noise", self.summary.get("noise", "annealed")))
+        """The noise variant as applied; ``"none"`` unless the run is Noisy Softmax with
+        alpha2 > 0 (config.json's ``effective_noise``)."""
+        return str(self.config.get("effective_noise", "none"))
 
     @property
     def loss(self) -> str:
-        """The method (config.json's ``method``): ``"softmax"`` for Noisy Softmax at alpha2 = 0.
-
-        Older runs: the config's ``loss`` (else summary.json's), else softmax/noisy by alpha2.
-        """
-        if "method" in self.config:
-            return str(self.config["method"])
-        raw = self._raw_loss
-        if raw is None:
-            alpha2 = _as_float(self.config.get("alpha2", self.summary.get("alpha2")))
-            return "softmax" if alpha2 == 0 else "noisy"
-        if raw == "noisy" and self.alpha2 == 0:
-            return "softmax"
-        return str(raw)
+        """The method as applied (config.json's ``method``): ``"softmax"`` for Noisy Softmax at
+        alpha2 = 0."""
+        return str(self.config["method"])
 
     @property
     def setting(self) -> str:
@@ -140,11 +120,6 @@ class Run:
         return _as_float(value)
 
     @property
-    def _raw_loss(self) -> str | None:
-        value = self.config.get("loss", self.summary.get("loss"))
-        return None if value is None else str(value)
-
-    @property
     def dataset(self) -> str:
         return str(self.config.get("dataset", self.summary.get("dataset", "")))
 
@@ -163,6 +138,33 @@ def _as_float(value) -> float:
         return float(value)
     except (TypeError, ValueError):
         return math.nan
+
+
+def normalise_config(config: dict, summary: dict) -> dict:
+    """A run's config with the method as applied, whatever satkit version wrote it.
+
+    Adds (when missing) ``method``, ``effective_alpha2`` and ``effective_noise``, derived by the
+    catalogue's rules (:mod:`satkit.methods`) from the raw ``loss``/``alpha2``/``noise`` of the
+    config, else of summary.json (which older runs wrote with the method already resolved).
+    Runs are normalised once, here, so nothing downstream re-derives them.
+
+    Example:
+        >>> normalise_config({"alpha2": 0.0}, {})["method"]
+        'softmax'
+        >>> c = normalise_config({"loss": "focal", "alpha2": 0.1}, {})
+        >>> c["method"], c["effective_alpha2"], c["effective_noise"]
+        ('focal', 0.0, 'none')
+    """
+    config = dict(config)
+    loss = config.get("loss", summary.get("loss"))
+    alpha2 = _as_float(config.get("alpha2", summary.get("alpha2")))
+    alpha2 = None if math.isnan(alpha2) else alpha2
+    noise = config.get("noise", summary.get("noise"))
+    config.setdefault("method", methods.resolve_method(loss, alpha2))
+    config.setdefault("effective_alpha2", methods.effective_alpha2(loss, alpha2))
+    config.setdefault("effective_noise", methods.effective_noise(
+        loss, alpha2, None if noise == "none" else noise))
+    return config
 
 
 def _read_json(path: Path) -> dict:
@@ -195,7 +197,7 @@ def _empty(columns: Sequence[str]) -> pd.DataFrame:
 
 
 def _load_metrics(run_dir: Path) -> pd.DataFrame:
-    path = run_dir / "metrics.parquet"
+    path = run_dir / schema.METRICS
     if path.exists():
         metrics = _read_parquet(path, ["step"])
     elif any(run_dir.glob("events.out.tfevents.*")):
@@ -210,18 +212,21 @@ def _load_metrics(run_dir: Path) -> pd.DataFrame:
 
 
 def _load_samples(run_dir: Path) -> pd.DataFrame:
-    path = run_dir / "samples.parquet"
+    """The samples table with the schema's dtypes (older runs lack the noisy-view and settled
+    columns: they stay absent, and the analysis says so when asked for them)."""
+    path = run_dir / schema.SAMPLES
     if not path.exists():
-        frame = _empty(SAMPLE_COLUMNS)
-        frame["first_saturated_step"] = frame["first_saturated_step"].astype("Int64")
-        return frame
+        return pd.DataFrame({c: pd.Series(dtype=dtype)
+                             for c, (dtype, _) in schema.SAMPLE_COLUMNS.items()})
     frame = _read_parquet(path, ["first_saturated_step"])
-    frame["first_saturated_step"] = frame["first_saturated_step"].astype("Int64")
+    for column, (dtype, _) in schema.SAMPLE_COLUMNS.items():
+        if column in frame.columns and dtype == "Int64":
+            frame[column] = frame[column].astype("Int64")
     return frame
 
 
 def _load_epochs(run_dir: Path) -> pd.DataFrame:
-    path = run_dir / "epochs.csv"
+    path = run_dir / schema.EPOCHS
     if not path.exists():
         return _empty(EPOCH_COLUMNS)
     try:
@@ -256,7 +261,7 @@ def load_run(path: str | Path) -> Run:
     run_dir = Path(path)
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: not a directory")
-    config_path, summary_path = run_dir / "config.json", run_dir / "summary.json"
+    config_path, summary_path = run_dir / schema.CONFIG, run_dir / schema.SUMMARY
     summary = _read_json(summary_path) if summary_path.exists() else {}
     if config_path.exists():
         config = _read_json(config_path)
@@ -267,7 +272,7 @@ def load_run(path: str | Path) -> Run:
     return Run(
         path=run_dir,
         name=run_dir.name,
-        config=config,
+        config=normalise_config(config, summary),
         metrics=_load_metrics(run_dir),
         samples=_load_samples(run_dir),
         epochs=_load_epochs(run_dir),
@@ -361,7 +366,7 @@ def tidy_metrics(runs: Sequence[Run], metrics: Sequence[str] | None = None) -> p
         table = run.metrics
         names = [c for c in table.columns if c != "step" and _numeric(table[c])] \
             if metrics is None else list(metrics)
-        _require_columns(table, names, run.path / "metrics.parquet")
+        _require_columns(table, names, run.path / schema.METRICS)
         values = table[names].to_numpy(dtype="float64", na_value=np.nan)
         blocks.append((run, names, values, table["step"].to_numpy(dtype="int64")))
     if not blocks:

@@ -44,7 +44,8 @@ def add_config_flags(parser: argparse.ArgumentParser, *, exclude: tuple[str, ...
                      cls: type = TrainConfig) -> None:
     """Add one flag per dataclass field; defaults are None so the config's own apply.
 
-    bool -> ``--x/--no-x``; Literal -> choices; tuple[float, ...] -> several values.
+    bool -> ``--x/--no-x``; Literal (or ``metadata={"choices": ...}``) -> choices;
+    tuple[float, ...] -> several values.
     """
     hints = typing.get_type_hints(cls)
     defaults = cls()
@@ -57,6 +58,8 @@ def add_config_flags(parser: argparse.ArgumentParser, *, exclude: tuple[str, ...
         kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": help_text}
         if tp is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
+        elif "choices" in f.metadata:
+            kwargs["choices"] = list(f.metadata["choices"])
         elif get_origin(tp) is Literal:
             kwargs["choices"] = list(get_args(tp))
         elif get_origin(tp) is tuple:

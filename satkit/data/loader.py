@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from satkit.validation import check_int
+
 __all__ = ["Augment", "DeviceLoader", "derive_seed"]
 
 #: A batched augmentation: ``augment(x, generator) -> x'`` on ``x``'s device.
@@ -85,8 +87,7 @@ class DeviceLoader:
             raise ValueError(f"x and y must be on the same device, got {x.device} and {y.device}")
         for name, value, low in (("batch_size", batch_size, 1), ("world_size", world_size, 1),
                                  ("seed", seed, 0), ("rank", rank, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+            check_int(name, value, minimum=low)
         if rank >= world_size:
             raise ValueError(f"rank must be < world_size={world_size}, got {rank}")
         if augment is not None and not callable(augment):
@@ -116,8 +117,7 @@ class DeviceLoader:
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next iteration epoch ``epoch`` (its order depends only on seed and epoch)."""
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise ValueError(f"epoch must be an int >= 0, got {epoch!r}")
+        check_int("epoch", epoch, minimum=0)
         self.epoch = epoch
 
     def indices(self, epoch: int) -> Tensor:
@@ -146,9 +146,7 @@ class DeviceLoader:
         Raises:
             ValueError: ``start_batch`` not in ``[0, len(self)]``.
         """
-        if isinstance(start_batch, bool) or not isinstance(start_batch, int) \
-                or not 0 <= start_batch <= len(self):
-            raise ValueError(f"start_batch must be an int in [0, {len(self)}], got {start_batch!r}")
+        check_int("start_batch", start_batch, minimum=0, maximum=len(self))
         epoch = self.epoch
         self.epoch += 1
         return self._batches(epoch, start_batch)

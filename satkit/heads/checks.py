@@ -11,17 +11,15 @@ import torch
 from torch import Tensor
 
 from satkit.functional import check_target
+from satkit.validation import check_int
 
 __all__ = ["check_forward", "check_sizes"]
 
 
 def check_sizes(in_features: object, num_classes: object) -> None:
     """Raise ValueError unless both are positive ints and ``num_classes >= 2``."""
-    for name, value in (("in_features", in_features), ("num_classes", num_classes)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if num_classes < 2:  # type: ignore[operator]
-        raise ValueError(f"num_classes must be >= 2 for a softmax classifier, got {num_classes}")
+    check_int("in_features", in_features, minimum=1)
+    check_int("num_classes (a softmax classifier needs two)", num_classes, minimum=2)
 
 
 def check_forward(features: object, target: object, *, in_features: int, num_classes: int,

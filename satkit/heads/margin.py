@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from satkit.functional import check_target
 from satkit.heads.checks import check_forward, check_sizes
+from satkit.validation import check_bool, check_real
 
 __all__ = ["ArcFace", "CosFace", "arcface_logits", "cosface_logits", "cosine_logits"]
 
@@ -36,26 +37,14 @@ COSFACE_MAX_MARGIN = 1.0
 ARCFACE_MAX_MARGIN = math.pi / 2
 
 
-def _check_real(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite real number, got {value!r}")
-    return float(value)
-
-
 def check_scale(s: object) -> float:
     """Return the scale ``s`` as a float, or raise ValueError unless it is finite and > 0."""
-    s = _check_real("s", s)
-    if s <= 0:
-        raise ValueError(f"s (the logit scale) must be > 0, got {s!r}")
-    return s
+    return check_real("s", s, lo=0.0, lo_open=True)
 
 
 def check_margin(m: object, upper: float) -> float:
     """Return the margin ``m`` as a float, or raise ValueError unless ``0 <= m <= upper``."""
-    m = _check_real("m", m)
-    if not 0.0 <= m <= upper:
-        raise ValueError(f"m (the margin) must lie in [0, {upper:.4g}], got {m!r}")
-    return m
+    return check_real("m", m, lo=0.0, hi=upper)
 
 
 def cosine_logits(features: Tensor, weight: Tensor) -> Tensor:
@@ -348,9 +337,7 @@ class ArcFace(_MarginHead):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(in_features, num_classes, s=s, m=m, device=device, dtype=dtype)
-        if not isinstance(easy_margin, bool):
-            raise ValueError(f"easy_margin must be a bool, got {easy_margin!r}")
-        self.easy_margin = easy_margin
+        self.easy_margin = check_bool("easy_margin", easy_margin)
 
     def _margin_logits(self, features: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         return arcface_logits(features, self.weight, target, s=self.s, m=self.m,

@@ -23,35 +23,44 @@ from torch import Tensor, nn
 
 from satkit.heads.margin import ArcFace, CosFace
 from satkit.heads.noisy import NoisySoftmax
-from satkit.heads.temperature import TemperatureSoftmax, check_temperature
+from satkit.heads.temperature import TemperatureSoftmax
 from satkit.losses import (
     ConfidencePenaltyLoss,
     DisturbLabelLoss,
     FocalLoss,
     LabelSmoothingCrossEntropy,
-    check_alpha,
-    check_beta,
-    check_epsilon,
-    check_gamma,
 )
+from satkit.methods import DEFAULT_ALPHA2, METHODS, NoiseFamily
+from satkit.validation import check_real
 
-__all__ = ["LOSSES", "make_head_and_loss"]
+__all__ = ["DEFAULT_MARGIN", "LOSSES", "make_head_and_loss"]
 
-#: The methods by name (the CLI's ``--loss`` choices), each with a one-line description.
-LOSSES: Mapping[str, str] = MappingProxyType({
-    "softmax": "plain softmax cross-entropy (NoisySoftmax with alpha2=0)",
-    "noisy": "Noisy Softmax: annealed noise on the target logit (Chen et al., CVPR 2017)",
-    "label-smoothing": "cross-entropy to (1-epsilon) onehot + epsilon/C (Szegedy et al., 2016)",
-    "confidence-penalty": "cross-entropy minus beta * entropy (Pereyra et al., 2017)",
-    "disturb-label": "labels redrawn uniformly with probability alpha (Xie et al., 2016)",
-    "focal": "-(1 - p_y)^gamma log p_y (Lin et al., 2017)",
-    "temperature": "training logits divided by a temperature T",
-    "cosface": "normalised logits s cos theta, target s (cos theta_y - m) (Wang et al., 2018)",
-    "arcface": "normalised logits s cos theta, target s cos(theta_y + m) (Deng et al., 2019)",
+#: The methods by name (the CLI's ``--loss`` choices), each with a one-line description
+#: (read from the catalogue, :data:`satkit.methods.METHODS`).
+LOSSES: Mapping[str, str] = MappingProxyType({m.name: m.description for m in METHODS.values()})
+
+#: Default margins: CosFace's / AM-Softmax's 0.35 and ArcFace's 0.5 rad (from the catalogue).
+DEFAULT_MARGIN: Mapping[str, float] = MappingProxyType(
+    {name: METHODS[name].setting("margin").default for name in ("cosface", "arcface")})
+
+#: How each catalogue head is built: (in_features, num_classes, settings) -> head.
+_HEADS: Mapping[str, Callable[..., nn.Module]] = MappingProxyType({
+    "linear": lambda d, c, o: NoisySoftmax(d, c, alpha2=0.0),
+    "noisy": lambda d, c, o: NoisySoftmax(d, c, alpha2=o["alpha2"], noise=o["noise"],
+                                          xi_per=o["xi_per"], generator=o["generator"]),
+    "temperature": lambda d, c, o: TemperatureSoftmax(d, c, temperature=o["temperature"]),
+    "cosface": lambda d, c, o: CosFace(d, c, s=o["s"], m=o["m"]),
+    "arcface": lambda d, c, o: ArcFace(d, c, s=o["s"], m=o["m"], easy_margin=o["easy_margin"]),
 })
-
-#: Default margins: CosFace's / AM-Softmax's 0.35 and ArcFace's 0.5 rad.
-DEFAULT_MARGIN: Mapping[str, float] = MappingProxyType({"cosface": 0.35, "arcface": 0.5})
+#: How each catalogue loss is built from the method's settings.
+_LOSSES: Mapping[str, Callable[[dict], nn.Module]] = MappingProxyType({
+    "cross-entropy": lambda o: nn.CrossEntropyLoss(),
+    "label-smoothing": lambda o: LabelSmoothingCrossEntropy(epsilon=o["epsilon"]),
+    "confidence-penalty": lambda o: ConfidencePenaltyLoss(beta=o["beta"]),
+    "disturb-label": lambda o: DisturbLabelLoss(alpha=o["disturb_alpha"],
+                                                generator=o["generator"]),
+    "focal": lambda o: FocalLoss(gamma=o["gamma"]),
+})
 
 
 def make_head_and_loss(
@@ -59,15 +68,15 @@ def make_head_and_loss(
     in_features: int,
     num_classes: int,
     *,
-    alpha2: float = 0.1,
-    noise: Literal["annealed", "amplitude", "free", "negative"] = "annealed",
+    alpha2: float = DEFAULT_ALPHA2,
+    noise: NoiseFamily = "annealed",
     xi_per: Literal["sample", "batch"] = "sample",
-    epsilon: float = 0.1,
-    beta: float = 0.1,
-    disturb_alpha: float = 0.1,
-    gamma: float = 2.0,
-    temperature: float = 2.0,
-    s: float = 30.0,
+    epsilon: float | None = None,
+    beta: float | None = None,
+    disturb_alpha: float | None = None,
+    gamma: float | None = None,
+    temperature: float | None = None,
+    s: float | None = None,
     m: float | None = None,
     easy_margin: bool = False,
     generator: torch.Generator | None = None,
@@ -75,6 +84,8 @@ def make_head_and_loss(
     """Build the head and the training loss of one method of :data:`LOSSES`.
 
     Only the settings of the chosen method are read (and validated); the others are ignored.
+    A setting left at None takes the method's default from the catalogue
+    (:data:`satkit.methods.METHODS`).
 
     Args:
         name: a key of :data:`LOSSES`.
@@ -89,8 +100,7 @@ def make_head_and_loss(
         gamma: focal-loss gamma, >= 0 (default 2, Lin et al.'s best).
         temperature: T > 0 of the temperature head (default 2).
         s: scale of the margin heads, > 0 (default 30).
-        m: margin of the margin heads; None for the method's default (CosFace 0.35 in cosine
-            units, ArcFace 0.5 rad).
+        m: margin of the margin heads (default CosFace 0.35 in cosine units, ArcFace 0.5 rad).
         easy_margin: ArcFace's easy-margin variant.
         generator: optional ``torch.Generator`` for Noisy Softmax's draws and DisturbLabel's
             labels (it must be on the device the head and targets will live on).
@@ -111,31 +121,17 @@ def make_head_and_loss(
         >>> loss.dtype, loss.shape
         (torch.float32, torch.Size([]))
     """
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; valid names: {', '.join(LOSSES)}")
-    ce = nn.CrossEntropyLoss()
-    if name in ("softmax", "noisy"):
-        head = NoisySoftmax(in_features, num_classes, alpha2=alpha2 if name == "noisy" else 0.0,
-                            noise=noise, xi_per=xi_per, generator=generator)
-        return head, ce
-    if name == "temperature":
-        temperature = check_temperature(temperature)
-        return TemperatureSoftmax(in_features, num_classes, temperature=temperature), ce
-    if name == "cosface":
-        margin = DEFAULT_MARGIN[name] if m is None else m
-        return CosFace(in_features, num_classes, s=s, m=margin), ce
-    if name == "arcface":
-        margin = DEFAULT_MARGIN[name] if m is None else m
-        return ArcFace(in_features, num_classes, s=s, m=margin, easy_margin=easy_margin), ce
-
-    loss: nn.Module
-    if name == "label-smoothing":
-        loss = LabelSmoothingCrossEntropy(epsilon=check_epsilon(epsilon))
-    elif name == "confidence-penalty":
-        loss = ConfidencePenaltyLoss(beta=check_beta(beta))
-    elif name == "disturb-label":
-        loss = DisturbLabelLoss(alpha=check_alpha(disturb_alpha, "disturb_alpha"),
-                                generator=generator)
-    else:  # focal
-        loss = FocalLoss(gamma=check_gamma(gamma))
-    return NoisySoftmax(in_features, num_classes, alpha2=0.0), loss
+    if name not in METHODS:
+        raise ValueError(f"unknown loss {name!r}; valid names: {', '.join(METHODS)}")
+    method = METHODS[name]
+    given = {"epsilon": epsilon, "beta": beta, "disturb_alpha": disturb_alpha, "gamma": gamma,
+             "temperature": temperature, "s": s, "m": m}
+    options = {}
+    for setting in method.settings:  # the catalogue's default and valid interval
+        value = setting.default if given[setting.kwarg] is None else given[setting.kwarg]
+        options[setting.kwarg] = check_real(setting.kwarg, value, lo=setting.lo, hi=setting.hi,
+                                            lo_open=setting.lo_open, hi_open=setting.hi_open)
+    options.update(alpha2=alpha2, noise=noise, xi_per=xi_per, easy_margin=easy_margin,
+                   generator=generator)
+    return (_HEADS[method.head](in_features, num_classes, options),
+            _LOSSES[method.loss](options))

@@ -15,16 +15,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from satkit.heads.checks import check_forward, check_sizes
+from satkit.validation import check_real
 
 __all__ = ["TemperatureSoftmax", "check_temperature", "temperature_logits"]
 
 
 def check_temperature(temperature: object) -> float:
     """Return ``temperature`` as a float, or raise ValueError unless it is finite and > 0."""
-    if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
-            or not math.isfinite(temperature) or temperature <= 0):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-    return float(temperature)
+    return check_real("temperature", temperature, lo=0.0, lo_open=True)
 
 
 def temperature_logits(

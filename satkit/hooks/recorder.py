@@ -43,6 +43,7 @@ from satkit.hooks.stats import (
     threshold_column,
 )
 from satkit.sinks.base import Histogram
+from satkit.validation import check_int, check_reals
 
 __all__ = ["SaturationRecorder"]
 
@@ -133,24 +134,11 @@ def _check_head(head: object) -> nn.Module:
 
 
 def _check_thresholds(thresholds: Iterable[float]) -> tuple[float, ...]:
-    taus = tuple(thresholds)
-    if not taus or not all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t < 1
-                           for t in taus):
-        raise ValueError(f"thresholds must be a non-empty sequence of numbers in (0, 1), "
-                         f"got {taus!r}")
+    taus = check_reals("thresholds", thresholds, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
     names = [threshold_column(t) for t in taus]
     if len(set(names)) != len(names):
         raise ValueError(f"thresholds give duplicate column names {names}")
     return tuple(float(t) for t in taus)
-
-
-def _positive_int(name: str, value: object, *, optional: bool = False) -> Any:
-    if optional and value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int{' or None' if optional else ''}, "
-                         f"got {value!r}")
-    return value
 
 
 def _check_index_cpu(index: Tensor, out_of_range: Tensor, num_samples: int) -> None:
@@ -221,10 +209,11 @@ class SaturationRecorder:
         self.head = _check_head(head)
         self.layout = Layout(_check_thresholds(thresholds))
         self.thresholds = self.layout.thresholds
-        self.num_samples = _positive_int("num_samples", num_samples, optional=True)
-        self.every = _positive_int("every", every)
-        self.flush_every = _positive_int("flush_every", flush_every)
-        self.histogram_every = _positive_int("histogram_every", histogram_every, optional=True)
+        self.num_samples = check_int("num_samples", num_samples, minimum=1, optional=True)
+        self.every = check_int("every", every, minimum=1)
+        self.flush_every = check_int("flush_every", flush_every, minimum=1)
+        self.histogram_every = check_int("histogram_every", histogram_every, minimum=1,
+                                         optional=True)
         self.sinks = tuple(sinks)
         for sink in self.sinks:
             if not (callable(getattr(sink, "write", None)) and callable(getattr(sink, "close",

@@ -16,6 +16,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from satkit.validation import check_int
+
 __all__ = ["SampleTracker"]
 
 # "Never saturated": the identity of a min-reduction, so duplicates in a batch reduce correctly.
@@ -41,8 +43,7 @@ class SampleTracker:
     """
 
     def __init__(self, num_samples: int, threshold: float) -> None:
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
+        check_int("num_samples", num_samples, minimum=1)
         self.num_samples = num_samples
         self.threshold = float(threshold)
         size = num_samples + 1

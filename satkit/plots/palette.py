@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 
+from satkit.methods import METHODS
+
 __all__ = ["METHOD_COLORS", "OKABE_ITO", "alpha2_color", "alpha2_palette", "method_color",
            "noise_linestyle", "run_style"]
 
@@ -35,7 +37,6 @@ METHOD_COLORS = {
     "cosface": "#44AA99",             # Tol teal (dashed)
     "arcface": "#CC6677",             # Tol rose (dashed)
 }
-_METHOD_LINESTYLES = {"cosface": "--", "arcface": "--"}
 
 
 def alpha2_color(alpha2: float) -> str:
@@ -87,5 +88,6 @@ def run_style(alpha2: float, noise: str = "annealed", loss: str | None = None,
     from satkit.analysis.labels import method_label
 
     return {"color": method_color(loss, alpha2),
-            "linestyle": _METHOD_LINESTYLES.get(loss, noise_linestyle(noise)),
+            "linestyle": "--" if loss in METHODS and METHODS[loss].training_logits == "margin"
+            else noise_linestyle(noise),
             "label": method_label(alpha2, noise, loss, setting)}

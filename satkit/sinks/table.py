@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from satkit.schema import SAMPLES
 from satkit.sinks.base import ensure_writable_dir
 
 __all__ = ["TableSink", "read_table"]
@@ -114,7 +115,7 @@ class TableSink:
                  resume: bool = False) -> None:
         self.path = Path(path)
         self.samples_path = (Path(samples_path) if samples_path is not None
-                             else self.path.with_name("samples.parquet"))
+                             else self.path.with_name(SAMPLES))
         if self.samples_path.resolve() == self.path.resolve():
             raise ValueError(f"samples_path must differ from path, both are {self.path}")
         self._parts = _parts_dir(self.path)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from satkit.sinks.base import Histogram, ensure_writable_dir
+from satkit.validation import check_int
 
 __all__ = ["TensorBoardSink", "comparison_layout", "tag_for", "write_comparison_layout"]
 
@@ -138,11 +139,7 @@ class TensorBoardSink:
 
     def __init__(self, log_dir: str | os.PathLike, *, histogram_every: int | None = None,
                  layout: bool = True) -> None:
-        if histogram_every is not None and (isinstance(histogram_every, bool) or
-                                            not isinstance(histogram_every, int) or
-                                            histogram_every < 1):
-            raise ValueError(f"histogram_every must be a positive int or None, "
-                             f"got {histogram_every!r}")
+        check_int("histogram_every", histogram_every, minimum=1, optional=True)
         self.log_dir = Path(log_dir)
         self.histogram_every = histogram_every
         self._writer = _writer(self.log_dir)

@@ -7,18 +7,23 @@ loads the same fields; every run writes its resolved config next to its outputs.
 from __future__ import annotations
 
 import dataclasses
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from satkit.functional import NOISE_FAMILIES
+from satkit import methods
+from satkit.methods import DEFAULT_ALPHA2, METHOD_NAMES, METHODS, NOISE_FAMILIES
+from satkit.schema import DEFAULT_THRESHOLDS
+from satkit.validation import check_bool, check_choice, check_int, check_real, check_reals
 
 __all__ = ["DATASETS", "LOSS_NAMES", "ConfigError", "TrainConfig", "config_from_dict"]
 
 DATASETS: tuple[str, ...] = ("digits", "mnist", "cifar10", "cifar100")
-#: The CLI's ``--loss`` choices (``satkit.heads.LOSSES`` describes each).
-LOSS_NAMES: tuple[str, ...] = ("softmax", "noisy", "label-smoothing", "confidence-penalty",
-                               "disturb-label", "focal", "temperature", "cosface", "arcface")
+#: The CLI's ``--loss`` choices: the methods of :data:`satkit.methods.METHODS`.
+LOSS_NAMES: tuple[str, ...] = METHOD_NAMES
+
+
+def _default(method: str, setting: str) -> Any:
+    return METHODS[method].setting(setting).default
 
 
 class ConfigError(ValueError):
@@ -41,27 +46,27 @@ class TrainConfig:
     dataset: Literal["digits", "mnist", "cifar10", "cifar100"] = "digits"
     model: str | None = None
     """Model preset (see ``satkit.models.PRESETS``); default: the data set's own."""
-    loss: Literal["softmax", "noisy", "label-smoothing", "confidence-penalty", "disturb-label",
-                  "focal", "temperature", "cosface", "arcface"] = "noisy"
+    loss: str = field(default="noisy", metadata={"choices": METHOD_NAMES})
     """The method: Noisy Softmax or a softmax regulariser to compare it with."""
-    alpha2: float = 0.1
+    alpha2: float = DEFAULT_ALPHA2
     """Noisy Softmax's alpha^2, the noise variance (0 = plain softmax)."""
-    noise: Literal["annealed", "amplitude", "free", "negative"] = "annealed"
+    noise: str = field(default="annealed", metadata={"choices": NOISE_FAMILIES})
     xi_per: Literal["sample", "batch"] = "sample"
-    epsilon: float = 0.1
+    epsilon: float = _default("label-smoothing", "epsilon")
     """label-smoothing: the smoothing epsilon."""
-    beta: float = 0.1
+    beta: float = _default("confidence-penalty", "beta")
     """confidence-penalty: weight of the entropy bonus."""
-    disturb_alpha: float = 0.1
+    disturb_alpha: float = _default("disturb-label", "disturb_alpha")
     """disturb-label: probability of redrawing a label."""
-    gamma: float = 2.0
+    gamma: float = _default("focal", "gamma")
     """focal: the focusing exponent."""
-    temperature: float = 2.0
+    temperature: float = _default("temperature", "temperature")
     """temperature: training logits are divided by it."""
-    scale: float = 30.0
+    scale: float = _default("cosface", "scale")
     """cosface/arcface: the scale s."""
     margin: float | None = None
-    """cosface/arcface: the margin m (default 0.35 for cosface, 0.5 rad for arcface)."""
+    """cosface/arcface: the margin m (default: the method's, 0.35 for cosface, 0.5 rad for
+    arcface)."""
     epochs: int = 10
     batch_size: int = 128
     lr: float = 0.1
@@ -81,7 +86,7 @@ class TrainConfig:
     out: str | None = None
     """Run directory; default ``runs/<dataset>_alpha2=<alpha2>_seed=<seed>``."""
     resume: bool = False
-    thresholds: tuple[float, ...] = (0.9, 0.99)
+    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
     every: int = 1
     flush_every: int = 100
     histogram_every: int = 100
@@ -90,62 +95,66 @@ class TrainConfig:
     """Save figures/dashboard.png at the end of the run."""
 
     def __post_init__(self) -> None:
-        _check_choice("dataset", self.dataset, DATASETS)
-        _check_choice("loss", self.loss, LOSS_NAMES)
-        _check_choice("noise", self.noise, NOISE_FAMILIES)
-        _check_choice("xi_per", self.xi_per, ("sample", "batch"))
-        _check_choice("device", self.device, ("auto", "cpu", "cuda"))
+        err = {"error": ConfigError}
+        check_choice("dataset", self.dataset, DATASETS, **err)
+        check_choice("loss", self.loss, LOSS_NAMES, **err)
+        check_choice("noise", self.noise, NOISE_FAMILIES, **err)
+        check_choice("xi_per", self.xi_per, ("sample", "batch"), **err)
+        check_choice("device", self.device, ("auto", "cpu", "cuda"), **err)
         for name in ("epochs", "batch_size", "every", "flush_every", "histogram_every"):
-            _check_int(name, getattr(self, name), minimum=1)
-        _check_int("seed", self.seed, minimum=0)
-        _check_int("split_seed", self.split_seed, minimum=0)
-        _check_real("alpha2", self.alpha2, lo=0.0)
-        _check_real("epsilon", self.epsilon, lo=0.0, hi=1.0, hi_open=True)
-        _check_real("beta", self.beta, lo=0.0)
-        _check_real("disturb_alpha", self.disturb_alpha, lo=0.0, hi=1.0)
-        _check_real("gamma", self.gamma, lo=0.0)
-        _check_real("temperature", self.temperature, lo=0.0, lo_open=True)
-        _check_real("scale", self.scale, lo=0.0, lo_open=True)
-        if self.margin is not None:
-            _check_real("margin", self.margin, lo=0.0, hi=math.pi / 2)
-        _check_real("lr", self.lr, lo=0.0, lo_open=True)
-        _check_real("momentum", self.momentum, lo=0.0, hi=1.0, hi_open=True)
-        _check_real("weight_decay", self.weight_decay, lo=0.0)
-        _check_real("lr_gamma", self.lr_gamma, lo=0.0, hi=1.0, lo_open=True)
+            check_int(name, getattr(self, name), minimum=1, **err)
+        check_int("seed", self.seed, minimum=0, **err)
+        check_int("split_seed", self.split_seed, minimum=0, **err)
+        check_real("alpha2", self.alpha2, lo=0.0, **err)
+        for setting in _all_settings(self.loss):
+            value = getattr(self, setting.field)
+            if value is not None:
+                check_real(setting.field, value, lo=setting.lo, hi=setting.hi,
+                           lo_open=setting.lo_open, hi_open=setting.hi_open, **err)
+        check_real("lr", self.lr, lo=0.0, lo_open=True, **err)
+        check_real("momentum", self.momentum, lo=0.0, hi=1.0, hi_open=True, **err)
+        check_real("weight_decay", self.weight_decay, lo=0.0, **err)
+        check_real("lr_gamma", self.lr_gamma, lo=0.0, hi=1.0, lo_open=True, **err)
         for name in ("lr_milestones", "thresholds"):
             values = getattr(self, name)
             if not isinstance(values, tuple):
                 raise ConfigError(f"{name} must be a tuple of numbers, got {values!r}")
-            for v in values:
-                _check_real(name, v, lo=0.0, hi=1.0, lo_open=True, hi_open=name == "thresholds")
-            if list(values) != sorted(set(values)):
-                raise ConfigError(f"{name} must be strictly increasing, got {values!r}")
-        if not self.thresholds:
-            raise ConfigError("thresholds must hold at least one value in (0, 1)")
+            check_reals(name, values, lo=0.0, hi=1.0, lo_open=True, hi_open=name == "thresholds",
+                        increasing=True, nonempty=name == "thresholds", **err)
         for name in ("model", "data_dir", "out"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
                 raise ConfigError(f"{name} must be a non-empty string or None, got {value!r}")
         for name in ("augment", "amp", "compile", "resume", "quiet", "figures"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+            check_bool(name, getattr(self, name), **err)
 
     @property
     def method(self) -> str:
-        """The method's name in reports: ``loss``, but "softmax" for Noisy Softmax at alpha2=0."""
-        return "softmax" if self.loss == "noisy" and self.alpha2 == 0 else self.loss
+        """The method as applied (:func:`satkit.methods.resolve_method`): ``loss``, but
+        "softmax" for Noisy Softmax at alpha2=0."""
+        return methods.resolve_method(self.loss, self.alpha2)
 
     @property
     def effective_alpha2(self) -> float:
         """alpha2 as applied: 0 unless the method is Noisy Softmax."""
-        return self.alpha2 if self.loss == "noisy" else 0.0
+        return methods.effective_alpha2(self.loss, self.alpha2)
+
+    @property
+    def effective_noise(self) -> str:
+        """The noise family as applied: "none" unless the method is Noisy Softmax."""
+        return methods.effective_noise(self.loss, self.alpha2, self.noise)
 
     def head_options(self) -> dict[str, Any]:
-        """Keyword arguments of ``satkit.heads.make_head_and_loss`` for this config."""
-        return {"alpha2": self.alpha2, "noise": self.noise, "xi_per": self.xi_per,
-                "epsilon": self.epsilon, "beta": self.beta, "disturb_alpha": self.disturb_alpha,
-                "gamma": self.gamma, "temperature": self.temperature, "s": self.scale,
-                "m": self.margin}
+        """Keyword arguments of ``satkit.heads.make_head_and_loss`` for this config: the
+        chosen method's settings only."""
+        options: dict[str, Any] = {}
+        if self.loss == "noisy":
+            options = {"alpha2": self.alpha2, "noise": self.noise, "xi_per": self.xi_per}
+        for setting in _all_settings(self.loss):
+            value = getattr(self, setting.field)
+            if value is not None:
+                options[setting.kwarg] = value
+        return options
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready flat dict of the fields (tuples as lists)."""
@@ -185,26 +194,16 @@ def config_from_dict(values: dict[str, Any], *, base: TrainConfig | None = None)
         raise ConfigError(str(exc)) from exc
 
 
-def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+def _settings(loss: str) -> tuple[methods.Setting, ...]:
+    entry = METHODS.get(loss)
+    return () if entry is None else entry.settings
 
 
-def _check_int(name: str, value: object, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def _check_real(name: str, value: object, *, lo: float | None = None, hi: float | None = None,
-                lo_open: bool = False, hi_open: bool = False) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    if ok and lo is not None:
-        ok = value > lo if lo_open else value >= lo
-    if ok and hi is not None:
-        ok = value < hi if hi_open else value <= hi
-    if not ok:
-        left = "(" if lo_open else "["
-        right = ")" if hi_open else "]"
-        interval = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
-        raise ConfigError(f"{name} must be a finite number in {interval}, got {value!r}")
-
+def _all_settings(loss: str) -> list[methods.Setting]:
+    """Every setting field once: the chosen method's own, else the first method's that has it
+    (so a bad value is refused whichever method is chosen)."""
+    chosen = {s.field: s for s in _settings(loss)}
+    for method in METHODS.values():
+        for setting in method.settings:
+            chosen.setdefault(setting.field, setting)
+    return list(chosen.values())

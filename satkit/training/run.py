@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from satkit import schema
 from satkit._version import __version__
 from satkit.training.checkpoint import load_checkpoint, save_checkpoint
 from satkit.training.config import ConfigError, TrainConfig
@@ -102,7 +103,7 @@ def _build(config: TrainConfig, ctx: DistContext, run_dir: Path):
     sinks = []
     table = None
     if ctx.is_main:
-        table = TableSink(run_dir / "metrics.parquet", resume=config.resume)
+        table = TableSink(run_dir / schema.METRICS, resume=config.resume)
         sinks = [table, TensorBoardSink(run_dir, histogram_every=config.histogram_every)]
     recorder = SaturationRecorder(
         model.head, thresholds=config.thresholds, num_samples=data.train_x.shape[0],
@@ -172,7 +173,7 @@ def train(config: TrainConfig) -> RunResult:
      sinks) = _build(config, ctx, run_dir)
     if ctx.is_main:
         (run_dir / "figures").mkdir(exist_ok=True)
-        write_json(run_dir / "config.json", {
+        write_json(run_dir / schema.CONFIG, {
             **config.to_dict(), "method": config.method,
             "effective_alpha2": config.effective_alpha2, "out": str(run_dir),
             "satkit_version": __version__,
@@ -188,7 +189,7 @@ def train(config: TrainConfig) -> RunResult:
 
     def on_epoch(_: EpochResult) -> None:
         if ctx.is_main:
-            _write_epochs(run_dir / "epochs.csv", trainer.history)
+            _write_epochs(run_dir / schema.EPOCHS, trainer.history)
 
     def on_checkpoint(st: dict[str, Any]) -> None:
         if ctx.is_main:
@@ -210,7 +211,7 @@ def train(config: TrainConfig) -> RunResult:
         if ctx.is_main:
             summary = _summary(config, trainer, recorder.metrics(), ctx.device)
             summary["wall_seconds"] = round(time.perf_counter() - started, 3)
-            write_json(run_dir / "summary.json", summary)
+            write_json(run_dir / schema.SUMMARY, summary)
             _write_hparams(sinks, config, summary)
     if ctx.is_main and config.figures:
         from satkit.analysis import load_run

@@ -12,9 +12,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunDirError", "atomic_write_text", "create_run_dir", "write_json"]
+from satkit.schema import CHECKPOINT
 
-CHECKPOINT = "checkpoint.pt"
+__all__ = ["CHECKPOINT", "RunDirError", "atomic_write_text", "create_run_dir", "write_json"]
 
 
 class RunDirError(ValueError):

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from satkit.training.interrupt import GracefulStop, StopRequested
+from satkit.validation import check_int
 
 __all__ = ["EpochResult", "NonFiniteError", "Trainer"]
 
@@ -96,8 +97,7 @@ class Trainer:
         on_epoch: Callable[[EpochResult], None] | None = None,
         on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+        check_int("epochs", epochs, minimum=1)
         self.model, self.optimizer, self.schedule = model, optimizer, schedule
         self.train_data, self.test_data, self.epochs = train_data, test_data, epochs
         self.recorder, self.loss_fn, self.amp = recorder, loss_fn, amp

@@ -16,7 +16,7 @@ from satkit.analysis import (
     run_table,
     seed_summary,
 )
-from satkit.analysis.labels import _DEFAULT_MARGIN, METHODS
+from satkit.methods import METHODS
 
 
 def trainer_config(loss: str, *, alpha2: float = 0.1, **fields) -> dict:
@@ -41,12 +41,13 @@ def write_method(run_writer, root, loss, *, seed=0, timing=0.0, alpha2=0.1, data
                       **kwargs)
 
 
-def test_methods_match_the_trainer_and_heads():
-    from satkit.heads.registry import DEFAULT_MARGIN
+def test_every_method_has_a_colour_and_the_trainer_reads_the_catalogue():
+    from satkit.heads import LOSSES
+    from satkit.plots import METHOD_COLORS
     from satkit.training.config import LOSS_NAMES
 
-    assert tuple(METHODS) == LOSS_NAMES
-    assert _DEFAULT_MARGIN == dict(DEFAULT_MARGIN)
+    assert tuple(METHODS) == LOSS_NAMES == tuple(LOSSES)
+    assert set(METHOD_COLORS) == set(METHODS) - {"softmax", "noisy"}
 
 
 @pytest.mark.parametrize("loss, expected", [

@@ -1,0 +1,150 @@
+"""The run directory's format: its file names, the columns of its tables, its summary fields.
+
+A run directory (what ``satkit train`` writes, and what :func:`satkit.analysis.load_run`
+reads) holds:
+
+============================  ==========================================================
+``config.json``               the resolved :class:`satkit.training.TrainConfig`, plus the
+                              method as applied, versions, device and data sizes
+``metrics.parquet``           one row per recorded step (the columns are the recorder's
+                              quantities, :data:`satkit.hooks.quantities.QUANTITIES`)
+``samples.parquet``           one row per training sample (:data:`SAMPLE_COLUMNS`)
+``epochs.csv``                one row per finished epoch (:data:`EPOCH_COLUMNS`)
+``summary.json``              the run's summary figures (:data:`SUMMARY_FIELDS`)
+``checkpoint.pt``             the state to ``--resume`` from
+``events.out.tfevents.*``     TensorBoard event files
+``figures/dashboard.png``     the run's dashboard figure
+============================  ==========================================================
+
+``docs/run-directory.md`` describes each file for users; a test checks that it names every
+column and field listed here. Pure Python; no torch import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+__all__ = [
+    "CHECKPOINT",
+    "CONFIG",
+    "DASHBOARD",
+    "DEFAULT_TAU",
+    "DEFAULT_THRESHOLDS",
+    "EPOCHS",
+    "EPOCH_COLUMNS",
+    "FIGURES",
+    "METRICS",
+    "SAMPLES",
+    "SAMPLE_COLUMNS",
+    "SUMMARY",
+    "SUMMARY_FIELDS",
+    "VIEWS",
+    "view_column",
+]
+
+CONFIG = "config.json"
+METRICS = "metrics.parquet"
+SAMPLES = "samples.parquet"
+EPOCHS = "epochs.csv"
+SUMMARY = "summary.json"
+CHECKPOINT = "checkpoint.pt"
+FIGURES = "figures"
+DASHBOARD = f"{FIGURES}/dashboard.png"
+
+#: The saturation threshold tau when none is given: a sample is saturated at p_y >= 0.99.
+DEFAULT_TAU = 0.99
+#: The thresholds the recorder reports by default; the last one is the per-sample record's.
+DEFAULT_THRESHOLDS: tuple[float, ...] = (0.9, DEFAULT_TAU)
+
+#: The two views of saturation. ``"clean"``: p_y of the eval-mode (clean) logits;
+#: ``"noisy"``: p_y of the logits the loss was computed on (Noisy Softmax's noise, a margin, a
+#: temperature; identical to clean for plain softmax and the loss regularisers).
+VIEWS: tuple[str, ...] = ("clean", "noisy")
+
+
+def view_column(column: str, saturation: str) -> str:
+    """The name of ``column`` in a view: unchanged for ``"clean"``, ``_noisy`` inserted for
+    ``"noisy"``.
+
+    Raises:
+        ValueError: ``saturation`` is not a view.
+
+    Example:
+        >>> view_column("first_saturated_step", "noisy"), view_column("p_target_median", "noisy")
+        ('first_saturated_step_noisy', 'p_target_noisy_median')
+        >>> view_column("saturated_frac_0.99", "noisy"), view_column("onset_step", "clean")
+        ('saturated_frac_noisy_0.99', 'onset_step')
+    """
+    if saturation not in VIEWS:
+        raise ValueError(f"saturation must be one of {', '.join(VIEWS)}; got {saturation!r}")
+    if saturation == "clean":
+        return column
+    for stem in ("p_target", "saturated_frac"):
+        if column.startswith(stem + "_"):
+            return f"{stem}_noisy_{column[len(stem) + 1:]}"
+        if column == stem:
+            return f"{stem}_noisy"
+    return f"{column}_noisy"
+
+
+#: The samples table, one row per training sample: column -> (pandas dtype, meaning).
+#: Steps are optimizer-step indices from 0. A view's "saturated" is p_y >= tau, tau being the
+#: recorder's last threshold. Int64 columns are nullable: <NA> = did not happen / not seen.
+SAMPLE_COLUMNS: Mapping[str, tuple[str, str]] = MappingProxyType({
+    "index": ("int64", "the sample's position in the training set"),
+    "first_saturated_step": ("Int64", "first step at which the sample was seen saturated "
+                                      "(clean view); <NA>: never"),
+    "first_saturated_step_noisy": ("Int64", "the same under the training logits (noisy view)"),
+    "settled_step": ("Int64", "step of the first visit from which on the sample was never again "
+                              "seen below tau (clean view); <NA> when its last visit was below "
+                              "tau (censored: it had not settled by the end)"),
+    "settled_step_noisy": ("Int64", "the same under the training logits (noisy view)"),
+    "desaturations": ("int64", "times the sample was seen below tau after having been seen "
+                               "saturated (clean view)"),
+    "desaturations_noisy": ("int64", "the same under the training logits (noisy view)"),
+    "last_p_target": ("float64", "clean p_y at its last visit; NaN: never seen"),
+    "last_p_target_noisy": ("float64", "p_y under the training logits at its last visit"),
+    "last_seen_step": ("Int64", "the step of its last visit; <NA>: never seen"),
+})
+
+#: The epochs table (``epochs.csv``), one row per finished epoch. Errors are in %.
+EPOCH_COLUMNS: Mapping[str, str] = MappingProxyType({
+    "epoch": "epoch index, from 0",
+    "step": "optimizer steps done at the end of the epoch",
+    "train_loss": "mean training loss over the epoch (the loss the method trains on)",
+    "train_error": "training error % over the epoch, from the training logits",
+    "test_loss": "mean cross-entropy of the clean logits on the test set",
+    "test_error": "test error % (clean logits)",
+    "lr": "learning rate during the epoch",
+    "seconds": "wall time of the epoch, evaluation included",
+})
+
+#: ``summary.json``: field -> meaning. Saturation figures are computed from the whole run's
+#: tables (also after ``--resume``).
+SUMMARY_FIELDS: Mapping[str, str] = MappingProxyType({
+    "dataset": "the data set",
+    "model": "the model preset",
+    "loss": "the method as applied (softmax for Noisy Softmax at alpha2 = 0)",
+    "alpha2": "Noisy Softmax's alpha^2 as applied (0 for every other method)",
+    "noise": "the noise family as applied (none unless Noisy Softmax)",
+    "seed": "the training seed",
+    "finished": "true when every epoch ran; false for a run stopped early",
+    "epochs": "epochs finished",
+    "epochs_planned": "epochs the config asked for",
+    "steps": "optimizer steps done",
+    "test_error": "test error % after the last finished epoch",
+    "best_test_error": "lowest test error % over the finished epochs",
+    "train_error": "training error % of the last finished epoch",
+    "onset_step": "first step at which the batch median of the clean p_y reached tau; null: never",
+    "onset_step_noisy": "the same under the training logits (noisy view)",
+    "median_sample_onset": "Kaplan-Meier median of the samples' first_saturated_step; null: "
+                           "fewer than half saturated",
+    "median_sample_onset_noisy": "the same under the training logits (noisy view)",
+    "grad_target_late": "mean |dL/df_y| over the last quarter of the recorded steps",
+    "seconds": "training wall time (evaluation included)",
+    "seconds_per_step": "seconds / steps",
+    "wall_seconds": "wall time of the whole run, setup and writing included",
+    "device": "the device it trained on",
+    "satkit_version": "the satkit version that wrote it",
+})
