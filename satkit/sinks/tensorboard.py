@@ -170,27 +170,43 @@ class TensorBoardSink:
                 self._writer.add_histogram(tag, h.values, h.step)
         self._writer.flush()
 
-    def write_hparams(self, hparams: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
+    def write_scalars(self, step: int, values: Mapping[str, float], *, group: str) -> None:
+        """Log ``values`` as scalars ``<group>/<name>`` at ``step`` (NaN and None skipped).
+
+        For figures that are not recorder rows, e.g. the per-epoch learning curves
+        (``group="epoch"``: ``epoch/train_loss``, ``epoch/test_error``, ...) on the step axis.
+        """
+        for name, value in values.items():
+            if value is not None and not math.isnan(float(value)):
+                self._writer.add_scalar(f"{group}/{name}", float(value), int(step))
+        self._writer.flush()
+
+    def write_hparams(self, hparams: Mapping[str, Any], metrics: Mapping[str, float], *,
+                      step: int = 0) -> None:
         """Log the run's hyperparameters with its final metrics (TensorBoard's HPARAMS tab).
 
         Written into this run's directory (unlike ``SummaryWriter.add_hparams``, which makes a
         new sub-run), so the hparams row links to the run's scalars.
 
         Args:
-            hparams: name -> value; bool, int, float and str are kept, anything else
-                (None, tuples, ...) is logged as its ``str``.
-            metrics: tag -> final value, e.g. ``{"final/test_error": 0.07}``.
+            hparams: name -> value; bool, int, float and str are kept as they are (booleans
+                stay booleans), anything else (None, tuples, ...) is logged as its ``str``.
+            metrics: tag -> final value, e.g. ``{"hparams/test_error": 0.07}``; None and NaN
+                values are left out (TensorBoard shows an empty cell).
+            step: the step the metric scalars are logged at (the run's last step, so they sit
+                at the end of the run's step axis).
         """
         from torch.utils.tensorboard.summary import hparams as hparams_summary
 
         clean = {k: v if isinstance(v, (bool, int, float, str)) else str(v)
                  for k, v in hparams.items()}
-        values = {k: float(v) for k, v in metrics.items()}
+        values = {k: float(v) for k, v in metrics.items()
+                  if v is not None and not math.isnan(float(v))}
         file_writer = self._writer._get_file_writer()
         for summary in hparams_summary(clean, values):
             file_writer.add_summary(summary)
         for tag, value in values.items():
-            self._writer.add_scalar(tag, value)
+            self._writer.add_scalar(tag, value, int(step))
         self._writer.flush()
 
     def close(self) -> None:
