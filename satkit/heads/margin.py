@@ -23,10 +23,10 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from satkit.functional import check_target
-from satkit.heads.checks import check_forward, check_sizes
+from satkit.heads.base import ClassifierHead
 from satkit.validation import check_bool, check_real
 
 __all__ = ["ArcFace", "CosFace", "arcface_logits", "cosface_logits", "cosine_logits"]
@@ -182,8 +182,8 @@ def arcface_logits(
     return (s * cos).scatter(1, index, target_logit[:, None]), noise
 
 
-class _MarginHead(nn.Module):
-    """Shared plumbing: normalised weights (C, D), train/eval switch, ``last_noise``."""
+class _MarginHead(ClassifierHead):
+    """Shared maths of the margin heads: clean logits ``s cos theta``, a margin in training."""
 
     max_margin: float = 0.0
 
@@ -197,49 +197,21 @@ class _MarginHead(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__()
-        check_sizes(in_features, num_classes)
-        self.in_features, self.num_classes = in_features, num_classes
+        super().__init__(in_features, num_classes, device=device, dtype=dtype)
         self.s = check_scale(s)
         self.m = check_margin(m, self.max_margin)
-        factory = {"device": device, "dtype": dtype}
-        self.weight = nn.Parameter(torch.empty(num_classes, in_features, **factory))
-        self.reset_parameters()
-        self.last_noise: Tensor | None = None
-        self.last_target: Tensor | None = None
-        self._values_checked = False
 
-    def reset_parameters(self) -> None:
-        """Initialise like ``nn.Linear`` (only the directions of the rows matter)."""
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+    def clean_forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        """The clean, margin-free logits ``s cos theta_j``."""
+        return self.s * cosine_logits(x, weight)
 
-    def _margin_logits(self, features: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    def training_forward(self, x: Tensor, weight: Tensor, bias: Tensor | None,
+                         target: Tensor) -> tuple[Tensor, Tensor]:
+        return self._margin_logits(x, weight, target)
+
+    def _margin_logits(self, features: Tensor, weight: Tensor,
+                       target: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
-
-    def forward(self, features: Tensor, target: Tensor | None = None) -> Tensor:
-        """Return the logits (N, C); margin on the target column when training with a target."""
-        check_forward(features, target, in_features=self.in_features,
-                      num_classes=self.num_classes, first_call=not self._values_checked)
-        self._values_checked = True
-        # float32 with autocast off: a tiny (D x C) product, and the loss stays float32.
-        with torch.autocast(device_type=features.device.type, enabled=False):
-            x = features.float() if features.dtype in (torch.float16, torch.bfloat16) else features
-            if target is None or not self.training:
-                logits = self.s * cosine_logits(x, self.weight)
-                noise = logits.new_zeros(x.shape[0])
-            else:
-                logits, noise = self._margin_logits(x, target)
-        self.last_noise = noise.detach()
-        self.last_target = None if target is None else target.detach()
-        return logits
-
-    def clean_logits(self, logits: Tensor, target: Tensor) -> Tensor:
-        """Map the logits of the last forward to the clean, margin-free ``s cos theta``.
-
-        Adds ``last_noise`` back on the target column; no host sync. Equal to the eval-mode
-        output up to rounding. Shape: logits (N, C), target (N,) -> (N, C).
-        """
-        return logits.scatter_add(1, target[:, None], self.last_noise[:, None].to(logits.dtype))
 
 
 class CosFace(_MarginHead):
@@ -284,8 +256,9 @@ class CosFace(_MarginHead):
     ) -> None:
         super().__init__(in_features, num_classes, s=s, m=m, device=device, dtype=dtype)
 
-    def _margin_logits(self, features: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-        return cosface_logits(features, self.weight, target, s=self.s, m=self.m)
+    def _margin_logits(self, features: Tensor, weight: Tensor,
+                       target: Tensor) -> tuple[Tensor, Tensor]:
+        return cosface_logits(features, weight, target, s=self.s, m=self.m)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, num_classes={self.num_classes}, "
@@ -339,8 +312,9 @@ class ArcFace(_MarginHead):
         super().__init__(in_features, num_classes, s=s, m=m, device=device, dtype=dtype)
         self.easy_margin = check_bool("easy_margin", easy_margin)
 
-    def _margin_logits(self, features: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-        return arcface_logits(features, self.weight, target, s=self.s, m=self.m,
+    def _margin_logits(self, features: Tensor, weight: Tensor,
+                       target: Tensor) -> tuple[Tensor, Tensor]:
+        return arcface_logits(features, weight, target, s=self.s, m=self.m,
                               easy_margin=self.easy_margin)
 
     def extra_repr(self) -> str:

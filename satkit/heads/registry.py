@@ -1,11 +1,8 @@
 """The softmax regularisers satkit compares, by name: each is a (head, training loss) pair.
 
-Every head follows one contract, so the saturation recorder works with all of them: a
-``weight`` Parameter (C, D); ``forward(features, target=None)``, which returns the *clean*
-(eval-mode) logits in eval mode or without a target; detached ``last_noise`` (N,) (how far the
-training target logit lies below the clean one; zeros when nothing was applied) and
-``last_target``; and ``clean_logits(logits, target)``, which maps the logits of the last
-forward to the clean ones without a host sync.
+Which head and loss each method uses, and their settings' defaults, are the catalogue's
+(:data:`satkit.methods.METHODS`); every head follows the contract of
+:class:`satkit.heads.base.SaturationHead`, so the saturation recorder works with all of them.
 
 Methods that change the loss or the labels (label smoothing, confidence penalty, DisturbLabel,
 focal loss) use the plain head ``NoisySoftmax(alpha2=0)``; methods that change the logits

@@ -8,13 +8,11 @@ the target's, and does not anneal.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from satkit.heads.checks import check_forward, check_sizes
+from satkit.heads.base import ClassifierHead
 from satkit.validation import check_real
 
 __all__ = ["TemperatureSoftmax", "check_temperature", "temperature_logits"]
@@ -51,7 +49,7 @@ def temperature_logits(
     return logits if temperature == 1.0 else logits / temperature
 
 
-class TemperatureSoftmax(nn.Module):
+class TemperatureSoftmax(ClassifierHead):
     """Bias-free linear head whose training logits are the linear logits divided by T.
 
     Training mode with a target: ``logits = W X / T``. Eval mode or no target: the clean logits
@@ -91,45 +89,20 @@ class TemperatureSoftmax(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__()
-        check_sizes(in_features, num_classes)
-        self.in_features, self.num_classes = in_features, num_classes
+        super().__init__(in_features, num_classes, bias=bias, device=device, dtype=dtype)
         self.temperature = check_temperature(temperature)
-        factory = {"device": device, "dtype": dtype}
-        self.weight = nn.Parameter(torch.empty(num_classes, in_features, **factory))
-        self.bias = nn.Parameter(torch.empty(num_classes, **factory)) if bias else None
-        self.reset_parameters()
-        self.last_noise: Tensor | None = None
-        self.last_target: Tensor | None = None
         self._last_scale = 1.0  # what the last forward multiplied the clean logits by
-        self._values_checked = False
-
-    def reset_parameters(self) -> None:
-        """Initialise like ``nn.Linear`` (Kaiming-uniform weights, uniform bias)."""
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1 / math.sqrt(self.in_features)
-            nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, features: Tensor, target: Tensor | None = None) -> Tensor:
         """Return the logits (N, C); divided by T when training with a target."""
-        check_forward(features, target, in_features=self.in_features,
-                      num_classes=self.num_classes, first_call=not self._values_checked)
-        self._values_checked = True
-        apply = self.training and target is not None
-        # float32 with autocast off: a tiny (D x C) product, and the loss stays float32.
-        with torch.autocast(device_type=features.device.type, enabled=False):
-            x = features.float() if features.dtype in (torch.float16, torch.bfloat16) else features
-            logits = temperature_logits(x, self.weight, self.bias,
-                                        temperature=self.temperature if apply else 1.0)
-        if apply:
-            f_y = logits.detach().gather(1, target[:, None]).squeeze(1)
-            self.last_noise = f_y * (self.temperature - 1.0)  # = clean f_y - f_y / T
-        else:
-            self.last_noise = logits.new_zeros(x.shape[0])
-        self._last_scale = 1.0 / self.temperature if apply else 1.0
-        self.last_target = None if target is None else target.detach()
-        return logits
+        self._last_scale = 1.0 / self.temperature if self.applies(target) else 1.0
+        return super().forward(features, target)
+
+    def training_forward(self, x: Tensor, weight: Tensor, bias: Tensor | None,
+                         target: Tensor) -> tuple[Tensor, Tensor]:
+        logits = temperature_logits(x, weight, bias, temperature=self.temperature)
+        f_y = logits.detach().gather(1, target[:, None]).squeeze(1)
+        return logits, f_y * (self.temperature - 1.0)  # = clean f_y - f_y / T
 
     def clean_logits(self, logits: Tensor, target: Tensor) -> Tensor:
         """Map the logits of the last forward to the clean ones: multiply by T if it applied.
