@@ -27,9 +27,9 @@ from satkit.tensorboard import (
 
 ALPHA2 = (0.0, 0.1)
 STEPS = (0, 1, 2, 3)
-COLUMNS = ("p_target_mean", "saturated_frac", "grad_target_mean", "noise_mean",
+COLUMNS = ("p_target_mean", "saturated_frac_0.99", "grad_target_mean", "noise_mean",
            "feature_norm_mean")
-SCALAR_TAGS = {"saturation/p_target_mean", "saturation/saturated_frac",
+SCALAR_TAGS = {"saturation/p_target_mean", "saturation/saturated_frac_0.99",
                "gradient/grad_target_mean", "noise/noise_mean", "norms/feature_norm_mean"}
 HISTOGRAM_TAGS = {"saturation/p_target", "noise/noise"}
 N_SAMPLES = 7
@@ -164,7 +164,7 @@ def test_server_serves_runs_tags_values_and_stops(comparison: Path) -> None:
 
         layout = client.custom_scalars_layout()
         titles = {c["title"] for c in layout["category"]}
-        assert {"saturation", "gradient", "noise"} <= titles
+        assert {"learning curves", "gradient", "noise"} <= titles
 
         experiment = client.hparams_experiment()
         assert {h["name"] for h in experiment["hparamInfos"]} >= {"alpha2", "seed", "noise"}

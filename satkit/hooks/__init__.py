@@ -1,7 +1,9 @@
 """Training hooks: the saturation recorder (per step and per sample, no host sync per step).
 
-``stats`` holds the maths (pure functions), ``samples`` the per-sample record, ``distributed``
-the reduction across ranks, ``recorder`` the PyTorch hook plumbing that ties them together.
+``quantities`` declares what is measured (one declaration per metrics column), ``stats`` holds
+the maths (pure functions), ``capture`` the PyTorch hook plumbing, ``buffer`` the device
+storage, ``samples`` the per-sample record, ``distributed`` the reduction across ranks,
+``fanout`` and ``writer`` the way rows reach the sinks, and ``recorder`` ties them together.
 """
 
 from satkit.hooks.recorder import SaturationRecorder

@@ -1,27 +1,29 @@
 """``SaturationRecorder``: hooks that record how saturated the softmax is, every step.
 
-Plumbing only: the hooks capture tensors, :mod:`satkit.hooks.stats` computes the statistics,
-:mod:`satkit.hooks.samples` keeps the per-sample record, :mod:`satkit.hooks.distributed`
-reduces across ranks and :mod:`satkit.sinks` store the rows.
+This module ties the pieces together: :mod:`~satkit.hooks.capture` (the PyTorch hooks),
+:mod:`~satkit.hooks.stats` (the maths), :mod:`~satkit.hooks.quantities` (what is measured),
+:mod:`~satkit.hooks.buffer` (device storage), :mod:`~satkit.hooks.samples` (the per-sample
+record), :mod:`~satkit.hooks.distributed` (the reduction across ranks),
+:mod:`~satkit.hooks.fanout` and :mod:`~satkit.hooks.writer` (rows to the sinks, off the
+training thread).
 
 How a step is recorded, without a host sync:
 
-* a forward hook on the head captures (detached) the features, the logits, the target and the
-  head's ``last_noise`` of every *training* forward (module in training mode, autograd on), and
-  puts tensor hooks on the logits and the features to catch their gradients in ``backward``;
-* ``step()`` turns the micro-batches of the step (several with gradient accumulation) into one
-  raw row of sums (:func:`~satkit.hooks.stats.reduce_batch`) and writes it, with the
-  per-sample p_target, noise and dataset index, into preallocated device buffers;
-* ``flush()`` (every ``flush_every`` recorded rows, and at ``close()``) is the only place that
-  moves data to the host: one transfer, plus one ``all_gather`` under ``torch.distributed``.
+* a forward hook on the head captures every *training* forward (module in training mode,
+  autograd on) and hooks the gradients of its logits and features;
+* ``step()`` reduces the micro-batches of the step (several with gradient accumulation) to
+  one raw row of sums, the per-position p_y and noise, and the per-sample values, and writes
+  them into preallocated device buffers;
+* a flush (every ``flush_every`` recorded rows, and at ``close()``) is the only place that
+  moves data to the host: one all_gather under ``torch.distributed``, one device-to-host copy;
+  the rest (table rows, Parquet, TensorBoard) runs on a background writer thread.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -30,120 +32,23 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from satkit.hooks import distributed
+from satkit.hooks import distributed, stats
+from satkit.hooks.buffer import StepBuffer
+from satkit.hooks.capture import Capture, capture_forward, check_head
+from satkit.hooks.fanout import Fanout
+from satkit.hooks.quantities import column_dtypes, threshold_column
 from satkit.hooks.samples import SampleTracker
-from satkit.hooks.stats import (
-    QUANTILES,
-    Layout,
-    clean_logits,
-    column_names,
-    finalize,
-    per_sample_statistics,
-    reduce_batch,
-    threshold_column,
-)
+from satkit.hooks.writer import BackgroundWriter, InlineWriter
+from satkit.schema import DEFAULT_THRESHOLDS, SAMPLE_COLUMNS
 from satkit.sinks.base import Histogram
-from satkit.validation import check_int, check_reals
+from satkit.validation import check_bool, check_int, check_real, check_reals
 
 __all__ = ["SaturationRecorder"]
-
-_SAMPLE_COLUMNS = ("index", "first_saturated_step", "desaturations", "last_p_target",
-                   "last_seen_step")
-
-
-class _Capture:
-    """One training forward of the head (a micro-batch), detached, and its gradients."""
-
-    def __init__(self, logits: Tensor, target: Tensor | None, noise: Tensor,
-                 features: Tensor, clean: Tensor) -> None:
-        self.logits, self.target, self.noise, self.features = logits, target, noise, features
-        self.clean = clean  # eval-mode logits of this forward (== logits for a plain head)
-        self.grad_logits: Tensor | None = None
-        self.grad_features: Tensor | None = None
-        self.handles: list[RemovableHandle] = []
-
-    def add_grad(self, name: str, grad: Tensor) -> None:
-        old = getattr(self, name)
-        setattr(self, name, grad.detach() if old is None else old + grad.detach())
-
-    def remove(self) -> None:
-        for h in self.handles:
-            h.remove()
-        self.handles.clear()
-
-
-class _Buffer:
-    """Preallocated device storage for up to ``capacity`` recorded steps.
-
-    Shape: ``raw`` (capacity, K) float32; ``p``, ``noise`` (capacity, width) float32 padded
-    with NaN; ``index`` (capacity, width) int64 padded with -1. ``width`` is the largest
-    per-step sample count seen (the buffer grows, without a sync, if a larger step comes).
-    """
-
-    def __init__(self, capacity: int, width: int, k: int, device: torch.device) -> None:
-        self.capacity, self.width, self.device = capacity, width, device
-        self.raw = torch.zeros(capacity, k, device=device)
-        self.p = torch.full((capacity, width), float("nan"), device=device)
-        self.noise = torch.full((capacity, width), float("nan"), device=device)
-        self.index = torch.full((capacity, width), -1, dtype=torch.int64, device=device)
-        self.steps: list[int] = []
-
-    @property
-    def full(self) -> bool:
-        return len(self.steps) >= self.capacity
-
-    def _grow(self, width: int) -> None:
-        for name, fill in (("p", float("nan")), ("noise", float("nan")), ("index", -1)):
-            old = getattr(self, name)
-            new = torch.full((self.capacity, width), fill, dtype=old.dtype, device=self.device)
-            new[:, : self.width] = old
-            setattr(self, name, new)
-        self.width = width
-
-    def append(self, step: int, raw: Tensor, p: Tensor, noise: Tensor,
-               index: Tensor | None) -> None:
-        n = p.shape[0]
-        if n > self.width:
-            self._grow(n)
-        r = len(self.steps)
-        self.raw[r].copy_(raw)
-        for log, values in ((self.p, p), (self.noise, noise)):
-            log[r, :n].copy_(values)
-            log[r, n:].fill_(float("nan"))
-        if index is None:
-            self.index[r].fill_(-1)
-        else:
-            self.index[r, :n].copy_(index)
-            self.index[r, n:].fill_(-1)
-        self.steps.append(step)
-
-    def views(self) -> list[Tensor]:
-        r = len(self.steps)
-        return [self.raw[:r], self.p[:r], self.noise[:r], self.index[:r]]
-
-
-def _check_head(head: object) -> nn.Module:
-    weight = getattr(head, "weight", None)
-    if not isinstance(head, nn.Module) or not isinstance(weight, Tensor) or weight.dim() != 2:
-        raise TypeError(
-            "SaturationRecorder needs a Linear-like classifier head: an nn.Module with a 2-D "
-            f"`weight` (num_classes, in_features), e.g. satkit.NoisySoftmax or nn.Linear; got "
-            f"{type(head).__name__}" + ("" if weight is None else
-                                        f" with weight of shape {tuple(weight.shape)}"))
-    return head
-
-
-def _check_thresholds(thresholds: Iterable[float]) -> tuple[float, ...]:
-    taus = check_reals("thresholds", thresholds, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-    names = [threshold_column(t) for t in taus]
-    if len(set(names)) != len(names):
-        raise ValueError(f"thresholds give duplicate column names {names}")
-    return tuple(float(t) for t in taus)
 
 
 def _check_index_cpu(index: Tensor, out_of_range: Tensor, num_samples: int) -> None:
     # sync point (CPU only): reading a CPU tensor waits for no device. _assert_async reads it
-    # in C++; on an accelerator the check is deferred to flush() (the bad_index count).
+    # in C++; on an accelerator the check is deferred to the flush (the bad_index count).
     try:
         torch._assert_async(~out_of_range.any())
     except RuntimeError:
@@ -155,21 +60,39 @@ class SaturationRecorder:
     """Record, per optimizer step and per sample, how saturated a classifier's softmax is.
 
     Attach it to the last layer (the head), call :meth:`step` once per optimizer step after
-    ``backward()``, and read :meth:`metrics` (one row per recorded step, columns listed in
-    :func:`satkit.hooks.stats.column_names`) and :meth:`samples` (one row per training sample).
-    Statistics stay on the device; :meth:`flush` (automatic every ``flush_every`` recorded
-    rows) is the only host sync and writes the new rows to every sink.
+    ``backward()``, and read :meth:`metrics` (one row per recorded step; the columns are
+    declared in :data:`satkit.hooks.quantities.QUANTITIES`) and :meth:`samples` (one row per
+    training sample, :data:`satkit.schema.SAMPLE_COLUMNS`). Statistics stay on the device; a
+    flush (automatic every ``flush_every`` recorded rows) is the only host sync, and writes
+    the new rows to every sink on a background thread.
+
+    Saturation is measured in two views: *clean* (the softmax of the eval-mode logits) and
+    *noisy* (the softmax of the logits the loss was computed on: Eq. 5's noise, a margin, a
+    temperature; the same as clean for a plain head).
 
     Training forwards (head in training mode with autograd on) are recorded; forwards under
     ``torch.no_grad()`` or in eval mode are ignored, so evaluation passes may run in between.
     With gradient accumulation, every training forward since the last ``step()`` that took part
-    in a backward belongs to the step; the per-sample gradients are scaled by the step's sample
-    count, which assumes the standard ``(mean loss / k).backward()`` convention (a ``sum``
-    reduction, or an AMP ``GradScaler`` scale, would scale the gradient columns).
+    in a backward belongs to the step; per-position gradients are the step's mean-loss gradient
+    times its number of positions, which assumes the standard ``(mean loss / k).backward()``
+    convention (a ``sum`` reduction, or an AMP ``GradScaler`` scale, would scale the gradient
+    columns).
+
+    Sequence logits: a head producing (N, T, C) logits (a language model's ``lm_head``, a
+    token classifier) is recorded per token: every column is over the positions whose target
+    is not ``ignore_index``, and ``batch_size`` counts them. The per-sample record is per
+    sequence (its dataset ``index``): ``last_p_target`` is its mean p_y over its tokens, and
+    it counts as saturated at a visit when at least ``sequence_level`` of its tokens have
+    p_y >= tau. Cost: the recorder keeps nothing of size (tokens x vocabulary) when the target
+    is known at forward time (:meth:`set_target`, which the framework callbacks use); its
+    statistics allocate one temporary of that size at a time (a logsumexp). Without an
+    announced target an ``nn.Linear`` head's logits and their gradient are kept (references,
+    no copies) until :meth:`step`.
 
     Args:
-        head: a ``satkit.NoisySoftmax`` or any Linear-like module (2-D ``weight``) producing the
-            logits of a cross-entropy classifier.
+        head: a ``satkit`` head (:class:`satkit.heads.base.SaturationHead`) or any module with
+            a 2-D ``weight`` producing the logits of a cross-entropy classifier (an
+            ``nn.Linear``, an LM's tied output layer).
         thresholds: saturation thresholds tau in (0, 1); ``saturated_frac`` and the per-sample
             record use the last one.
         num_samples: dataset size; with ``index`` in :meth:`step`, enables the per-sample record.
@@ -180,6 +103,9 @@ class SaturationRecorder:
             Under ``torch.distributed`` only rank 0 writes; create the sinks on rank 0 only.
         histogram_every: keep the per-sample p_target and noise of the steps whose index is a
             multiple of this, for sinks with ``write_histograms``; None: no histograms.
+        ignore_index: target value of positions to leave out (as ``F.cross_entropy``).
+        sequence_level: see "Sequence logits" above; in (0, 1].
+        background: write to the sinks on a background thread (False: in ``flush()``).
 
     Raises:
         TypeError: a head that is not Linear-like, a sink without ``write``/``close``.
@@ -199,75 +125,79 @@ class SaturationRecorder:
         self,
         head: nn.Module,
         *,
-        thresholds: Sequence[float] = (0.9, 0.99),
+        thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
         num_samples: int | None = None,
         every: int = 1,
         flush_every: int = 100,
         sinks: Sequence[Any] = (),
         histogram_every: int | None = 100,
+        ignore_index: int = -100,
+        sequence_level: float = 0.5,
+        background: bool = True,
     ) -> None:
-        self.head = _check_head(head)
-        self.layout = Layout(_check_thresholds(thresholds))
+        self.head = check_head(head)
+        taus = check_reals("thresholds", thresholds, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+        names = [threshold_column(t) for t in taus]
+        if len(set(names)) != len(names):
+            raise ValueError(f"thresholds give duplicate column names {names}")
+        self.layout = stats.Layout(taus)
         self.thresholds = self.layout.thresholds
         self.num_samples = check_int("num_samples", num_samples, minimum=1, optional=True)
         self.every = check_int("every", every, minimum=1)
         self.flush_every = check_int("flush_every", flush_every, minimum=1)
         self.histogram_every = check_int("histogram_every", histogram_every, minimum=1,
                                          optional=True)
-        self.sinks = tuple(sinks)
-        for sink in self.sinks:
-            if not (callable(getattr(sink, "write", None)) and callable(getattr(sink, "close",
-                                                                                None))):
-                raise TypeError(f"a sink needs write(rows) and close(), got {type(sink).__name__}")
-        self._tracker = (SampleTracker(num_samples, self.thresholds[-1])
+        self.ignore_index = check_int("ignore_index", ignore_index)
+        self.sequence_level = check_real("sequence_level", sequence_level, lo=0.0, hi=1.0,
+                                         lo_open=True)
+        self._fanout = Fanout(sinks)
+        self.sinks = self._fanout.sinks
+        self._writer = (BackgroundWriter() if check_bool("background", background)
+                        else InlineWriter())
+        self._tracker = (SampleTracker(num_samples, self.thresholds[-1], sequence_level)
                          if num_samples is not None else None)
         self._handle: RemovableHandle | None = head.register_forward_hook(
             self._on_forward, with_kwargs=True)
-        self._captures: list[_Capture] = []
+        self._captures: list[Capture] = []
+        self._target: Tensor | None = None
         self._forwards = 0
         self._steps = 0
-        self._buffer: _Buffer | None = None
-        self._rows: list[dict[str, Any]] = []
-        self._histograms: list[Histogram] = []
-        self._written = [0] * len(self.sinks)
-        self._hist_written = [0] * len(self.sinks)
+        self._buffer: StepBuffer | None = None
+        self._warned_double_backward = False
         self._closed = False
 
+    # -- hooks -----------------------------------------------------------------------------
     def _on_forward(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
         training = module.training and torch.is_grad_enabled()
         if not (training and isinstance(output, Tensor) and output.requires_grad):
             return  # evaluation pass: not part of a training step
         self._forwards += 1
+        target, self._target = self._target, None
         if self._steps % self.every:
             return
-        features = args[0] if args else kwargs.get("input", kwargs.get("features"))
-        target = args[1] if len(args) > 1 else kwargs.get("target")
-        if not isinstance(features, Tensor) or output.dim() != 2:
-            raise ValueError("SaturationRecorder needs a head called as head(features (N, D), "
-                             f"...) -> logits (N, C); got logits of shape {tuple(output.shape)}")
-        noise = getattr(module, "last_noise", None)
-        if not isinstance(noise, Tensor) or noise.shape != output.shape[:1]:
-            noise = output.new_zeros(output.shape[0])
-        logits = output.detach()
-        target = target.detach() if isinstance(target, Tensor) else None
-        clean = logits
-        if target is not None and callable(getattr(module, "clean_logits", None)):
-            # The head's own inverse of its training-time change, taken now, while its state
-            # (noise, temperature, margin) is this forward's: right under accumulation too.
-            clean = module.clean_logits(logits, target).detach()
-        elif target is not None:
-            clean = clean_logits(logits, target, noise.detach())
-        cap = _Capture(logits, target, noise.detach(),
-                       features.detach().reshape(output.shape[0], -1), clean)
-        cap.handles.append(output.register_hook(partial(self._on_grad, cap, "grad_logits")))
-        if features.requires_grad:
-            cap.handles.append(features.register_hook(partial(self._on_grad, cap,
-                                                              "grad_features")))
-        self._captures.append(cap)
+        self._captures.append(capture_forward(
+            module, args, kwargs, output, target=target, ignore_index=self.ignore_index,
+            on_grad=self._on_grad))
 
-    def _on_grad(self, cap: _Capture, name: str, grad: Tensor) -> None:
-        if self._handle is not None:
-            cap.add_grad(name, grad)
+    def _on_grad(self, cap: Capture, which: str, grad: Tensor) -> None:
+        if self._handle is None:
+            return
+        if which == "logits":
+            cap.on_grad_logits(grad)
+        else:
+            cap.on_grad_features(grad)
+
+    def set_target(self, target: Tensor) -> None:
+        """Announce the target of the head's next training forward ((N,) or (N, T) int64).
+
+        Optional. With it, the recorder reduces the logits and their gradient as they come,
+        keeping nothing of size (positions x classes) until :meth:`step` (what a language
+        model head needs); a satkit head receives its target in forward and needs no call.
+        """
+        if not isinstance(target, Tensor) or target.dtype not in (torch.int64, torch.int32):
+            raise ValueError(f"target must be an integer tensor, got "
+                             f"{getattr(target, 'dtype', type(target).__name__)}")
+        self._target = target
 
     def remove(self) -> None:
         """Remove every hook this recorder registered (idempotent)."""
@@ -286,8 +216,9 @@ class SaturationRecorder:
     @property
     def buffered(self) -> int:
         """Rows recorded on the device and not yet flushed."""
-        return 0 if self._buffer is None else len(self._buffer.steps)
+        return 0 if self._buffer is None else len(self._buffer)
 
+    # -- a step ----------------------------------------------------------------------------
     def step(self, target: Tensor | None = None, index: Tensor | None = None,
              loss: Tensor | float | None = None) -> None:
         """Close the current optimizer step; record it if ``steps % every == 0``.
@@ -296,9 +227,11 @@ class SaturationRecorder:
         head's ``weight.grad`` gives ``grad_weight_norm``; NaN when it is None).
 
         Args:
-            target: the step's class indices (N,), all micro-batches concatenated in forward
-                order; default: the targets the head saw in forward (``NoisySoftmax``).
-            index: the dataset indices of those samples (N,), for the per-sample record.
+            target: the step's targets, (N,) or (N, T), all micro-batches concatenated in
+                forward order; needed only for a head that did not receive its target in
+                forward (e.g. an ``nn.Linear``); a target the head saw is used otherwise.
+            index: the dataset indices of the step's N samples (sequences), for the
+                per-sample record.
             loss: the step's loss, a detached scalar tensor or a float; default: the mean
                 cross-entropy of the logits the head output.
 
@@ -317,7 +250,7 @@ class SaturationRecorder:
                 "optimizer step, after forward and backward (forwards in eval mode or under "
                 "torch.no_grad() are not training steps)")
         step, captures = self._steps, self._captures
-        self._captures, self._forwards = [], 0
+        self._captures, self._forwards, self._target = [], 0, None
         self._steps += 1
         try:
             if step % self.every == 0:
@@ -326,63 +259,87 @@ class SaturationRecorder:
             for cap in captures:
                 cap.remove()
         if self._buffer is not None and self._buffer.full:
-            self.flush()
+            self._flush(wait=False)
 
-    def _record(self, step: int, captures: list[_Capture], target: Tensor | None,
+    def _record(self, step: int, captures: list[Capture], target: Tensor | None,
                 index: Tensor | None, loss: Tensor | float | None) -> None:
-        caps = [c for c in captures if c.grad_logits is not None]
+        caps = [c for c in captures if c.backward_passes > 0]
         if not caps:
             raise RuntimeError("step(): no backward reached the head's logits since the last "
                                "step; call step() after loss.backward()")
-
-        def cat(name: str) -> Tensor:  # micro-batches in forward order (no copy for one)
-            parts = [getattr(c, name) for c in caps]
-            return parts[0] if len(parts) == 1 else torch.cat(parts)
-
-        logits = cat("logits")
-        n, device = logits.shape[0], logits.device
-        target = self._step_target(caps, target, n).to(device)
-        has_grad_features = all(c.grad_features is not None for c in caps)
+        self._supply_targets(caps, target)
+        n = sum(c.sizes[0] for c in caps)
+        values = [c.finish() for c in caps]
+        if any(c.backward_passes > 1 and "grad_target" not in v for c, v in zip(caps, values,
+                                                                              strict=True)):
+            self._warn_double_backward()
+        keys = [k for k in values[0] if all(k in v for v in values)]
+        merged = values[0] if len(values) == 1 else {k: torch.cat([v[k] for v in values])
+                                                     for k in keys}
+        device = merged["f_y"].device
         index, bad = self._step_index(index, n, device)
         if loss is not None and not isinstance(loss, (Tensor, int, float)):
             raise TypeError(f"loss must be a scalar tensor or a number, got {type(loss).__name__}")
         if isinstance(loss, Tensor) and loss.numel() != 1:
             raise ValueError(f"loss must be a scalar, got shape {tuple(loss.shape)}")
-        weight = self.head.weight
-        grad_w = (None if weight.grad is None
-                  else torch.linalg.vector_norm(weight.grad.detach().float()))
-        # grad_scale=n: dL_i/d. = N dL/d. for a loss that is the mean over the step's N samples.
-        # A head that saw no target in forward (nn.Linear) made no training-time change.
-        clean = cat("clean") if all(c.target is not None for c in caps) else None
-        stats = per_sample_statistics(
-            logits, target, cat("noise"), cat("features"), weight, cat("grad_logits"),
-            cat("grad_features") if has_grad_features else None, grad_scale=n, clean=clean)
-        mask = stats["finite"]
-        raw = reduce_batch(stats, mask, self.layout, loss=loss, grad_weight_norm=grad_w,
-                           bad_index=bad)
+        grad = self.head.weight.grad
+        grad_w = None if grad is None else torch.linalg.vector_norm(grad.detach().float())
+        raw, logged, per_sample = stats.reduce_step(
+            merged, self.layout, sizes=[c.sizes for c in caps], loss=loss,
+            grad_weight_norm=grad_w, bad_index=bad, bad_target=self._bad_targets(caps))
         if self._buffer is not None and self._buffer.device != device:
-            self.flush()  # the head moved to another device: start a new buffer there
+            self._flush(wait=False)  # the head moved to another device: a new buffer there
             self._buffer = None
         if self._buffer is None:
-            self._buffer = _Buffer(self.flush_every, n, len(self.layout), device)
-        nan = float("nan")
-        self._buffer.append(step, raw, torch.where(mask, stats["p_target"], nan),
-                            torch.where(mask, stats["noise"], nan), index)
+            self._buffer = StepBuffer(self.flush_every, len(self.layout), logged.shape[0],
+                                      logged.shape[1], per_sample.shape[1], device)
+        self._buffer.append(step, raw, logged, per_sample, index)
 
-    @staticmethod
-    def _step_target(caps: list[_Capture], target: Tensor | None, n: int) -> Tensor:
+    def _supply_targets(self, caps: list[Capture], target: Tensor | None) -> None:
+        missing = [c for c in caps if c.target is None]
         if target is None:
-            if any(c.target is None for c in caps):
+            if missing:
                 raise ValueError("step() needs `target`: the head did not receive one in "
                                  "forward (e.g. an nn.Linear head)")
-            return torch.cat([c.target for c in caps])
-        if not isinstance(target, Tensor) or target.dtype != torch.int64 or target.shape != (n,):
+            return
+        shapes = {c.sizes[1] for c in caps}
+        n = sum(c.sizes[0] for c in caps)
+        want = (n,) if shapes == {1} else (n, *shapes) if len(shapes) == 1 else None
+        if (not isinstance(target, Tensor) or target.dtype not in (torch.int64, torch.int32)
+                or (want is not None and tuple(target.shape) != want)):
             raise ValueError(
-                f"target must be an int64 tensor of shape ({n},) (the step's samples, all "
-                f"micro-batches concatenated in forward order), got "
+                f"target must be an integer tensor of shape {want or '(N, T)'} (the step's "
+                f"samples, all micro-batches concatenated in forward order), got "
                 f"{getattr(target, 'dtype', type(target).__name__)} "
                 f"{tuple(getattr(target, 'shape', ()))}")
-        return target
+        if missing:
+            parts = target.split([c.sizes[0] for c in caps])
+            for cap, part in zip(caps, parts, strict=True):
+                if cap.target is None:
+                    cap.set_target(part)
+
+    @staticmethod
+    def _bad_targets(caps: list[Capture]) -> Tensor | None:
+        flags = [c.out_of_range for c in caps if c.out_of_range is not None]
+        if not flags:
+            return None  # every target came through the head, which checked it
+        bad = torch.cat(flags)
+        if bad.device.type == "cpu":  # sync point (CPU only; deferred to the flush elsewhere)
+            try:
+                torch._assert_async(~bad.any())
+            except RuntimeError:
+                c = caps[0].num_classes
+                raise ValueError(f"target values must lie in [0, {c}) (the head's {c} classes) "
+                                 f"or equal ignore_index={caps[0].ignore_index}") from None
+        return bad.sum()
+
+    def _warn_double_backward(self) -> None:
+        if not self._warned_double_backward:
+            self._warned_double_backward = True
+            warnings.warn("the head's logits got gradients from several backward passes after "
+                          "their target was known; the gradient columns of those steps are NaN "
+                          "(pass the target to step() instead of to the head to sum them)",
+                          stacklevel=4)
 
     def _step_index(self, index: Tensor | None, n: int,
                     device: torch.device) -> tuple[Tensor | None, Tensor | None]:
@@ -402,8 +359,10 @@ class SaturationRecorder:
             _check_index_cpu(index, out_of_range, self.num_samples)
         return index, out_of_range.sum()
 
+    # -- flushing ---------------------------------------------------------------------------
     def flush(self) -> None:
-        """Move the buffered rows to the host and write every new row to the sinks.
+        """Move the buffered rows to the host and write every new row to the sinks; returns
+        when they are written.
 
         The only host sync of the recorder (one device-to-host transfer, plus one all_gather
         under ``torch.distributed``, where every rank must call it). Rows are kept in memory
@@ -411,101 +370,103 @@ class SaturationRecorder:
         same rows again at the next flush.
 
         Raises:
-            ValueError: out-of-range dataset indices were recorded since the last flush (on an
-                accelerator); the rows are stored and written first.
+            ValueError: out-of-range dataset indices were recorded (on an accelerator); the
+                rows are stored and written first.
             Exception: the first error a sink raised (the other sinks are still written).
         """
-        bad_steps: list[int] = []
+        self._flush(wait=True)
+
+    def _flush(self, *, wait: bool) -> None:
+        earlier = self._writer.take_error()  # of the flushes before this one
         buf = self._buffer
-        if buf is not None and buf.steps:
-            steps = list(buf.steps)
-            raw, p, noise, index = distributed.gather(buf.views())
-            world, r, width = p.shape
-            # (W, R, B) -> (R, W*B): the global batch of each step.
-            p, noise, index = (t.transpose(0, 1).reshape(r, world * width)
-                               for t in (p, noise, index))
-            if self._tracker is not None:
-                for i, s in enumerate(steps):
-                    self._tracker.update(index[i], p[i], s)
-            host = torch.cat([raw.reshape(-1).double(), p.reshape(-1).double(),
-                              noise.reshape(-1).double()]).cpu().numpy()  # sync point
-            buf.steps.clear()
-            k = len(self.layout)
-            raw_h = host[: world * r * k].reshape(world, r, k)
-            p_h, noise_h = host[world * r * k:].reshape(2, r, world * width)
-            merged = distributed.merge_raw(raw_h, self.layout.kinds)
-            with warnings.catch_warnings():  # an all-NaN step (no finite sample) gives NaN
-                warnings.simplefilter("ignore", RuntimeWarning)
-                quantiles = np.nanquantile(p_h, QUANTILES, axis=1).T
-            self._rows.extend(finalize(merged, quantiles, steps, self.layout))
-            self._keep_histograms(steps, p_h, noise_h)
-            bad = merged[:, self.layout.index["bad_index"]] > 0
-            bad_steps = [s for s, b in zip(steps, bad, strict=True) if b]
-        self._write_sinks()
-        if bad_steps:
-            raise ValueError(f"index values outside [0, num_samples={self.num_samples}) at "
-                             f"steps {bad_steps}; those samples were left out of the "
-                             "per-sample record")
+        if buf is not None and len(buf):
+            self._submit(buf)
+        if wait:
+            self._writer.wait()
+            earlier = earlier or self._writer.take_error()
+        if earlier is not None:
+            raise earlier
 
-    def _keep_histograms(self, steps: list[int], p: np.ndarray, noise: np.ndarray) -> None:
-        if self.histogram_every is None or not any(hasattr(s, "write_histograms")
-                                                   for s in self.sinks):
-            return
-        for i, s in enumerate(steps):
-            if s % self.histogram_every == 0:
-                for name, values in (("p_target", p[i]), ("noise", noise[i])):
-                    self._histograms.append(Histogram(s, name, values[np.isfinite(values)]))
+    def _submit(self, buf: StepBuffer) -> None:
+        steps = list(buf.steps)
+        raw, logged, per_sample, index = distributed.gather(buf.views())
+        world, r = raw.shape[:2]
+        # (W, R, ...) -> (R, ..., W * width): the global batch of each step.
+        logged = logged.permute(1, 2, 0, 3).reshape(r, logged.shape[2], -1)
+        per_sample = per_sample.permute(1, 2, 0, 3).reshape(r, 4, -1)
+        index = index.transpose(0, 1).reshape(r, -1)
+        if self._tracker is not None:
+            self._tracker.update(index, per_sample, steps)
+        flat = torch.cat([raw.reshape(-1), logged.reshape(-1)])
+        if flat.device.type == "cuda":
+            host = torch.empty(flat.shape, dtype=flat.dtype, pin_memory=True)
+            host.copy_(flat, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record()
+        else:
+            host, event = flat.clone(), None  # the buffer is reused at once
+        buf.steps.clear()
+        shape = (world, r, raw.shape[2]), tuple(logged.shape)
+        self._writer.submit(lambda: self._finish(host, event, steps, shape))
 
-    def _write_sinks(self) -> None:
-        if distributed.rank() != 0:
-            return
-        errors: list[Exception] = []
-        for i, sink in enumerate(self.sinks):
-            try:
-                if self._written[i] < len(self._rows):
-                    sink.write(self._rows[self._written[i]:])
-                    self._written[i] = len(self._rows)
-                write_hist = getattr(sink, "write_histograms", None)
-                if write_hist is None:
-                    self._hist_written[i] = len(self._histograms)
-                elif self._hist_written[i] < len(self._histograms):
-                    write_hist(self._histograms[self._hist_written[i]:])
-                    self._hist_written[i] = len(self._histograms)
-            except Exception as err:  # every sink gets its chance; the first error re-raised
-                err.add_note(f"raised by sink {sink!r}; its rows are kept and retried")
-                errors.append(err)
-        done = min(self._hist_written, default=len(self._histograms))
-        del self._histograms[:done]
-        self._hist_written = [w - done for w in self._hist_written]
+    def _finish(self, host: Tensor, event: Any, steps: list[int],
+                shape: tuple[tuple[int, ...], tuple[int, ...]]) -> None:
+        """On the writer thread: host rows -> table rows -> sinks."""
+        if event is not None:
+            event.synchronize()
+        values = host.numpy()  # sync point (the copy was queued at the flush)
+        raw_shape, logged_shape = shape
+        raw = values[: int(np.prod(raw_shape))].reshape(raw_shape).astype(np.float64)
+        logged = values[int(np.prod(raw_shape)):].reshape(logged_shape).astype(np.float64)
+        merged = distributed.merge_raw(raw, self.layout.kinds)
+        rows = stats.finalize(merged, logged, steps, self.layout)
+        self._fanout.add(rows, self._histograms(steps, logged))
+        errors = self._fanout.write() if distributed.rank() == 0 else []
+        for column, what in (("bad_target", "target values outside [0, num_classes) (and not "
+                                            "ignore_index)"),
+                             ("bad_index", f"index values outside [0, num_samples="
+                                           f"{self.num_samples})")):
+            bad = [s for s, b in zip(steps, merged[:, self.layout.index[column]] > 0,
+                                     strict=True) if b]
+            if bad:
+                errors.insert(0, ValueError(f"{what} at steps {bad}; those positions were left "
+                                            "out of the statistics and the per-sample record"))
         if errors:
             raise errors[0]
 
+    def _histograms(self, steps: list[int], logged: np.ndarray) -> list[Histogram]:
+        if self.histogram_every is None or not self._fanout.wants_histograms:
+            return []
+        out = []
+        for i, s in enumerate(steps):
+            if s % self.histogram_every == 0:
+                for name in ("p_target", "noise"):
+                    values = logged[i, stats.LOGGED.index(name)]
+                    out.append(Histogram(s, name, values[np.isfinite(values)]))
+        return out
+
+    # -- tables ----------------------------------------------------------------------------
     def metrics(self) -> pd.DataFrame:
         """All rows recorded so far (flushing first), one per recorded step, in step order."""
         self.flush()
-        columns = column_names(self.thresholds)
-        dtypes = {c: "float64" for c in columns}
-        dtypes.update(step="int64", batch_size="int64", nonfinite="bool")
-        return pd.DataFrame(self._rows, columns=columns).astype(dtypes)
+        dtypes = column_dtypes(self.thresholds)
+        return pd.DataFrame(self._fanout.rows, columns=list(dtypes)).astype(dtypes)
 
     def samples(self) -> pd.DataFrame:
-        """The per-sample record (flushing first): one row per sample of the dataset.
-
-        Columns: ``index``, ``first_saturated_step`` (Int64, <NA> when never saturated),
-        ``desaturations``, ``last_p_target``, ``last_seen_step`` (Int64, <NA> when never seen).
-        Empty when ``num_samples`` is None.
-        """
+        """The per-sample record (flushing first): one row per sample of the dataset, with
+        the columns of :data:`satkit.schema.SAMPLE_COLUMNS`. Empty when ``num_samples`` is
+        None."""
         self.flush()
         if self._tracker is None:
-            return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
-                _SAMPLE_COLUMNS, ("int64", "Int64", "int64", "float64", "Int64"), strict=True)})
+            return pd.DataFrame({c: pd.Series(dtype=dtype)
+                                 for c, (dtype, _) in SAMPLE_COLUMNS.items()})
         return self._tracker.frame()
 
     def close(self) -> None:
         """Flush, give the samples table to the sinks, remove the hooks, close the sinks.
 
-        Idempotent. The hooks are removed and every sink is closed even if the flush or a sink
-        raises (the error is re-raised).
+        Idempotent. The hooks are removed, the writer thread stopped and every sink closed
+        even if the flush or a sink raises (the error is re-raised).
         """
         if self._closed:
             return
@@ -513,19 +474,14 @@ class SaturationRecorder:
         with ExitStack() as stack:
             for sink in self.sinks:
                 stack.callback(sink.close)
+            stack.callback(self._writer.close)
             stack.callback(self.remove)
             try:
                 self.flush()
             finally:
-                self._write_samples()
-
-    def _write_samples(self) -> None:
-        writers = [w for w in (getattr(s, "write_samples", None) for s in self.sinks) if w]
-        if self._tracker is None or not writers or distributed.rank() != 0:
-            return
-        frame = self._tracker.frame()
-        for write in writers:
-            write(frame)
+                if self._tracker is not None and self._fanout.takes_samples \
+                        and distributed.rank() == 0:
+                    self._fanout.write_samples(self._tracker.frame())
 
     def __enter__(self) -> SaturationRecorder:
         return self
@@ -533,6 +489,7 @@ class SaturationRecorder:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- checkpoints -----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The step counter and the per-sample record (CPU copies), for a checkpoint.
 

@@ -1,129 +1,49 @@
-"""Per-batch saturation statistics as pure functions (what the recorder measures).
+"""The recorder's statistics as pure functions, in as few passes as the maths allows.
 
-The recorder (:mod:`satkit.hooks.recorder`) captures, for each optimizer step, the logits the
-head produced, the target, the Noisy Softmax noise, the features and the gradients of the
-logits and of the features. This module turns them into numbers in three stages, so that the
-per-step part stays on the device and the reduction across ranks is exact:
+A step is turned into numbers in three stages, so that the per-step part stays on the device
+and the reduction across ranks is exact:
 
-1. :func:`per_sample_statistics`: one value per sample, shape (N,) each (device tensors).
-2. :func:`reduce_batch`: one *raw* row of shape (K,) per step, made of sums, counts and maxima
-   (never means), laid out by :class:`Layout`. Sums and counts add across ranks exactly, so a
-   mean over the global batch is ``sum / count`` after the reduction (batch-size weighted).
-3. :func:`finalize`: on the host, raw rows (+ quantiles of the per-sample p_target, which
-   cannot be summed; the recorder computes them from the logged per-sample values) become the
-   rows of the public ``metrics`` table (:func:`column_names`).
+1. per micro-batch (a training forward of the head), :func:`forward_values` and
+   :func:`gradient_values` reduce the captured (P, C) logits, (P, D) features and their
+   gradients to a few (P,) vectors, one pass over each big tensor: the logsumexp and the target
+   logit of the training and the clean logits, the largest other logit, ||X||, ||W_y||, W_y.X,
+   |dL/df_y| and ||dL/df||. With the target known at forward time this happens in the hooks,
+   and nothing of size (positions x classes) is kept until ``step()``;
+2. :func:`reduce_step` evaluates the declared per-position values
+   (:data:`satkit.hooks.quantities.VALUES`) and reduces them to one *raw* row of sums, counts
+   and maxima (:class:`Layout`; never means, so sums add exactly across ranks), plus the
+   per-position p_y (both views) and noise kept for quantiles and histograms, and the
+   per-sample values of the individual-saturation record;
+3. :func:`finalize`, on the host at a flush, turns raw rows into rows of the ``metrics`` table.
 
-Saturation (PAPER.md section 1): the gradient of cross-entropy on the target logit is
-``p_y - 1``; a sample is saturated at threshold tau when its *clean* (noise-free) p_y >= tau.
-For a Noisy Softmax head (Eq. 5) the clean logits are the head's output with the subtracted
-noise added back on the target column.
-
-Samples whose logits, noise, features or gradients are not finite are left out of every sum
-(the counts say how many were used) and make the row's ``nonfinite`` flag true: they are never
-silently averaged into a mean.
+Positions: a sample of (N, C) logits, or a token of (N, T, C) sequence logits whose target is
+not ``ignore_index``. Positions whose logits, noise, features or gradients are not finite are
+left out of every sum (the counts say how many were used) and set the row's ``nonfinite`` flag.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = [
-    "QUANTILES",
-    "Layout",
-    "clean_logits",
-    "column_names",
-    "finalize",
-    "per_sample_statistics",
-    "reduce_batch",
-    "threshold_column",
-]
+from satkit.hooks import quantities
+from satkit.hooks.quantities import QUANTILES, column_names, threshold_column
 
-#: Quantiles of the clean p_target reported per step: q10, median, q90.
-QUANTILES: tuple[float, float, float] = (0.1, 0.5, 0.9)
+__all__ = ["LOGGED", "Layout", "clean_logits", "column_names", "finalize", "forward_values",
+           "gradient_values", "per_sample_statistics", "reduce_step", "threshold_column"]
 
-# Per-sample statistics whose batch mean is a metrics column: (per-sample key, column).
-_MEANS: tuple[tuple[str, str], ...] = (
-    ("p_target", "p_target_mean"),
-    ("p_target_noisy", "p_target_noisy_mean"),
-    ("grad_target", "grad_target_mean"),
-    ("grad_logits_norm", "grad_logits_norm_mean"),
-    ("grad_features_norm", "grad_features_norm_mean"),
-    ("noise", "noise_mean"),
-    ("cos_target", "cos_target_mean"),
-    ("feature_norm", "feature_norm_mean"),
-    ("weight_norm_target", "weight_norm_target_mean"),
-    ("logit_target", "logit_target_mean"),
-    ("logit_margin", "logit_margin_mean"),
-)
+#: Per-position values kept for every recorded step (quantiles at the flush; histograms).
+LOGGED = ("p_target", "p_target_noisy", "noise")
 
 
-# Per-sample statistics summed over the finite samples of a step, in raw-row order.
-_SUMMED: tuple[str, ...] = (*(key for key, _ in _MEANS), "ce")
-
-
-def threshold_column(tau: float) -> str:
-    """The metrics column of the saturated fraction at ``tau``.
-
-    Example:
-        >>> threshold_column(0.99), threshold_column(0.9)
-        ('saturated_frac_0.99', 'saturated_frac_0.9')
-    """
-    return f"saturated_frac_{tau:g}"
-
-
-def column_names(thresholds: Sequence[float]) -> list[str]:
-    """The columns of the metrics table, in order, for the given thresholds."""
-    return [
-        "step", "batch_size", "loss",
-        "p_target_mean", "p_target_median", "p_target_q10", "p_target_q90", "p_target_noisy_mean",
-        "saturated_frac", *[threshold_column(t) for t in thresholds],
-        "grad_target_mean", "grad_logits_norm_mean", "grad_features_norm_mean", "grad_weight_norm",
-        "noise_mean", "noise_max",
-        "cos_target_mean", "feature_norm_mean", "weight_norm_target_mean",
-        "logit_target_mean", "logit_margin_mean",
-        "nonfinite",
-    ]
-
-
-class Layout:
-    """Names and reduction kinds of the raw per-step row kept in the device buffer.
-
-    Kinds: ``"sum"`` (adds across ranks), ``"max"`` (maximum across ranks, NaN-ignoring) and
-    ``"mean"`` (a value every rank holds identically, e.g. ||dL/dW|| of a DDP-averaged gradient).
-
-    Args:
-        thresholds: the saturation thresholds tau, in (0, 1).
-    """
-
-    def __init__(self, thresholds: Sequence[float]) -> None:
-        self.thresholds = tuple(float(t) for t in thresholds)
-        # Order matters: reduce_batch fills the row as [scalars, sums, saturated counts].
-        cols: list[tuple[str, str]] = [
-            ("n", "sum"), ("n_finite", "sum"), ("loss_given", "max"), ("loss_sum", "sum"),
-            ("noise_max", "max"), ("grad_weight_norm", "mean"), ("bad_index", "sum")]
-        cols += [(f"sum_{key}", "sum") for key in _SUMMED]
-        cols += [(f"sat_{i}", "sum") for i in range(len(self.thresholds))]
-        self.names = [name for name, _ in cols]
-        self.kinds = [kind for _, kind in cols]
-        self.index = {name: i for i, name in enumerate(self.names)}
-        self._taus: dict[tuple[torch.device, torch.dtype], Tensor] = {}
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def taus(self, device: torch.device, dtype: torch.dtype) -> Tensor:
-        """The thresholds as a (T, 1) tensor, created once per device and dtype."""
-        key = (device, dtype)
-        if key not in self._taus:
-            self._taus[key] = torch.tensor(self.thresholds, dtype=dtype).to(device).unsqueeze(1)
-        return self._taus[key]
+def _dtype(t: Tensor) -> torch.dtype:
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 
 def clean_logits(logits: Tensor, target: Tensor, noise: Tensor) -> Tensor:
@@ -134,137 +54,195 @@ def clean_logits(logits: Tensor, target: Tensor, noise: Tensor) -> Tensor:
     return logits.scatter_add(1, target.unsqueeze(1), noise.to(logits.dtype).unsqueeze(1))
 
 
-def per_sample_statistics(
-    logits: Tensor,
-    target: Tensor,
-    noise: Tensor,
-    features: Tensor,
-    weight: Tensor,
-    grad_logits: Tensor | None = None,
-    grad_features: Tensor | None = None,
-    *,
-    grad_scale: float = 1.0,
-    clean: Tensor | None = None,
-) -> dict[str, Tensor]:
-    """Per-sample saturation quantities of one batch (pure; no host sync).
+def forward_values(logits: Tensor, clean: Tensor | None, target: Tensor, valid: Tensor,
+                   noise: Tensor, features: Tensor, weight: Tensor) -> dict[str, Tensor]:
+    """The per-position forward quantities of one micro-batch (pure; no host sync).
+
+    Cost: one logsumexp and one top-2 over the (P, C) logits (and once more over the clean
+    logits when they differ), one gather of the P target rows of W; the logsumexp allocates
+    one temporary (P, C) tensor at a time.
 
     Args:
-        logits: the logits the loss saw, (N, C) (noisy on the target column for Noisy Softmax).
-        target: class indices, (N,) int64.
-        noise: the amount subtracted from each target logit, (N,) (zeros for plain softmax).
-        features: the head's input X, (N, D).
-        weight: the head's class weights W, (C, D).
-        grad_logits: the gradient of the loss w.r.t. the logits, (N, C); None if unavailable.
-        grad_features: the gradient of the loss w.r.t. X, (N, D); None if unavailable.
-        grad_scale: multiplies the gradients to make them per-sample, dL_i/d.. (the recorder
-            passes N for a loss that is the mean over the step's N samples), so that the
-            gradient statistics do not depend on the batch size.
-        clean: the head's eval-mode (clean) logits of the same forward, (N, C), when its
-            training-time change is not only ``noise`` on the target column (e.g. a
-            temperature); default: ``logits`` with ``noise`` added back on the target column.
+        logits: the training logits, (P, C).
+        clean: the clean logits, (P, C); None when they are ``logits`` (a plain head).
+        target: class indices, (P,) int64 (any value where ``valid`` is False).
+        valid: positions to use, (P,) bool.
+        noise: how far the training target logit lies below the clean one, (P,).
+        features: the head's input X, (P, D).
+        weight: the class weights W, (C, D).
 
     Returns:
-        A dict of (N,) float tensors: ``p_target`` (clean p_y), ``p_target_noisy``, ``ce``
-        (cross-entropy of the noisy logits), ``grad_target`` (|dL_i/df_y|),
-        ``grad_logits_norm``, ``grad_features_norm`` (NaN when unavailable), ``noise``,
-        ``cos_target`` (cos theta_y), ``feature_norm`` (||X||), ``weight_norm_target``
-        (||W_y||), ``logit_target`` (clean f_y) and ``logit_margin`` (clean f_y minus the
-        largest other logit); and ``finite``, (N,) bool: the sample's logits, noise, features
-        and available gradients are all finite (tested through row sums and norms, which are
-        cheaper than an elementwise test; a row whose norm overflows counts as non-finite).
+        (P,) float tensors (float64 for float64 logits, else float32): ``lse_train``,
+        ``f_y_train``, ``lse_clean``, ``f_y``, ``max_other``, ``noise``, ``feature_norm``,
+        ``weight_norm``, ``dot`` (W_y.X); and ``valid``.
     """
-    dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
+    dtype = _dtype(logits)
+    tgt = torch.where(valid, target, 0)
+    col = tgt.unsqueeze(1)
     f = logits.to(dtype)
-    x = features.to(dtype)
-    w_y = weight.detach().to(dtype)[target]
-    col = target.unsqueeze(1)
-    clean = clean_logits(f, target, noise.to(dtype)) if clean is None else clean.to(dtype)
-    logp_noisy = F.log_softmax(f, dim=1).gather(1, col).squeeze(1)
-    logp_clean = F.log_softmax(clean, dim=1).gather(1, col).squeeze(1)
-    f_y = clean.gather(1, col).squeeze(1)
-    others = clean.scatter(1, col, float("-inf"))
-    x_norm = torch.linalg.vector_norm(x, dim=1)
-    w_norm = torch.linalg.vector_norm(w_y, dim=1)
-    # cos theta_y = W_y.X / (||W_y|| ||X||); the clamp keeps zero features at cos = 0, not NaN.
-    cos = (w_y * x).sum(dim=1) / (w_norm * x_norm).clamp_min(torch.finfo(dtype).tiny)
-    nan = torch.full_like(f_y, float("nan"))
-    # Scale the (N,) results, not the (N, C) and (N, D) gradients: cheaper, same numbers.
-    checks = [f.sum(dim=1), noise, x_norm, w_norm]
-    if grad_logits is not None:
-        g = grad_logits.to(dtype)
-        grad_target = g.gather(1, col).squeeze(1).abs() * grad_scale
-        grad_norm = torch.linalg.vector_norm(g, dim=1) * grad_scale
-        checks.append(grad_norm)
+    lse_train = torch.logsumexp(f, dim=1)
+    f_y_train = f.gather(1, col).squeeze(1)
+    if clean is None:
+        c, lse_clean, f_y = f, lse_train, f_y_train
     else:
-        grad_target = grad_norm = nan
-    gx_norm = nan
-    if grad_features is not None:
-        gx_norm = torch.linalg.vector_norm(grad_features.to(dtype), dim=1) * grad_scale
-        checks.append(gx_norm)
-    finite = torch.isfinite(torch.stack([c.to(dtype) for c in checks])).all(dim=0)
-    return {
-        "finite": finite,
-        "p_target": logp_clean.exp(),
-        "p_target_noisy": logp_noisy.exp(),
-        "ce": -logp_noisy,
-        "grad_target": grad_target,
-        "grad_logits_norm": grad_norm,
-        "grad_features_norm": gx_norm,
-        "noise": noise.to(dtype),
-        "cos_target": cos,
-        "feature_norm": x_norm,
-        "weight_norm_target": w_norm,
-        "logit_target": f_y,
-        "logit_margin": f_y - others.amax(dim=1),
-    }
+        c = clean.to(dtype)
+        lse_clean, f_y = torch.logsumexp(c, dim=1), c.gather(1, col).squeeze(1)
+    top = c.topk(2, dim=1)
+    max_other = torch.where(top.indices[:, 0] == tgt, top.values[:, 1], top.values[:, 0])
+    x = features.to(dtype)
+    w_y = weight.detach().to(dtype)[tgt]
+    return {"lse_train": lse_train, "f_y_train": f_y_train, "lse_clean": lse_clean, "f_y": f_y,
+            "max_other": max_other, "noise": noise.to(dtype),
+            "feature_norm": torch.linalg.vector_norm(x, dim=1),
+            "weight_norm": torch.linalg.vector_norm(w_y, dim=1),
+            "dot": (w_y * x).sum(dim=1), "valid": valid}
 
 
-def reduce_batch(
-    stats: dict[str, Tensor],
-    mask: Tensor,
+def gradient_values(grad_logits: Tensor, target: Tensor, valid: Tensor) -> dict[str, Tensor]:
+    """|dL/df_y| and ||dL/df|| per position, (P,) each, unscaled; one pass over the (P, C)
+    gradient and no temporary of its size."""
+    g = grad_logits.to(_dtype(grad_logits))
+    tgt = torch.where(valid, target, 0).unsqueeze(1)
+    return {"grad_target": g.gather(1, tgt).squeeze(1).abs(),
+            "grad_norm": torch.linalg.vector_norm(g, dim=1)}
+
+
+class Layout:
+    """The raw per-step row kept in the device buffer, derived from the declarations.
+
+    Columns: fixed scalars (``n``, ``n_finite``, ``loss_given``, ``loss_sum``,
+    ``grad_weight_norm``, ``bad_index``, ``bad_target``), then ``sum_<value>`` of every value a
+    ``mean`` quantity (or the default loss) needs, ``max_<value>`` of every ``max`` quantity and
+    ``count_<value>_<i>`` (positions with value >= tau_i) of every ``fraction`` quantity.
+    Kinds say how ranks combine: ``"sum"`` adds, ``"max"`` takes the NaN-ignoring maximum,
+    ``"mean"`` averages a value every rank holds identically (||dL/dW|| of a DDP gradient).
+
+    Args:
+        thresholds: the saturation thresholds tau, in (0, 1).
+    """
+
+    def __init__(self, thresholds: Sequence[float]) -> None:
+        self.thresholds = tuple(float(t) for t in thresholds)
+
+        def unique(kinds: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(dict.fromkeys(q.value for q in quantities.QUANTITIES
+                                       if q.reduce in kinds))
+
+        self.sums = tuple(dict.fromkeys((*unique(("mean",)), "ce")))
+        self.maxima = unique(("max",))
+        self.fractions = unique(("fraction",))
+        cols = [("n", "sum"), ("n_finite", "sum"), ("loss_given", "max"), ("loss_sum", "sum"),
+                ("grad_weight_norm", "mean"), ("bad_index", "sum"), ("bad_target", "sum")]
+        cols += [(f"sum_{v}", "sum") for v in self.sums]
+        cols += [(f"max_{v}", "max") for v in self.maxima]
+        cols += [(f"count_{v}_{i}", "sum") for v in self.fractions
+                 for i in range(len(self.thresholds))]
+        self.names = [name for name, _ in cols]
+        self.kinds = [kind for _, kind in cols]
+        self.index = {name: i for i, name in enumerate(self.names)}
+        self._taus: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def taus(self, device: torch.device, dtype: torch.dtype) -> Tensor:
+        """The thresholds as a (1, T, 1) tensor, created once per device and dtype."""
+        key = (device, dtype)
+        if key not in self._taus:
+            self._taus[key] = torch.tensor(self.thresholds, dtype=dtype).to(device)[None, :, None]
+        return self._taus[key]
+
+
+def _stack(values: list[Tensor], like: Tensor) -> Tensor:
+    return torch.stack(values) if values else like.new_zeros((0, like.shape[0]))
+
+
+def reduce_step(
+    c: dict[str, Tensor],
     layout: Layout,
     *,
+    sizes: Sequence[tuple[int, int]],
     loss: Tensor | float | None = None,
     grad_weight_norm: Tensor | None = None,
     bad_index: Tensor | None = None,
-) -> Tensor:
-    """The raw row (K,) of one step: sums over finite samples, counts and maxima.
+    bad_target: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Reduce one step's per-position quantities (no host sync).
 
     Args:
-        stats: the output of :func:`per_sample_statistics`.
-        mask: the samples to use, (N,) bool (normally ``stats["finite"]``).
+        c: the step's :func:`forward_values` and :func:`gradient_values` (micro-batches
+            concatenated; ``grad_target``/``grad_norm``/``grad_features_norm`` may be absent,
+            then NaN), (P,) each.
         layout: the raw-row layout (it holds the thresholds).
-        loss: the step's loss (mean over the step's samples), a scalar tensor or float; if None
-            the mean cross-entropy of the noisy logits over the finite samples is reported.
+        sizes: (N_i, T_i) of each micro-batch (T_i = 1 for (N, C) logits); sum N_i T_i = P.
+        loss: the step's loss (mean over its positions), a scalar tensor or a float; None:
+            the mean cross-entropy of the training logits over the finite positions.
         grad_weight_norm: ||dL/dW|| of the head, a scalar tensor; NaN when None.
         bad_index: number of out-of-range dataset indices in the step, a scalar tensor.
+        bad_target: number of targets outside [0, C) (and not ignored), a scalar tensor.
 
     Returns:
-        A float32 tensor (K,) on the device of ``mask``, in ``layout.names`` order.
+        ``raw`` (K,) float32 in ``layout.names`` order; ``logged`` (3, P) float32, the
+        per-position :data:`LOGGED` values (NaN where unused); ``per_sample`` (4, N) float32:
+        each sample's mean clean p_y, mean noisy p_y, and share of its positions at or above
+        the last threshold in each view (NaN for a sample with no usable position).
     """
-    n = mask.shape[0]
-    zero = torch.zeros((), dtype=torch.float32, device=mask.device)
+    valid = c["valid"]
+    p = valid.shape[0]
+    like = c["f_y"]
+    dtype, device = like.dtype, like.device
+    nan = torch.full((), math.nan, dtype=dtype, device=device)
+    n_valid = valid.sum()
+    ns = SimpleNamespace(**c, scale=n_valid.to(dtype), tiny=torch.finfo(dtype).tiny)
+    for key in ("grad_target", "grad_norm", "grad_features_norm"):
+        if key not in c:
+            setattr(ns, key, nan.expand(p))
+    values = {name: formula(ns) for name, (formula, _) in quantities.VALUES.items()}
+    checks = [c["lse_train"], c["f_y_train"], c["lse_clean"], c["f_y"], c["noise"],
+              c["feature_norm"], c["weight_norm"]]
+    checks += [c[k] for k in ("grad_norm", "grad_features_norm") if k in c]
+    mask = valid & torch.isfinite(torch.stack(checks)).all(dim=0)
+
+    zero = torch.zeros((), dtype=torch.float32, device=device)
     if loss is None:
         loss_given, loss_sum = zero, zero
     elif isinstance(loss, Tensor):
-        loss_given, loss_sum = zero + 1, loss.detach().reshape(()).float() * n
+        loss_given, loss_sum = zero + 1, loss.detach().reshape(()).float() * n_valid
     else:
-        loss_given, loss_sum = zero + 1, zero + float(loss) * n
-    noise_max = (torch.where(mask, stats["noise"], float("-inf")).amax().float() if n
-                 else zero + float("nan"))
+        loss_given, loss_sum = zero + 1, n_valid * float(loss)
     scalars = torch.stack([
-        zero + n, mask.sum().float(), loss_given, loss_sum, noise_max,
-        zero + float("nan") if grad_weight_norm is None
+        n_valid.float(), mask.sum().float(), loss_given, loss_sum.float(),
+        zero + math.nan if grad_weight_norm is None
         else grad_weight_norm.detach().reshape(()).float(),
         zero if bad_index is None else bad_index.reshape(()).float(),
+        zero if bad_target is None else bad_target.reshape(()).float(),
     ])
-    # One (S, N) tensor and one reduction, rather than S small ones (each op costs ~us on CPU).
-    # where(), not multiplication: NaN * 0 would still be NaN.
-    per_sample = torch.stack([stats[key] for key in _SUMMED])
-    sums = torch.where(mask, per_sample, 0).sum(dim=1)
-    p = stats["p_target"]
-    saturated = ((p >= layout.taus(p.device, p.dtype)) & mask).sum(dim=1)
-    return torch.cat([scalars, sums.float(), saturated.float()])
+    # One (S, P) tensor and one reduction per kind, rather than S small ones.
+    sums = torch.where(mask, _stack([values[v] for v in layout.sums], like), 0).sum(dim=1)
+    maxima = torch.where(mask, _stack([values[v] for v in layout.maxima], like),
+                         -math.inf).amax(dim=1) if p else nan.expand(len(layout.maxima))
+    frac = _stack([values[v] for v in layout.fractions], like)  # (F, P)
+    counts = ((frac[:, None, :] >= layout.taus(device, dtype)) & mask).sum(dim=2)  # (F, T)
+    raw = torch.cat([scalars, sums.float(), maxima.float(), counts.reshape(-1).float()])
+    logged = torch.where(mask, torch.stack([values[v] for v in LOGGED]), math.nan).float()
+    return raw, logged, _per_sample(logged[:2], mask, sizes, layout.thresholds[-1])
+
+
+def _per_sample(p: Tensor, mask: Tensor, sizes: Sequence[tuple[int, int]], tau: float) -> Tensor:
+    """(4, N): mean p_y of each view and the share of positions with p_y >= tau, per sample
+    (the per-sample record counts a sample saturated when its share reaches its level)."""
+    if all(t == 1 for _, t in sizes):
+        return torch.cat([p, torch.where(mask, (p >= tau).to(p.dtype), math.nan)])
+    parts, start = [], 0
+    for n, t in sizes:
+        block = p[:, start:start + n * t].reshape(2, n, t)
+        m = mask[start:start + n * t].reshape(1, n, t)
+        count = m.sum(dim=2)  # a sample with no usable position: 0 / 0 = NaN
+        mean = torch.where(m, block, 0).sum(dim=2) / count
+        share = ((block >= tau) & m).sum(dim=2) / count
+        parts.append(torch.cat([mean, share]))
+        start += n * t
+    return torch.cat(parts, dim=1).float()
 
 
 def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -272,17 +250,13 @@ def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
 
-def finalize(
-    raw: np.ndarray,
-    quantiles: np.ndarray,
-    steps: Sequence[int],
-    layout: Layout,
-) -> list[dict[str, Any]]:
-    """Turn raw rows into rows of the metrics table (host side, float64).
+def finalize(raw: np.ndarray, logged: np.ndarray, steps: Sequence[int],
+             layout: Layout) -> list[dict[str, Any]]:
+    """Turn raw rows into rows of the ``metrics`` table (host side, float64).
 
     Args:
         raw: raw rows, (R, K), reduced over ranks already.
-        quantiles: (R, 3) the q10, median and q90 of the clean p_target per step.
+        logged: (R, 3, W) the :data:`LOGGED` per-position values of every rank (NaN padding).
         steps: the step index of each row, length R.
         layout: the layout of ``raw``.
 
@@ -292,23 +266,97 @@ def finalize(
     raw = np.asarray(raw, dtype=np.float64)
     c = {name: raw[:, i] for i, name in enumerate(layout.names)}
     n, nf = c["n"], c["n_finite"]
-    loss = np.where(c["loss_given"] > 0, _div(c["loss_sum"], n), _div(c["sum_ce"], nf))
-    loss_bad = (c["loss_given"] > 0) & ~np.isfinite(c["loss_sum"])
-    cols: dict[str, np.ndarray] = {col: _div(c[f"sum_{key}"], nf) for key, col in _MEANS}
-    cols["p_target_q10"], cols["p_target_median"], cols["p_target_q90"] = quantiles.T
-    fracs = [_div(c[f"sat_{i}"], nf) for i in range(len(layout.thresholds))]
-    for tau, frac in zip(layout.thresholds, fracs, strict=True):
-        cols[threshold_column(tau)] = frac
-    cols["saturated_frac"] = fracs[-1]
-    cols["noise_max"] = np.where(nf > 0, c["noise_max"], np.nan)
-    cols["grad_weight_norm"] = c["grad_weight_norm"]
-    cols["loss"] = loss
+    cols: dict[str, np.ndarray] = {}
+    needed = {(q.value, q.reduce) for q in quantities.QUANTITIES if q.reduce in QUANTILES}
+    with np.errstate(invalid="ignore"), _quiet_nan_warnings():
+        quantile = {(v, kind): np.nanquantile(logged[:, LOGGED.index(v)], QUANTILES[kind], axis=1)
+                    for v, kind in needed} if len(steps) else {}
+    for q in quantities.QUANTITIES:
+        if q.reduce == "mean":
+            cols[q.name] = _div(c[f"sum_{q.value}"], nf)
+        elif q.reduce == "max":
+            cols[q.name] = np.where(nf > 0, c[f"max_{q.value}"], np.nan)
+        elif q.reduce in QUANTILES:
+            cols[q.name] = quantile[(q.value, q.reduce)]
+        elif q.reduce == "fraction":
+            fracs = [_div(c[f"count_{q.value}_{i}"], nf) for i in range(len(layout.thresholds))]
+            for tau, frac in zip(layout.thresholds, fracs, strict=True):
+                cols[threshold_column(tau, q.name)] = frac
+            if q.alias_of_last:
+                cols[q.name] = fracs[-1]
+        elif q.reduce == "loss":
+            cols[q.name] = np.where(c["loss_given"] > 0, _div(c["loss_sum"], n),
+                                    _div(c["sum_ce"], nf))
+        elif q.reduce == "scalar":
+            cols[q.name] = c[q.name]
+    loss_bad = (((c["loss_given"] > 0) & ~np.isfinite(c["loss_sum"]))
+                | ((n > 0) & ~np.isfinite(cols["loss"])))  # an empty step has no loss
     names = column_names(layout.thresholds)
     rows = []
     for r, step in enumerate(steps):
-        row: dict[str, Any] = {"step": int(step), "batch_size": int(n[r])}
-        for name in names[2:-1]:
-            row[name] = float(cols[name][r])
-        row["nonfinite"] = bool(nf[r] < n[r] or loss_bad[r] or not math.isfinite(row["loss"]))
+        row: dict[str, Any] = {}
+        for name in names:
+            if name == "step":
+                row[name] = int(step)
+            elif name == "batch_size":
+                row[name] = int(n[r])
+            elif name == "nonfinite":
+                row[name] = bool(nf[r] < n[r] or loss_bad[r])
+            else:
+                row[name] = float(cols[name][r])
         rows.append(row)
     return rows
+
+
+class _quiet_nan_warnings:
+    """An all-NaN step (no finite position) gives NaN quantiles without a RuntimeWarning."""
+
+    def __enter__(self) -> None:
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc: object) -> None:
+        self._ctx.__exit__(*exc)
+
+
+def per_sample_statistics(logits: Tensor, target: Tensor, noise: Tensor, features: Tensor,
+                          weight: Tensor, grad_logits: Tensor | None = None,
+                          grad_features: Tensor | None = None, *, grad_scale: float = 1.0,
+                          clean: Tensor | None = None) -> dict[str, Tensor]:
+    """Every per-position value of :data:`satkit.hooks.quantities.VALUES` for one batch of
+    (N, C) logits, in one call (for analysis and tests; the recorder uses the staged
+    functions above).
+
+    Args:
+        logits: the training logits, (N, C).
+        target: (N,) int64.
+        noise: clean minus training target logit, (N,).
+        features: X, (N, D).
+        weight: W, (C, D).
+        grad_logits, grad_features: gradients of the loss, or None (NaN values).
+        grad_scale: multiplies the gradients (N for a mean loss: per-sample gradients).
+        clean: the clean logits; default ``logits`` with ``noise`` added back on the target.
+
+    Returns:
+        name -> (N,) tensor, plus ``finite`` (N,) bool.
+    """
+    if clean is None:
+        clean = clean_logits(logits, target, noise)
+    valid = torch.ones_like(target, dtype=torch.bool)
+    c = forward_values(logits, clean, target, valid, noise, features, weight)
+    if grad_logits is not None:
+        c.update(gradient_values(grad_logits, target, valid))
+    if grad_features is not None:
+        c["grad_features_norm"] = torch.linalg.vector_norm(grad_features.to(c["f_y"].dtype), dim=1)
+    nan = torch.full_like(c["f_y"], math.nan)
+    ns = SimpleNamespace(**{"grad_target": nan, "grad_norm": nan, "grad_features_norm": nan,
+                            **c}, scale=grad_scale, tiny=torch.finfo(c["f_y"].dtype).tiny)
+    out = {name: formula(ns) for name, (formula, _) in quantities.VALUES.items()}
+    checks = [c[k] for k in ("lse_train", "f_y_train", "lse_clean", "f_y", "noise",
+                             "feature_norm", "weight_norm", "grad_norm", "grad_features_norm")
+              if k in c]
+    out["finite"] = torch.isfinite(torch.stack(checks)).all(dim=0)
+    return out

@@ -137,8 +137,7 @@ def saturated_fraction(data, *, ax=None, thresholds: Sequence[float] | None = No
     ax = get_ax(ax)
     candidates = [f"saturated_frac_{t:g}" for t in thresholds] if thresholds else None
     series = as_series(data, candidates or _threshold_columns(data), max_points)
-    columns = candidates or sorted({c for s in series for c in s.frame
-                                    if c.startswith("saturated_frac_")},
+    columns = candidates or sorted({c for s in series for c in s.frame if _is_threshold(c)},
                                    key=lambda c: float(c.rsplit("_", 1)[1]))
     for s in sorted(series, key=sort_key):
         for k, column in enumerate(reversed(columns)):
@@ -161,7 +160,13 @@ def _threshold_columns(data) -> list[str]:
         from satkit.plots._common import runs_of
 
         names = {c for run in runs_of(data) for c in run.metrics.columns}
-    return [c for c in names if str(c).startswith("saturated_frac_")]
+    return [c for c in names if _is_threshold(str(c))]
+
+
+def _is_threshold(column: str) -> bool:
+    """``saturated_frac_<tau>`` of the clean view (not the ``_noisy`` ones)."""
+    head, _, tau = column.rpartition("_")
+    return head == "saturated_frac" and tau.replace(".", "", 1).isdigit()
 
 
 def feature_norms(data, *, ax=None, max_points: int | None = 2000, legend: bool = True):

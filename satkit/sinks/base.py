@@ -1,25 +1,33 @@
 """The sink protocol: where the recorder's rows go (TensorBoard, Parquet, your own).
 
-A sink needs two methods, ``write(rows)`` and ``close()``. Two more are optional and are
-called only when a sink defines them:
+A sink needs two methods, ``write(rows)`` and ``close()``. The others of :class:`Sink` are
+optional: a sink that defines them gets
 
 * ``write_histograms(histograms)``: per-sample distributions (:class:`Histogram`) of the clean
   p_target and of the noise, for the steps the recorder samples them;
-* ``write_samples(frame)``: the per-sample ``samples`` table, once, at the recorder's close.
+* ``write_samples(frame)``: the per-sample ``samples`` table, once, at the recorder's close;
+* ``write_hparams(hparams, metrics, step=...)`` and ``write_scalars(step, values, group=...)``:
+  a run's hyperparameters with its final figures, and figures that are not recorder rows
+  (the trainer's per-epoch curves).
 
 The recorder calls ``write`` with the rows of each flush, in step order, exactly once per row
 (a sink that raised is retried with the same rows at the next flush), and ``close`` once.
+:func:`optional_methods` resolves a sink's optional methods once, so nothing downstream asks
+``hasattr``; subclassing :class:`SinkBase` gives no-op defaults.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["Histogram", "Sink", "ensure_writable_dir"]
+__all__ = ["OPTIONAL_METHODS", "Histogram", "Sink", "SinkBase", "ensure_writable_dir",
+           "optional_methods"]
 
 
 class Histogram(NamedTuple):
@@ -40,6 +48,9 @@ class Histogram(NamedTuple):
 class Sink(Protocol):
     """Receives the rows of the metrics table (dicts keyed by column name).
 
+    Only ``write`` and ``close`` are required (that is what ``isinstance`` checks); the
+    methods of :data:`OPTIONAL_METHODS` are used when a sink has them.
+
     Example:
         >>> class ListSink:
         ...     def __init__(self):
@@ -48,8 +59,8 @@ class Sink(Protocol):
         ...         self.rows.extend(rows)
         ...     def close(self):
         ...         pass
-        >>> isinstance(ListSink(), Sink)
-        True
+        >>> isinstance(ListSink(), Sink), sorted(optional_methods(ListSink()))
+        (True, [])
     """
 
     def write(self, rows: list[dict[str, Any]]) -> None:
@@ -57,6 +68,44 @@ class Sink(Protocol):
 
     def close(self) -> None:
         """Finish writing; called once, also when training raised."""
+
+
+#: The optional methods of a sink, with their signatures as documentation.
+OPTIONAL_METHODS: Mapping[str, str] = {
+    "write_histograms": "(histograms: list[Histogram]) -> None",
+    "write_samples": "(frame: pandas.DataFrame) -> None",
+    "write_hparams": "(hparams: Mapping[str, Any], metrics: Mapping[str, float], *, "
+                     "step: int) -> None",
+    "write_scalars": "(step: int, values: Mapping[str, float], *, group: str) -> None",
+}
+
+
+def optional_methods(sink: object) -> dict[str, Callable[..., None]]:
+    """The optional methods ``sink`` defines, bound, by name (resolved once).
+
+    Raises:
+        TypeError: ``sink`` lacks ``write`` or ``close``.
+    """
+    if not (callable(getattr(sink, "write", None)) and callable(getattr(sink, "close", None))):
+        raise TypeError(f"a sink needs write(rows) and close(), got {type(sink).__name__}")
+    found = {name: getattr(sink, name, None) for name in OPTIONAL_METHODS}
+    return {name: method for name, method in found.items() if callable(method)}
+
+
+class SinkBase:
+    """A base for sinks: ``write`` to implement, the rest no-ops to override as needed."""
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def write_histograms(self, histograms: list[Histogram]) -> None:
+        """Per-sample distributions; ignored unless overridden."""
+
+    def write_samples(self, frame: pd.DataFrame) -> None:
+        """The per-sample table; ignored unless overridden."""
+
+    def close(self) -> None:
+        """Nothing to finish unless overridden."""
 
 
 def ensure_writable_dir(directory: str | os.PathLike, sink: str) -> Path:

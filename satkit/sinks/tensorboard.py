@@ -1,10 +1,18 @@
-"""``TensorBoardSink``: the metrics as namespaced TensorBoard scalars, histograms and layouts.
+"""``TensorBoardSink``: the metrics as described TensorBoard scalars, histograms and layouts.
 
-Tags: ``saturation/...`` (p_target, saturated fractions, logits), ``gradient/...``,
-``noise/...``, ``norms/...`` (feature and weight norms, cos theta_y) and ``train/...`` (loss,
-batch size, the non-finite flag). A custom-scalars layout groups the saturation, gradient and
-noise charts; TensorBoard draws every run of a log directory in each chart, so runs written
-side by side under one directory are compared chart by chart (:func:`write_comparison_layout`).
+Every metrics column is a scalar ``<group>/<column>`` (its group and its one-line description,
+which TensorBoard shows on hover, come from the recorder's declarations,
+:data:`satkit.hooks.quantities.QUANTITIES`): ``saturation/`` (p_y in both views, saturated
+fractions, target logit), ``gradient/``, ``noise/``, ``norms/``, ``train/loss``, and
+``diagnostics/`` (batch size, the non-finite flag) kept out of the main charts. Aliases
+(``saturated_frac`` = ``saturated_frac_<last tau>``) are not written twice. The trainer adds
+``epoch/...`` learning curves (:meth:`TensorBoardSink.write_scalars`) and ``hparams/...``
+final figures (:meth:`TensorBoardSink.write_hparams`).
+
+A custom-scalars layout (:func:`comparison_layout`) puts the clean and the training-logit view
+of p_y side by side, with learning-curve, gradient, noise and norm charts; TensorBoard draws
+every run of a log directory in each chart, so runs written side by side under one directory
+are compared chart by chart. TensorBoard picks the runs' colours itself.
 
 TensorBoard is imported when a sink is constructed, never when satkit is imported.
 """
@@ -17,71 +25,84 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from satkit.hooks.quantities import describe, tensorboard_tag
+from satkit.schema import EPOCH_COLUMNS, SUMMARY_FIELDS
 from satkit.sinks.base import Histogram, ensure_writable_dir
 from satkit.validation import check_int
 
 __all__ = ["TensorBoardSink", "comparison_layout", "tag_for", "write_comparison_layout"]
 
-_NORMS = ("feature_norm_mean", "weight_norm_target_mean", "cos_target_mean")
-_TRAIN = ("loss", "batch_size", "nonfinite")
 _HISTOGRAM_TAGS = {"p_target": "saturation/p_target", "noise": "noise/noise"}
 
 
 def tag_for(column: str) -> str | None:
-    """The TensorBoard tag of a metrics column (None for ``step``).
+    """The TensorBoard tag of a metrics column (None for ``step`` and for aliases).
 
     Example:
         >>> tag_for("p_target_mean"), tag_for("grad_target_mean"), tag_for("loss")
         ('saturation/p_target_mean', 'gradient/grad_target_mean', 'train/loss')
     """
-    if column == "step":
-        return None
-    if column in _TRAIN:
-        return f"train/{column}"
-    if column in _NORMS:
-        return f"norms/{column}"
-    for prefix, namespace in (("p_target", "saturation"), ("saturated_frac", "saturation"),
-                              ("logit_", "saturation"), ("grad_", "gradient"),
-                              ("noise", "noise")):
-        if column.startswith(prefix):
-            return f"{namespace}/{column}"
-    return f"other/{column}"
+    return tensorboard_tag(column)
 
 
-def _exact(*tags: str) -> list[str]:
+def _description(tag: str) -> str:
+    group, _, name = tag.partition("/")
+    if group == "epoch":
+        return EPOCH_COLUMNS.get(name, "")
+    if group == "hparams":
+        return SUMMARY_FIELDS.get(name, "")
+    return describe(name)
+
+
+def _exact(*columns: str) -> list[str]:
     # Custom-scalars charts match tags by regular expression; anchor them to match one tag.
+    tags = [tensorboard_tag(c) or c for c in columns]
     return [f"^{t}$" for t in tags]
 
 
 def comparison_layout() -> dict[str, dict[str, list[Any]]]:
-    """The custom-scalars layout: categories saturation, gradient, noise, norms.
+    """The custom-scalars layout: saturation in both views side by side, learning curves,
+    gradient, noise and norms.
 
     Each chart is a ``Multiline`` chart, which TensorBoard draws for every run of the log
     directory, so runs are overlaid chart by chart.
     """
     return {
-        "saturation": {
-            "clean p_target (mean, median)": ["Multiline", _exact(
-                "saturation/p_target_mean", "saturation/p_target_median")],
-            "noisy p_target (mean)": ["Multiline", _exact("saturation/p_target_noisy_mean")],
-            "saturated fraction": ["Multiline", ["^saturation/saturated_frac"]],
-            "target logit and margin": ["Multiline", _exact(
-                "saturation/logit_target_mean", "saturation/logit_margin_mean")],
+        "saturation: clean p_y vs p_y under the training logits": {
+            "p_y median, q10, q90: clean": [
+                "Multiline", _exact("p_target_median", "p_target_q10", "p_target_q90")],
+            "p_y median, q10, q90: training logits (what the loss saw)": [
+                "Multiline", _exact("p_target_noisy_median", "p_target_noisy_q10",
+                                    "p_target_noisy_q90")],
+            "saturated fraction p_y >= tau, clean": [
+                "Multiline", ["^saturation/saturated_frac_[0-9]"]],
+            "saturated fraction p_y >= tau, training logits": [
+                "Multiline", ["^saturation/saturated_frac_noisy_[0-9]"]],
+            "mean p_y, clean and training logits": [
+                "Multiline", _exact("p_target_mean", "p_target_noisy_mean")],
+            "target logit and margin (clean)": [
+                "Multiline", _exact("logit_target_mean", "logit_margin_mean")],
+        },
+        "learning curves": {
+            "test and train error (%)": ["Multiline", ["^epoch/test_error$",
+                                                       "^epoch/train_error$"]],
+            "test and train loss": ["Multiline", ["^epoch/test_loss$", "^epoch/train_loss$"]],
+            "training loss per step": ["Multiline", _exact("loss")],
+            "learning rate": ["Multiline", ["^epoch/lr$"]],
         },
         "gradient": {
-            "|dL/df_y| (target-logit gradient)": ["Multiline",
-                                                  _exact("gradient/grad_target_mean")],
+            "|dL/df_y| (target-logit gradient)": ["Multiline", _exact("grad_target_mean")],
             "gradient norms": ["Multiline", _exact(
-                "gradient/grad_logits_norm_mean", "gradient/grad_features_norm_mean",
-                "gradient/grad_weight_norm")],
+                "grad_logits_norm_mean", "grad_features_norm_mean", "grad_weight_norm")],
         },
         "noise": {
-            "noise (mean, max)": ["Multiline", _exact("noise/noise_mean", "noise/noise_max")],
+            "noise on the target logit (mean, max)": [
+                "Multiline", _exact("noise_mean", "noise_max")],
         },
         "norms": {
-            "||X||, ||W_y||": ["Multiline", _exact("norms/feature_norm_mean",
-                                                   "norms/weight_norm_target_mean")],
-            "cos theta_y": ["Multiline", _exact("norms/cos_target_mean")],
+            "||X||, ||W_y||": ["Multiline", _exact("feature_norm_mean",
+                                                   "weight_norm_target_mean")],
+            "cos theta_y": ["Multiline", _exact("cos_target_mean")],
         },
     }
 
@@ -143,9 +164,22 @@ class TensorBoardSink:
         self.log_dir = Path(log_dir)
         self.histogram_every = histogram_every
         self._writer = _writer(self.log_dir)
+        self._described: set[str] = set()
         self._closed = False
         if layout:
             self._writer.add_custom_scalars(comparison_layout())
+
+    def _scalar(self, tag: str, value: float, step: int) -> None:
+        """One scalar event; the first of each tag carries its description (hover text)."""
+        from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+
+        entry = Summary.Value(tag=tag, simple_value=value)
+        if tag not in self._described:
+            self._described.add(tag)
+            entry.metadata.CopyFrom(SummaryMetadata(
+                display_name=tag, summary_description=_description(tag),
+                plugin_data=SummaryMetadata.PluginData(plugin_name="scalars")))
+        self._writer._get_file_writer().add_summary(Summary(value=[entry]), step)
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         """Log each row's columns as scalars at its ``step`` (NaN values are skipped)."""
@@ -157,7 +191,7 @@ class TensorBoardSink:
                     continue
                 value = float(value)
                 if not math.isnan(value):
-                    self._writer.add_scalar(tag, value, step)
+                    self._scalar(tag, value, step)
         self._writer.flush()
 
     def write_histograms(self, histograms: list[Histogram]) -> None:
@@ -178,7 +212,7 @@ class TensorBoardSink:
         """
         for name, value in values.items():
             if value is not None and not math.isnan(float(value)):
-                self._writer.add_scalar(f"{group}/{name}", float(value), int(step))
+                self._scalar(f"{group}/{name}", float(value), int(step))
         self._writer.flush()
 
     def write_hparams(self, hparams: Mapping[str, Any], metrics: Mapping[str, float], *,
@@ -196,17 +230,26 @@ class TensorBoardSink:
             step: the step the metric scalars are logged at (the run's last step, so they sit
                 at the end of the run's step axis).
         """
+        from tensorboard.plugins.hparams import plugin_data_pb2
         from torch.utils.tensorboard.summary import hparams as hparams_summary
 
         clean = {k: v if isinstance(v, (bool, int, float, str)) else str(v)
                  for k, v in hparams.items()}
         values = {k: float(v) for k, v in metrics.items()
                   if v is not None and not math.isnan(float(v))}
+        experiment, start, end = hparams_summary(clean, values)
+        # Give each metric its description in the HPARAMS table (torch's helper has none).
+        meta = experiment.value[0].metadata.plugin_data
+        data = plugin_data_pb2.HParamsPluginData.FromString(meta.content)
+        for info in data.experiment.metric_infos:
+            info.display_name = info.name.tag.rpartition("/")[2]
+            info.description = _description(info.name.tag)
+        meta.content = data.SerializeToString()
         file_writer = self._writer._get_file_writer()
-        for summary in hparams_summary(clean, values):
+        for summary in (experiment, start, end):
             file_writer.add_summary(summary)
         for tag, value in values.items():
-            self._writer.add_scalar(tag, value, int(step))
+            self._scalar(tag, value, int(step))
         self._writer.flush()
 
     def close(self) -> None:

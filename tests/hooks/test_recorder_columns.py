@@ -59,14 +59,16 @@ def hand_row(net, x, y, xi, alpha2, user_loss=None):
                          ("margin", f[t] - others)):
             cols[key].append(val)
     v = {k: np.array(vals) for k, vals in cols.items()}
-    p = v["p"]
+    p, pn = v["p"], v["pn"]
     row = {
         "step": 0, "batch_size": n,
         "loss": v["ce"].mean() if user_loss is None else user_loss,
         "p_target_mean": p.mean(), "p_target_median": np.median(p),
         "p_target_q10": np.quantile(p, 0.1), "p_target_q90": np.quantile(p, 0.9),
-        "p_target_noisy_mean": v["pn"].mean(),
+        "p_target_noisy_mean": pn.mean(), "p_target_noisy_median": np.median(pn),
+        "p_target_noisy_q10": np.quantile(pn, 0.1), "p_target_noisy_q90": np.quantile(pn, 0.9),
         "saturated_frac": np.mean(p >= THRESHOLDS[-1]),
+        "saturated_frac_noisy": np.mean(pn >= THRESHOLDS[-1]),
         "grad_target_mean": v["gt"].mean(), "grad_logits_norm_mean": v["gl"].mean(),
         "grad_features_norm_mean": v["gx"].mean(), "grad_weight_norm": np.linalg.norm(grad_w),
         "noise_mean": v["noise"].mean(), "noise_max": v["noise"].max(),
@@ -76,6 +78,7 @@ def hand_row(net, x, y, xi, alpha2, user_loss=None):
     }
     for tau in THRESHOLDS:
         row[f"saturated_frac_{tau:g}"] = np.mean(p >= tau)
+        row[f"saturated_frac_noisy_{tau:g}"] = np.mean(pn >= tau)
     return row
 
 
@@ -98,6 +101,8 @@ def test_every_column_matches_hand_computation_noisy_softmax(loss_kw):
     if loss_kw:
         want["loss"] = float(loss)
     assert 0 < want["saturated_frac_0.3"] < 1 and want["noise_mean"] > 0  # a non-trivial case
+    # the two views differ here: the noise lowers p_y under the training logits
+    assert want["saturated_frac_noisy_0.3"] < want["saturated_frac_0.3"]
     _check(got, want)
 
 

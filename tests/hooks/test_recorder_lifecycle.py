@@ -13,6 +13,7 @@ from torch import nn
 from satkit.hooks import SaturationRecorder
 from satkit.hooks import recorder as recorder_module
 from satkit.hooks.stats import column_names
+from satkit.schema import SAMPLE_COLUMNS
 from satkit.sinks import Sink
 
 
@@ -137,7 +138,8 @@ def test_gradient_accumulation_equals_one_big_batch():
                         p -= 0.5 * p.grad
             out[k] = (rec.metrics(), rec.samples())
     pd.testing.assert_frame_equal(out[1][0], out[3][0], rtol=1e-5)
-    pd.testing.assert_frame_equal(out[1][1], out[3][1], rtol=1e-5)
+    # float32: a small p_y under the training logits is exp of a difference of larger numbers
+    pd.testing.assert_frame_equal(out[1][1], out[3][1], rtol=1e-4)
     assert out[3][0]["batch_size"].tolist() == [12, 12, 12]
 
 
@@ -255,8 +257,9 @@ def test_failing_sink_loses_and_duplicates_nothing(net, data):
     flaky, good = ListSink(fail_times=1), ListSink()
     rec = SaturationRecorder(net.head, flush_every=2, sinks=[flaky, good])
     train_step(net, x, y, rec)
+    train_step(net, x, y, rec)  # the automatic flush, in the background: flaky fails
     with pytest.raises(OSError, match="disk full") as info:
-        train_step(net, x, y, rec)  # the automatic flush: flaky fails, good is written
+        rec.flush()  # the background error surfaces at the next flush; good is written
     assert "retried" in "".join(getattr(info.value, "__notes__", []))
     assert [r["step"] for r in good.rows] == [0, 1] and flaky.rows == []
     for _ in range(3):
@@ -296,7 +299,7 @@ def test_state_dict_round_trip_resumes_exactly(data):
     run(range(4), first, net)
     assert first.buffered == 0  # the checkpoint is taken after a flush
     state = first.state_dict()
-    assert state["steps"] == 4 and state["samples"]["first"].device.type == "cpu"
+    assert state["steps"] == 4 and state["samples"]["first_clean"].device.type == "cpu"
     first.close()
     second = SaturationRecorder(net.head, num_samples=12, thresholds=(0.3, 0.5), flush_every=4)
     second.load_state_dict(state)
@@ -317,9 +320,9 @@ def test_samples_without_num_samples_is_an_empty_typed_table(net, data):
     with SaturationRecorder(net.head) as rec:
         train_step(net, x, y, rec)
         frame = rec.samples()
-    assert list(frame.columns) == ["index", "first_saturated_step", "desaturations",
-                                   "last_p_target", "last_seen_step"]
+    assert list(frame.columns) == list(SAMPLE_COLUMNS)
     assert len(frame) == 0 and str(frame["first_saturated_step"].dtype) == "Int64"
+    assert str(frame["settled_step_noisy"].dtype) == "Int64"
 
 
 def test_features_without_grad_give_nan_feature_gradient(data):

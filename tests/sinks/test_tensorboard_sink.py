@@ -56,8 +56,13 @@ def test_scalars_histograms_and_layout_read_back(tmp_path):
     for tag in ("saturation/p_target_mean", "saturation/p_target_noisy_mean",
                 "saturation/saturated_frac_0.99", "gradient/grad_target_mean",
                 "gradient/grad_weight_norm", "noise/noise_mean", "noise/noise_max",
-                "norms/feature_norm_mean", "norms/cos_target_mean", "train/loss"):
+                "norms/feature_norm_mean", "norms/cos_target_mean", "train/loss",
+                "saturation/p_target_noisy_median", "saturation/saturated_frac_noisy_0.99",
+                "diagnostics/batch_size", "diagnostics/nonfinite"):
         assert tag in scalars, tag
+    # one tag per quantity: the alias saturated_frac (= saturated_frac_0.99) is not written
+    assert not any(t.endswith("/saturated_frac") or t.endswith("/saturated_frac_noisy")
+                   for t in scalars)
     for column in metrics.columns:
         tag = tag_for(column)
         if tag is None:
@@ -71,9 +76,36 @@ def test_scalars_histograms_and_layout_read_back(tmp_path):
     assert [h.step for h in hist] == [0, 2, 4]
     assert hist[0].histogram_value.num == 16 and 0 < hist[0].histogram_value.min < 1
     layout = _layout(acc)
-    assert [c.title for c in layout.category] == ["saturation", "gradient", "noise", "norms"]
+    assert [c.title for c in layout.category] == [
+        "saturation: clean p_y vs p_y under the training logits", "learning curves",
+        "gradient", "noise", "norms"]
     charts = {chart.title: list(chart.multiline.tag) for c in layout.category for chart in c.chart}
     assert charts["|dL/df_y| (target-logit gradient)"] == ["^gradient/grad_target_mean$"]
+    # every chart draws something that exists, and every main tag is on some chart
+    import re
+    patterns = [p for tags in charts.values() for p in tags]
+    drawn = {t for t in scalars if any(re.search(p, t) for p in patterns)}
+    assert drawn == {t for t in scalars if not t.startswith("diagnostics/")}
+    for title, tags in charts.items():
+        if not any(p.startswith("^epoch/") for p in tags):
+            assert any(re.search(p, t) for p in tags for t in scalars), title
+
+
+def test_every_tag_has_a_description_that_tensorboard_serves(tmp_path):
+    from tensorboard.backend.event_processing import plugin_event_accumulator
+
+    _record(tmp_path, steps=2)
+    sink = TensorBoardSink(tmp_path / "more", layout=False)
+    sink.write_scalars(7, {"test_error": 2.5, "lr": 0.1}, group="epoch")
+    sink.close()
+    for directory in (tmp_path, tmp_path / "more"):
+        acc = plugin_event_accumulator.EventAccumulator(str(directory))
+        acc.Reload()  # what the TensorBoard server reads (scalars migrated to tensors)
+        tags = acc.Tags()["tensors"]
+        described = {tag: acc.SummaryMetadata(tag).summary_description for tag in tags
+                     if acc.SummaryMetadata(tag).plugin_data.plugin_name == "scalars"}
+        assert described and all(described.values()), described
+    assert described["epoch/test_error"] == "test error % (clean logits)"
 
 
 def test_histogram_every_filters_and_nan_scalars_are_skipped(tmp_path):
@@ -89,7 +121,7 @@ def test_histogram_every_filters_and_nan_scalars_are_skipped(tmp_path):
     sink.close()  # idempotent
     acc = _load(tmp_path)
     assert "gradient/grad_features_norm_mean" not in acc.Tags()["scalars"]
-    assert acc.Scalars("train/nonfinite")[0].value == 1.0
+    assert acc.Scalars("diagnostics/nonfinite")[0].value == 1.0
     assert [h.step for h in acc.Histograms("saturation/p_target")] == [10]
     assert "custom_scalars__config__" not in acc.Tags()["tensors"]
 
@@ -97,19 +129,22 @@ def test_histogram_every_filters_and_nan_scalars_are_skipped(tmp_path):
 def test_write_hparams_in_the_run_directory(tmp_path):
     sink = TensorBoardSink(tmp_path)
     sink.write_hparams({"alpha2": 0.1, "model": "cnn", "amp": False, "thresholds": (0.9, 0.99),
-                        "extra": None}, {"final/test_error": 7.39})
+                        "extra": None}, {"hparams/test_error": 7.39, "hparams/onset_step": None},
+                       step=41)
     sink.close()
     acc = _load(tmp_path)
-    assert acc.Scalars("final/test_error")[0].value == pytest.approx(7.39)
+    [event] = acc.Scalars("hparams/test_error")
+    assert event.value == pytest.approx(7.39) and event.step == 41
     meta = acc.SummaryMetadata("_hparams_/session_start_info")
     data = plugin_data_pb2.HParamsPluginData.FromString(meta.plugin_data.content)
     hp = data.session_start_info.hparams
     assert hp["alpha2"].number_value == pytest.approx(0.1)
     assert hp["model"].string_value == "cnn" and hp["amp"].bool_value is False
     assert hp["thresholds"].string_value == "(0.9, 0.99)"
-    assert [d.name.tag for d in plugin_data_pb2.HParamsPluginData.FromString(
-        acc.SummaryMetadata("_hparams_/experiment").plugin_data.content
-    ).experiment.metric_infos] == ["final/test_error"]
+    [info] = plugin_data_pb2.HParamsPluginData.FromString(
+        acc.SummaryMetadata("_hparams_/experiment").plugin_data.content).experiment.metric_infos
+    assert info.name.tag == "hparams/test_error" and info.display_name == "test_error"
+    assert info.description.startswith("test error %")  # None metrics are left out
 
 
 def test_comparison_layout_for_a_directory_of_runs(tmp_path):
@@ -117,7 +152,7 @@ def test_comparison_layout_for_a_directory_of_runs(tmp_path):
         _record(tmp_path / run, steps=2)
     write_comparison_layout(tmp_path, ["softmax", "noisy"])
     layout = _layout(_load(tmp_path))
-    assert {c.title for c in layout.category} >= {"saturation", "gradient", "noise"}
+    assert {c.title for c in layout.category} >= {"learning curves", "gradient", "noise"}
     with pytest.raises(FileNotFoundError, match="missing_run"):
         write_comparison_layout(tmp_path, ["softmax", "missing_run"])
 

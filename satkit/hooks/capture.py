@@ -1,0 +1,176 @@
+"""Hook plumbing: what a training forward of the head leaves for the recorder.
+
+A forward hook on the head turns every *training* forward (module in training mode, autograd
+on, output requiring grad) into a :class:`Capture`, and puts tensor hooks on the logits and on
+the features to catch their gradients in ``backward``. Logits may be (N, C) or (N, T, C)
+(sequence models); they are seen as P = N*T positions.
+
+When the target is known at forward time (a satkit head receives it; or the caller announced
+it with ``SaturationRecorder.set_target``), the capture reduces the logits and their gradient
+to (P,) vectors at once (:func:`~satkit.hooks.stats.forward_values`,
+:func:`~satkit.hooks.stats.gradient_values`) and keeps nothing of size (P x C): what a
+language-model head needs. Otherwise it keeps references to the tensors (no copies) until
+``step()`` supplies the target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
+
+from satkit.hooks import stats
+
+__all__ = ["Capture", "capture_forward", "check_head"]
+
+
+def check_head(head: object) -> nn.Module:
+    """Return ``head`` if it is Linear-like: an ``nn.Module`` with a 2-D ``weight``.
+
+    Raises:
+        TypeError: otherwise, saying what was expected.
+    """
+    weight = getattr(head, "weight", None)
+    if not isinstance(head, nn.Module) or not isinstance(weight, Tensor) or weight.dim() != 2:
+        raise TypeError(
+            "SaturationRecorder needs a Linear-like classifier head: an nn.Module with a 2-D "
+            f"`weight` (num_classes, in_features), e.g. satkit.NoisySoftmax or nn.Linear; got "
+            f"{type(head).__name__}" + ("" if weight is None else
+                                        f" with weight of shape {tuple(weight.shape)}"))
+    return head
+
+
+class Capture:
+    """One training forward of the head (a micro-batch) and its gradients.
+
+    Attributes:
+        sizes: (N, T): samples and positions per sample (T = 1 for (N, C) logits).
+        target: (P,) int64 once known, else None.
+        values: the per-position values (forward, then gradient) once computed.
+    """
+
+    def __init__(self, logits: Tensor, clean: Tensor | None, noise: Tensor, features: Tensor,
+                 weight: Tensor, target: Tensor | None, ignore_index: int) -> None:
+        n = logits.shape[0]
+        self.sizes = (n, logits.shape[1] if logits.dim() == 3 else 1)
+        c = logits.shape[-1]
+        p = self.sizes[0] * self.sizes[1]
+        self.ignore_index = ignore_index
+        self.num_classes = c
+        self.out_of_range: Tensor | None = None
+        self._pending: tuple[Any, ...] | None = (
+            logits.detach().reshape(p, c),
+            None if clean is None else clean.detach().reshape(p, c),
+            noise.detach().reshape(p), features.detach().reshape(p, features.shape[-1]), weight)
+        self.device = logits.device
+        self.target: Tensor | None = None
+        self.values: dict[str, Tensor] = {}
+        self._grad: Tensor | None = None
+        self._grad_features: Tensor | None = None
+        self.backward_passes = 0
+        self.handles: list[RemovableHandle] = []
+        if target is not None:
+            self.set_target(target)
+
+    @property
+    def positions(self) -> int:
+        return self.sizes[0] * self.sizes[1]
+
+    def set_target(self, target: Tensor) -> None:
+        """Supply the target ((N,) or (N, T)) and reduce what is pending (no host sync)."""
+        self.target = target.detach().reshape(self.positions).to(self.device, torch.int64)
+        used = self.target != self.ignore_index
+        # An out-of-range class is left out and counted (the recorder reports it).
+        self.out_of_range = used & ((self.target < 0) | (self.target >= self.num_classes))
+        valid = used & ~self.out_of_range
+        if self._pending is not None:
+            logits, clean, noise, features, weight = self._pending
+            self.values.update(stats.forward_values(logits, clean, self.target, valid, noise,
+                                                    features, weight))
+            self._pending = None
+        if self._grad is not None:
+            self.values.update(stats.gradient_values(self._grad, self.target, valid))
+            self._grad = None
+
+    def on_grad_logits(self, grad: Tensor) -> None:
+        self.backward_passes += 1
+        grad = grad.detach().reshape(self.positions, grad.shape[-1])
+        if self.target is None:  # keep (summed over backward passes) until step()
+            self._grad = grad if self._grad is None else self._grad + grad
+        elif self.backward_passes == 1:
+            self.values.update(stats.gradient_values(grad, self.target, self.values["valid"]))
+        else:  # the first pass's gradient is reduced already; a sum is no longer possible
+            self.values.pop("grad_target", None)
+            self.values.pop("grad_norm", None)
+
+    def on_grad_features(self, grad: Tensor) -> None:
+        grad = grad.detach().reshape(self.positions, grad.shape[-1])
+        self._grad_features = grad if self._grad_features is None else self._grad_features + grad
+
+    def finish(self) -> dict[str, Tensor]:
+        """The capture's per-position values (the target must be known)."""
+        if self._grad_features is not None:
+            g = self._grad_features
+            self.values["grad_features_norm"] = torch.linalg.vector_norm(
+                g.to(torch.float64 if g.dtype == torch.float64 else torch.float32), dim=1)
+            self._grad_features = None
+        return self.values
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
+
+
+def capture_forward(module: nn.Module, args: tuple, kwargs: dict, output: Tensor, *,
+                    target: Tensor | None, ignore_index: int,
+                    on_grad: Callable[[Capture, str, Tensor], None]) -> Capture:
+    """Build the :class:`Capture` of one training forward and hook its gradients.
+
+    Args:
+        module: the head.
+        args, kwargs, output: the forward's (``register_forward_hook(with_kwargs=True)``).
+        target: a target announced for this forward, or None.
+        ignore_index: target value of positions to leave out.
+        on_grad: called as ``on_grad(capture, "logits" | "features", grad)``.
+
+    Raises:
+        ValueError: logits not (N, C) or (N, T, C), features of another leading shape, a
+            target of the wrong shape.
+    """
+    features = args[0] if args else kwargs.get("input", kwargs.get("features"))
+    head_target = args[1] if len(args) > 1 else kwargs.get("target")
+    if output.dim() not in (2, 3) or not isinstance(features, Tensor) \
+            or features.shape[:output.dim() - 1] != output.shape[:-1] or output.shape[-1] < 2:
+        raise ValueError(
+            "SaturationRecorder needs a head called as head(features (N, D) or (N, T, D), ...) "
+            f"-> logits (N, C) or (N, T, C) with C >= 2; got logits of shape "
+            f"{tuple(output.shape)} from features of shape "
+            f"{tuple(getattr(features, 'shape', ()))}")
+    if isinstance(head_target, Tensor):
+        target = head_target
+    if target is not None and target.shape != output.shape[:-1]:
+        raise ValueError(f"the target of this forward has shape {tuple(target.shape)}, the "
+                         f"logits {tuple(output.shape)}: expected {tuple(output.shape[:-1])}")
+    p = output.shape[:-1].numel()
+    noise = getattr(module, "last_noise", None)
+    if not isinstance(noise, Tensor) or noise.shape != output.shape[:-1]:
+        noise = output.new_zeros(p)
+    clean = None
+    applies = getattr(module, "applies", None)
+    if callable(getattr(module, "clean_logits", None)) and isinstance(head_target, Tensor) \
+            and (applies is None or applies(head_target)):
+        # The head's own inverse of its training-time change, taken now, while its state
+        # (noise, temperature, margin) is this forward's: right under accumulation too.
+        clean = module.clean_logits(output.detach(), head_target)
+    elif isinstance(head_target, Tensor) and output.dim() == 2 \
+            and isinstance(getattr(module, "last_noise", None), Tensor):
+        clean = stats.clean_logits(output.detach(), head_target, noise)  # noise on f_y only
+    cap = Capture(output, clean, noise, features, module.weight, target, ignore_index)
+    cap.handles.append(output.register_hook(lambda g: on_grad(cap, "logits", g)))
+    if features.requires_grad:
+        cap.handles.append(features.register_hook(lambda g: on_grad(cap, "features", g)))
+    return cap

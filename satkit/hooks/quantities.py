@@ -1,0 +1,222 @@
+"""What the recorder measures: one declaration per metrics column.
+
+A step's *positions* are its samples (classification, logits (N, C)) or its non-ignored tokens
+(sequence models, logits (N, T, C)). For every position the recorder computes a few values
+from the captured tensors once (:data:`VALUES`: each a formula over
+:class:`~satkit.hooks.stats.Captured`, documented with its maths), and every column of the
+``metrics`` table is a :class:`Quantity`: a name, the value it reduces, how it reduces it over
+the step's positions, its TensorBoard group and a one-line description. The table's columns,
+the raw per-step row kept on the device, the reduction across ranks, the TensorBoard tags,
+their hover descriptions and the glossary test all derive from :data:`QUANTITIES`.
+
+Adding a column is one declaration here (and, if it needs a new per-position value, one entry
+of :data:`VALUES`), plus its test. Example: the largest |dL/df_y| of a step would be
+``Quantity("grad_target_max", "max", "grad_target", "gradient", "largest |dL_i/df_y|")``.
+
+Two views of saturation (``satkit.schema.VIEWS``): *clean* p_y is the softmax of the eval-mode
+logits; *noisy* p_y the softmax of the logits the loss was computed on (Noisy Softmax's Eq. 5
+noise, a margin, a temperature applied; the same as clean for plain softmax).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+__all__ = ["GROUPS", "QUANTILES", "QUANTITIES", "REDUCTIONS", "VALUES", "Quantity",
+           "column_dtypes", "column_names", "describe", "tensorboard_tag", "threshold_column"]
+
+#: How a quantity reduces its per-position value over a step:
+#: ``mean``/``max`` over the finite positions; ``q10``/``median``/``q90`` quantiles of the
+#: finite positions; ``fraction``: the share of finite positions with value >= tau, one column
+#: per threshold; ``loss``: the loss given to ``step()`` (else the mean cross-entropy of the
+#: training logits); ``count``: the number of positions; ``scalar``: one value per step;
+#: ``flag``: any position non-finite.
+REDUCTIONS = ("mean", "max", "q10", "median", "q90", "fraction", "loss", "count", "scalar",
+              "flag")
+#: The quantile reductions and their levels.
+QUANTILES: Mapping[str, float] = MappingProxyType({"q10": 0.1, "median": 0.5, "q90": 0.9})
+#: TensorBoard groups, in the order of the dashboards.
+GROUPS = ("saturation", "gradient", "noise", "norms", "train", "diagnostics")
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One column of the ``metrics`` table.
+
+    Attributes:
+        name: the column (for ``fraction``: the stem, the columns are ``<name>_<tau>``).
+        reduce: one of :data:`REDUCTIONS`.
+        value: the per-position value it reduces (a key of :data:`VALUES`), or None for
+            ``loss``, ``count``, ``scalar`` and ``flag``.
+        group: its TensorBoard group (:data:`GROUPS`).
+        description: one line, with the formula; TensorBoard shows it on hover.
+        alias_of_last: for ``fraction``: also write ``<name>`` = the column of the last
+            (the per-sample record's) threshold; the alias is kept out of TensorBoard.
+    """
+
+    name: str
+    reduce: str
+    value: str | None
+    group: str
+    description: str
+    alias_of_last: bool = False
+
+
+#: Per-position values, computed once per step: name -> (formula over the step's
+#: ``Captured`` tensors, meaning). ``c.lse_train`` is logsumexp of the training logits,
+#: ``c.lse_clean`` of the clean ones; ``c.scale`` turns gradients of the step's mean loss into
+#: per-position ones (times the number of positions).
+VALUES: Mapping[str, tuple[Callable[[Any], Any], str]] = MappingProxyType({
+    "p_target": (lambda c: (c.f_y - c.lse_clean).exp(), "clean p_y = softmax(f)_y"),
+    "p_target_noisy": (lambda c: (c.f_y_train - c.lse_train).exp(),
+                       "p_y under the training logits, softmax(f~)_y"),
+    "ce": (lambda c: c.lse_train - c.f_y_train, "cross-entropy of the training logits"),
+    "grad_target": (lambda c: c.grad_target * c.scale, "|dL_i/df_y|, per position"),
+    "grad_logits_norm": (lambda c: c.grad_norm * c.scale, "||dL_i/df||, per position"),
+    "grad_features_norm": (lambda c: c.grad_features_norm * c.scale,
+                           "||dL_i/dX||, per position (NaN when X has no gradient)"),
+    "noise": (lambda c: c.noise, "clean f_y minus training f_y (Eq. 5's noise, a margin)"),
+    "cos_target": (lambda c: c.dot / (c.weight_norm * c.feature_norm).clamp_min(c.tiny),
+                   "cos theta_y = W_y.X / (||W_y|| ||X||)"),
+    "feature_norm": (lambda c: c.feature_norm, "||X||, the head's input"),
+    "weight_norm_target": (lambda c: c.weight_norm, "||W_y||"),
+    "logit_target": (lambda c: c.f_y, "clean f_y"),
+    "logit_margin": (lambda c: c.f_y - c.max_other, "clean f_y minus the largest other logit"),
+})
+
+_Q = Quantity
+#: Every column of the ``metrics`` table but ``step``, in table order.
+QUANTITIES: tuple[Quantity, ...] = (
+    _Q("batch_size", "count", None, "diagnostics",
+       "positions recorded in the step (samples; tokens for sequence logits)"),
+    _Q("loss", "loss", None, "train",
+       "the step's training loss (given to step(), else the mean cross-entropy)"),
+    _Q("p_target_mean", "mean", "p_target", "saturation", "batch mean of the clean p_y"),
+    _Q("p_target_median", "median", "p_target", "saturation", "batch median of the clean p_y"),
+    _Q("p_target_q10", "q10", "p_target", "saturation", "10% quantile of the clean p_y"),
+    _Q("p_target_q90", "q90", "p_target", "saturation", "90% quantile of the clean p_y"),
+    _Q("p_target_noisy_mean", "mean", "p_target_noisy", "saturation",
+       "batch mean of p_y under the training logits (what the loss saw)"),
+    _Q("p_target_noisy_median", "median", "p_target_noisy", "saturation",
+       "batch median of p_y under the training logits"),
+    _Q("p_target_noisy_q10", "q10", "p_target_noisy", "saturation",
+       "10% quantile of p_y under the training logits"),
+    _Q("p_target_noisy_q90", "q90", "p_target_noisy", "saturation",
+       "90% quantile of p_y under the training logits"),
+    _Q("saturated_frac", "fraction", "p_target", "saturation",
+       "share of the batch with clean p_y >= tau", alias_of_last=True),
+    _Q("saturated_frac_noisy", "fraction", "p_target_noisy", "saturation",
+       "share of the batch with p_y >= tau under the training logits", alias_of_last=True),
+    _Q("grad_target_mean", "mean", "grad_target", "gradient",
+       "batch mean of |dL_i/df_y| = 1 - P_y for cross-entropy: how much the target still teaches"),
+    _Q("grad_logits_norm_mean", "mean", "grad_logits_norm", "gradient",
+       "batch mean of ||dL_i/df||"),
+    _Q("grad_features_norm_mean", "mean", "grad_features_norm", "gradient",
+       "batch mean of ||dL_i/dX||, the gradient the head sends back"),
+    _Q("grad_weight_norm", "scalar", None, "gradient", "||dL/dW|| of the head's weight"),
+    _Q("noise_mean", "mean", "noise", "noise",
+       "batch mean of the amount the target logit was lowered (Eq. 5's noise, a margin)"),
+    _Q("noise_max", "max", "noise", "noise", "largest amount the target logit was lowered"),
+    _Q("cos_target_mean", "mean", "cos_target", "norms", "batch mean of cos theta_y"),
+    _Q("feature_norm_mean", "mean", "feature_norm", "norms", "batch mean of ||X||"),
+    _Q("weight_norm_target_mean", "mean", "weight_norm_target", "norms",
+       "batch mean of ||W_y||"),
+    _Q("logit_target_mean", "mean", "logit_target", "saturation", "batch mean of the clean f_y"),
+    _Q("logit_margin_mean", "mean", "logit_margin", "saturation",
+       "batch mean of f_y minus the largest other logit (clean)"),
+    _Q("nonfinite", "flag", None, "diagnostics",
+       "true when some position had NaN/Inf logits, noise, features or gradients (left out "
+       "of every mean), or the loss was not finite"),
+)
+
+
+def threshold_column(tau: float, stem: str = "saturated_frac") -> str:
+    """The metrics column of a ``fraction`` quantity at ``tau``.
+
+    Example:
+        >>> threshold_column(0.99), threshold_column(0.9, "saturated_frac_noisy")
+        ('saturated_frac_0.99', 'saturated_frac_noisy_0.9')
+    """
+    return f"{stem}_{tau:g}"
+
+
+def column_names(thresholds: Sequence[float]) -> list[str]:
+    """The columns of the metrics table, in order, for the given thresholds.
+
+    Example:
+        >>> column_names([0.99])[:3], column_names([0.99])[-1]
+        (['step', 'batch_size', 'loss'], 'nonfinite')
+    """
+    names = ["step"]
+    for q in QUANTITIES:
+        if q.reduce == "fraction":
+            names += [q.name] if q.alias_of_last else []
+            names += [threshold_column(t, q.name) for t in thresholds]
+        else:
+            names.append(q.name)
+    return names
+
+
+def column_dtypes(thresholds: Sequence[float]) -> dict[str, str]:
+    """The pandas dtype of every metrics column: int64 for ``step`` and counts, bool for
+    flags, float64 for the rest."""
+    kinds = {"count": "int64", "flag": "bool"}
+    out = {"step": "int64"}
+    for name in column_names(thresholds)[1:]:
+        q = _declaration(name)
+        out[name] = kinds.get(q.reduce if q else "", "float64")
+    return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _declaration(column: str) -> Quantity | None:
+    for q in QUANTITIES:
+        if column == q.name or (q.reduce == "fraction" and column.startswith(q.name + "_")
+                                and _is_number(column[len(q.name) + 1:])):
+            return q
+    return None
+
+
+def tensorboard_tag(column: str) -> str | None:
+    """The TensorBoard tag of a metrics column: ``<group>/<column>``; None for ``step`` and
+    for aliases (``saturated_frac`` duplicates ``saturated_frac_<last tau>``).
+
+    Example:
+        >>> tensorboard_tag("p_target_mean"), tensorboard_tag("batch_size")
+        ('saturation/p_target_mean', 'diagnostics/batch_size')
+        >>> tensorboard_tag("saturated_frac"), tensorboard_tag("saturated_frac_noisy_0.99")
+        (None, 'saturation/saturated_frac_noisy_0.99')
+    """
+    q = _declaration(column)
+    if q is None:
+        return None if column == "step" else f"other/{column}"
+    if q.reduce == "fraction" and column == q.name:
+        return None
+    return f"{q.group}/{column}"
+
+
+def describe(column: str) -> str:
+    """The one-line description of a metrics column (``""`` for an unknown one).
+
+    Example:
+        >>> describe("saturated_frac_0.9")
+        'share of the batch with clean p_y >= tau (tau = 0.9)'
+    """
+    q = _declaration(column)
+    if q is None:
+        return "the optimizer step index, from 0" if column == "step" else ""
+    if q.reduce == "fraction" and column != q.name:
+        return f"{q.description} (tau = {column[len(q.name) + 1:]})"
+    if q.reduce == "fraction":
+        return f"{q.description} (tau = the last threshold; an alias kept for the table)"
+    return q.description
