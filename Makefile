@@ -37,6 +37,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_trainer.py
 	$(PY) benchmarks/bench_loader.py
 	$(PY) benchmarks/bench_analysis.py
+	$(PY) benchmarks/bench_epoch.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

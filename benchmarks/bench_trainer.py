@@ -28,13 +28,13 @@ from satkit.sinks import TableSink
 from satkit.training import Trainer
 
 SHAPES = {"digits-cnn": (1, 8, 10), "mnist-paper": (1, 28, 10), "cifar10-paper": (3, 32, 10),
-          "cifar100-paper": (3, 32, 100)}
+          "cifar100-paper": (3, 32, 100), "small-cnn": (1, 28, 10)}
 
 
 def make_model(preset: str, device: torch.device) -> torch.nn.Module:
-    channels, _, classes = SHAPES[preset]
+    channels, size, classes = SHAPES[preset]
     torch.manual_seed(0)
-    model = build_model(preset, num_classes=classes, in_channels=channels, alpha2=0.1)
+    model = build_model(preset, num_classes=classes, in_channels=channels, image_size=size)
     model = model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
