@@ -27,8 +27,8 @@ from satkit.schema import DEFAULT_TAU, VIEWS, view_column
 __all__ = ["baseline_pairs", "report", "run_status"]
 
 _SEED_FIGURES = {"test_error": ("test error %", format_sig),
-                 "onset_step": ("onset (clean)", ".0f"),
-                 "onset_step_noisy": ("onset (training logits)", ".0f"),
+                 "onset_step": ("onset step (clean)", ".0f"),
+                 "onset_step_noisy": ("onset step (training logits)", ".0f"),
                  "median_saturation_step": ("median sample onset (clean)", ".0f"),
                  "median_saturation_step_noisy": ("median sample onset (training logits)", ".0f"),
                  "grad_target_late": ("late |dL/df_y|", format_sig)}
@@ -81,7 +81,7 @@ def _runs_section(runs: list[Run], table: pd.DataFrame) -> str:
         "run": table["run"], "dataset": table["dataset"], "method": table["method"],
         "seed": table["seed"], "status": [run_status(r) for r in runs],
         "last step": table["last_step"], "test error %": table["test_error"],
-        **{f"onset ({VIEW_LABELS[view]})": [
+        **{f"onset step ({VIEW_LABELS[view]})": [
             _onset_text(v, known) for v, known
             in zip(table[view_column("onset_step", view)], recorded[view], strict=True)]
            for view in VIEWS},

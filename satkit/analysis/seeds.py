@@ -209,8 +209,8 @@ def paired_test(runs, baseline_alpha2: float = 0.0, *, figure: str = "test_error
 #: spec or a function; :func:`satkit.analysis.markdown.format_sig` is three significant figures).
 COMPARISON_FIGURES: dict[str, tuple[str, Format]] = {
     "test_error": ("test error %", format_sig),
-    "onset_step": ("onset (clean)", ".0f"),
-    "onset_step_noisy": ("onset (training logits)", ".0f"),
+    "onset_step": ("onset step (clean)", ".0f"),
+    "onset_step_noisy": ("onset step (training logits)", ".0f"),
     "median_saturation_step": ("median sample onset (clean)", ".0f"),
     "median_saturation_step_noisy": ("median sample onset (training logits)", ".0f"),
     "grad_target_late": ("late |dL/df_y|", format_sig),

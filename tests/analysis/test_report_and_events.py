@@ -107,8 +107,8 @@ def test_report_shows_both_views_and_says_which_p_values_are_one_sided(make_run,
     runs = _section(text, "## Runs")
     header = _row(runs, "run")
     noisy = dict(zip(header, _row(runs, "alpha2=0.1_seed=0"), strict=True))
-    assert noisy["onset (clean)"] == str(expected_onset(0.1, "clean"))
-    assert noisy["onset (training logits)"] == str(expected_onset(0.1, "noisy"))
+    assert noisy["onset step (clean)"] == str(expected_onset(0.1, "clean"))
+    assert noisy["onset step (training logits)"] == str(expected_onset(0.1, "noisy"))
     assert noisy["status"] == "finished"
     post = _section(text, "## Postponement")
     row = dict(zip(_row(post, "run"), _row(post, "alpha2=0.1_seed=0"), strict=True))

@@ -183,9 +183,9 @@ def test_old_runs_summarise_without_crashing(legacy, make_run):
     assert math.isfinite(table.loc["old", "onset_step"])
     shown = comparison_table([soft, legacy]).set_index("method")
     old = shown.loc["Noisy Softmax α²=0.1"]
-    assert old["onset (training logits)"] == "–"
+    assert old["onset step (training logits)"] == "–"
     assert old["median sample onset (training logits)"] == "–"
-    assert old["onset (clean)"] == f"{table.loc['old', 'onset_step']:.0f}"
+    assert old["onset step (clean)"] == f"{table.loc['old', 'onset_step']:.0f}"
     text = report([soft, legacy])
     assert "Traceback" not in text and "nan" not in text
     row = next(line for line in text.split("## Individual saturation")[1].splitlines()
