@@ -1,11 +1,13 @@
 """Benchmark: load and summarise a one-million-step run (issue 5: "under a few seconds").
 
 Writes a synthetic run directory whose ``metrics.parquet`` has 1,000,000 rows with every
-column of the recorder's contract and a 60,000-sample ``samples.parquet`` (MNIST-sized),
-then times, in one process:
+column of the recorder's contract (both views of saturation) and a 60,000-sample
+``samples.parquet`` (MNIST-sized, with the training-logit view and the settled event), then
+times, in one process:
 
-* load + summarise: ``load_run`` and ``run_table`` (onset step, late-window means, the
-  per-sample median time to saturation) plus ``postponement`` against a second run;
+* load + summarise: ``load_run`` and ``run_table`` (onsets in both views, late-window means,
+  the four per-sample Kaplan-Meier medians) plus ``postponement`` against a second run;
+* ``saturation_summary``, what the trainer computes for summary.json at the end of a run;
 * the tidy long form of all metrics (``load_runs``), for reference.
 
 Run: ``.venv/bin/python benchmarks/bench_analysis.py [--steps N]``. Prints seconds.
@@ -22,10 +24,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from satkit.analysis import load_run, load_runs, postponement, run_table
+from satkit.analysis import load_run, load_runs, postponement, run_table, saturation_summary
 
 COLUMNS = ("loss", "p_target_mean", "p_target_median", "p_target_q10", "p_target_q90",
-           "p_target_noisy_mean", "saturated_frac", "saturated_frac_0.9", "saturated_frac_0.99",
+           "p_target_noisy_mean", "p_target_noisy_median", "p_target_noisy_q10",
+           "p_target_noisy_q90", "saturated_frac", "saturated_frac_0.9", "saturated_frac_0.99",
+           "saturated_frac_noisy", "saturated_frac_noisy_0.9", "saturated_frac_noisy_0.99",
            "grad_target_mean", "grad_logits_norm_mean", "grad_features_norm_mean",
            "grad_weight_norm", "noise_mean", "noise_max", "cos_target_mean",
            "feature_norm_mean", "weight_norm_target_mean", "logit_target_mean",
@@ -45,12 +49,20 @@ def write_run(root: Path, steps: int, alpha2: float, num_samples: int = 60_000) 
     frame["batch_size"] = np.full(steps, 128, dtype="int64")
     pd.DataFrame(frame).to_parquet(run_dir / "metrics.parquet")
     first = rng.exponential(steps / 10, num_samples).astype("int64")
+    first_noisy = (first * (1 + alpha2)).astype("int64")
+    settled = first + rng.integers(0, steps // 100, num_samples)
+    settled_noisy = first_noisy + rng.integers(0, steps // 50, num_samples)
     samples = pd.DataFrame({"index": np.arange(num_samples),
-                            "first_saturated_step": pd.array(first, dtype="Int64"),
                             "desaturations": np.zeros(num_samples, dtype="int64"),
+                            "desaturations_noisy": np.ones(num_samples, dtype="int64"),
                             "last_p_target": rng.uniform(size=num_samples),
+                            "last_p_target_noisy": rng.uniform(size=num_samples),
                             "last_seen_step": np.full(num_samples, steps - 1)})
-    samples.loc[first >= steps, "first_saturated_step"] = pd.NA
+    for column, values in (("first_saturated_step", first), ("settled_step", settled),
+                           ("first_saturated_step_noisy", first_noisy),
+                           ("settled_step_noisy", settled_noisy)):
+        samples[column] = pd.array(values, dtype="Int64")
+        samples.loc[values >= steps, column] = pd.NA
     samples.to_parquet(run_dir / "samples.parquet")
     config = {"dataset": "mnist", "model": "mnist-paper", "alpha2": alpha2, "noise": "annealed",
               "loss": "noisy" if alpha2 else "softmax", "seed": 0}
@@ -73,8 +85,10 @@ def main() -> None:
         table = run_table([soft])
         summarised = time.perf_counter()
         noisy = load_run(noisy_dir)
-        result = postponement(soft, noisy)
+        result = postponement(soft, noisy, saturation="noisy")
         both = time.perf_counter()
+        summary = saturation_summary(noisy_dir)
+        summarised_json = time.perf_counter()
         tidy = load_runs(soft_dir)
         tidied = time.perf_counter()
 
@@ -85,8 +99,10 @@ def main() -> None:
           f"onset={table['onset_step'].iloc[0]:.0f}")
     print(f"load + summarise, one run     {summarised - start:6.2f} s")
     print(f"+ load 2nd run, postponement  {both - summarised:6.2f} s  "
-          f"onset_ratio={result['onset_ratio']:.2f}")
-    print(f"load_runs (tidy, {len(tidy):,} rows) {tidied - both:6.2f} s, "
+          f"onset_ratio (training logits)={result['onset_ratio']:.2f}")
+    print(f"saturation_summary (load too) {summarised_json - both:6.2f} s  "
+          f"onset_noisy={summary['onset_step_noisy']}")
+    print(f"load_runs (tidy, {len(tidy):,} rows) {tidied - summarised_json:6.2f} s, "
           f"{tidy.memory_usage(deep=True).sum() / 2**20:.0f} MiB")
 
 

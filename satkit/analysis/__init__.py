@@ -3,9 +3,14 @@
 Load run directories (:func:`load_run`, :func:`load_runs`, :func:`from_tensorboard`),
 measure when saturation sets in (:func:`onset_step`, :func:`postponement`), treat individual
 saturation as time-to-event data (:func:`survival`, :func:`median_time_to_saturation`,
-:func:`logrank`), summarise across seeds (:func:`seed_summary`, :func:`paired_test`), compare
-with the paper (:func:`paper_table`), rank softmax regularisers against each other
-(:func:`rank_methods`) and write a Markdown :func:`report`.
+:func:`logrank`), summarise a run (:func:`run_table`, :func:`saturation_summary`) and
+across seeds (:func:`seed_summary`, :func:`paired_test`), compare with the paper
+(:func:`paper_table`), rank softmax regularisers against each other (:func:`rank_methods`)
+and write a Markdown :func:`report`.
+
+Saturation has two views (``saturation="clean"`` or ``"noisy"``, the training logits) and
+per sample two events (``event="first"`` or ``"settled"``): see :mod:`satkit.analysis.views`.
+No torch import here.
 """
 
 from satkit.analysis.distribution import p_target_distribution
@@ -25,7 +30,7 @@ from satkit.analysis.seeds import (
     sort_methods,
     t_interval,
 )
-from satkit.analysis.summary import run_table
+from satkit.analysis.summary import run_table, saturation_summary
 from satkit.analysis.survival_analysis import (
     logrank,
     median_time_to_saturation,
@@ -61,6 +66,7 @@ __all__ = [
     "ranking_markdown",
     "report",
     "run_table",
+    "saturation_summary",
     "saturation_times",
     "seed_summary",
     "sort_methods",

@@ -5,9 +5,9 @@ Two sources, by preference:
 * ``"histograms"``: the per-sample p_target histograms the TensorBoard sink writes every few
   steps (exact up to the histogram's buckets);
 * ``"quantiles"``: the metrics table's batch quantiles ``p_target_q10``, ``p_target_median``,
-  ``p_target_q90``, read as a piecewise-uniform distribution (10 % of the batch on
-  [0, q10], 40 % on [q10, median], 40 % on [median, q90], 10 % on [q90, 1]). Coarse, but
-  always available.
+  ``p_target_q90`` (``p_target_noisy_*`` in the training-logit view), read as a
+  piecewise-uniform distribution (10 % of the batch on [0, q10], 40 % on [q10, median], 40 %
+  on [median, q90], 10 % on [q90, 1]). Coarse, but always available.
 
 Both are rebinned onto equal-width p bins over [0, 1], assuming mass uniform within a source
 bucket.
@@ -21,6 +21,9 @@ import pandas as pd
 from satkit.analysis.errors import RunError
 from satkit.analysis.eventfiles import histograms_from_tensorboard
 from satkit.analysis.runs import Run
+from satkit.analysis.views import check_view
+from satkit.schema import view_column
+from satkit.validation import check_choice
 
 __all__ = ["DISTRIBUTION_COLUMNS", "p_target_distribution"]
 
@@ -41,11 +44,13 @@ def _thin(steps: np.ndarray, max_steps: int) -> np.ndarray:
     return np.unique(np.linspace(0, steps.size - 1, max_steps).round().astype(int))
 
 
-def _from_quantiles(metrics: pd.DataFrame, edges: np.ndarray, max_steps: int) -> list:
-    missing = [c for c, _ in _QUANTILES if c not in metrics.columns]
+def _from_quantiles(metrics: pd.DataFrame, edges: np.ndarray, max_steps: int,
+                    saturation: str) -> list:
+    columns = [view_column(c, saturation) for c, _ in _QUANTILES]
+    missing = [c for c in columns if c not in metrics.columns]
     if missing:
         raise RunError(f"metrics table lacks {missing}: no p_target distribution to draw")
-    q = metrics[[c for c, _ in _QUANTILES]].to_numpy(dtype="float64", na_value=np.nan)
+    q = metrics[columns].to_numpy(dtype="float64", na_value=np.nan)
     steps = metrics["step"].to_numpy()
     levels = np.array([0.0, *(lvl for _, lvl in _QUANTILES), 1.0])
     out = []
@@ -68,15 +73,16 @@ def _from_histograms(buckets: pd.DataFrame, edges: np.ndarray, max_steps: int) -
     return out
 
 
-def p_target_distribution(run: Run, *, bins: int = 20, max_steps: int = 200,
-                          source: str = "auto") -> pd.DataFrame:
+def p_target_distribution(run: Run, *, saturation: str = "clean", bins: int = 20,
+                          max_steps: int = 200, source: str = "auto") -> pd.DataFrame:
     """Fraction of samples per p_target bin, per step.
 
     Args:
         run: a loaded run.
+        saturation: the view, ``"clean"`` or ``"noisy"`` (the training logits).
         bins: number of equal-width p bins over [0, 1].
         max_steps: at most this many steps (evenly thinned), to keep a heatmap light.
-        source: ``"auto"`` (histograms when the run has them, else quantiles),
+        source: ``"auto"`` (the view's histograms when the run has them, else quantiles),
             ``"histograms"`` or ``"quantiles"`` (see the module docstring).
 
     Returns:
@@ -84,20 +90,23 @@ def p_target_distribution(run: Run, *, bins: int = 20, max_steps: int = 200,
         Empty (these columns) when the run recorded nothing.
 
     Raises:
-        RunError: ``source="histograms"`` but there are none; quantile columns missing.
+        RunError: ``source="histograms"`` but there are none for the view; quantile columns
+            missing (e.g. the training-logit quantiles of a run recorded before them).
+        ValueError: a bad ``source`` or ``saturation``.
     """
-    if source not in ("auto", "histograms", "quantiles"):
-        raise ValueError(f"source must be auto, histograms or quantiles, got {source!r}")
+    check_choice("source", source, ("auto", "histograms", "quantiles"))
+    check_view(saturation)
     edges = np.linspace(0.0, 1.0, bins + 1)
     buckets = None
     if source != "quantiles" and any(run.path.glob("events.out.tfevents.*")):
-        buckets = histograms_from_tensorboard(run.path)
+        buckets = histograms_from_tensorboard(run.path, saturation=saturation)
     if buckets is not None and len(buckets):
         rows, used = _from_histograms(buckets, edges, max_steps), "histograms"
     elif source == "histograms":
-        raise RunError(f"{run.path}: no p_target histograms in the TensorBoard event files")
+        raise RunError(f"{run.path}: no p_target histograms of the {saturation} view in the "
+                       "TensorBoard event files")
     else:
-        rows, used = _from_quantiles(run.metrics, edges, max_steps), "quantiles"
+        rows, used = _from_quantiles(run.metrics, edges, max_steps, saturation), "quantiles"
     if not rows:
         return pd.DataFrame({c: [] for c in DISTRIBUTION_COLUMNS})
     steps = np.repeat([s for s, _ in rows], bins)

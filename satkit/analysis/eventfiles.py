@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from satkit.analysis.errors import RunError
+from satkit.analysis.views import check_view
 
 __all__ = ["from_tensorboard", "histograms_from_tensorboard"]
 
@@ -67,12 +68,15 @@ def from_tensorboard(log_dir: str | Path) -> pd.DataFrame:
     return frame.rename_axis("step").reset_index()
 
 
-def histograms_from_tensorboard(log_dir: str | Path, tag: str | None = None) -> pd.DataFrame:
+def histograms_from_tensorboard(log_dir: str | Path, tag: str | None = None, *,
+                                saturation: str = "clean") -> pd.DataFrame:
     """Read one histogram tag of the event files as tidy buckets.
 
     Args:
         log_dir: the directory holding the event files.
-        tag: the histogram tag; default: the first tag whose name contains ``p_target``.
+        tag: the histogram tag; default: the first tag whose name contains ``p_target`` --
+            and ``noisy`` when ``saturation="noisy"``, not ``noisy`` when ``"clean"``.
+        saturation: the view whose histogram ``tag=None`` picks.
 
     Returns:
         Columns ``step, left, right, count`` (one row per non-empty bucket); empty when the
@@ -84,7 +88,8 @@ def histograms_from_tensorboard(log_dir: str | Path, tag: str | None = None) -> 
     acc = _accumulator(log_dir)
     tags = acc.Tags().get("histograms", [])
     if tag is None:
-        tag = next((t for t in tags if "p_target" in t), None)
+        noisy = check_view(saturation) == "noisy"
+        tag = next((t for t in tags if "p_target" in t and ("noisy" in t) == noisy), None)
     if tag is None or tag not in tags:
         return pd.DataFrame({"step": [], "left": [], "right": [], "count": []})
     rows = []

@@ -1,4 +1,4 @@
-"""The paper's reported test errors (PAPER.md section 5) next to measured ones."""
+"""The paper's reported test errors (arXiv 1708.03769, Tables 2-4) next to measured ones."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ _NOTES = {"mnist": "paper: MNIST errors around 0.3-0.5 %",
 def paper_results() -> pd.DataFrame:
     """The paper's test errors (%), tidy: ``benchmark, method, alpha2, error``.
 
-    ``alpha2`` is NaN for DisturbLabel. Values are those of PAPER.md section 5.
+    ``alpha2`` is NaN for DisturbLabel. Values are the paper's CIFAR tables (arXiv 1708.03769).
 
     Example:
         >>> r = paper_results()

@@ -27,12 +27,13 @@ import math
 import numpy as np
 import pandas as pd
 
-from satkit.analysis.markdown import markdown_table
+from satkit.analysis.markdown import format_interval, markdown_table
 from satkit.analysis.onset import Window
 from satkit.analysis.runs import Run, as_runs
 from satkit.analysis.seeds import GROUP_KEYS, sort_methods, t_interval, with_method_columns
 from satkit.analysis.summary import run_table
 from satkit.analysis.survival_analysis import median_time_to_saturation
+from satkit.schema import DEFAULT_TAU
 
 __all__ = ["RANKING_COLUMNS", "has_several_methods", "rank_methods", "ranking_markdown"]
 
@@ -111,7 +112,7 @@ def _mean(values: pd.Series) -> float:
     return float(x.mean()) if x.size else math.nan
 
 
-def rank_methods(runs, *, tau: float = 0.99, stat: str = "p_target_median", window: int = 1,
+def rank_methods(runs, *, tau: float = DEFAULT_TAU, stat: str = "p_target_median", window: int = 1,
                  late: Window = 0.25, confidence: float = 0.95) -> pd.DataFrame:
     """One row per method with the figures issue 7 ranks on, and a rank per figure.
 
@@ -195,10 +196,7 @@ def _with_rank(text: str, rank) -> str:
 def _error_cell(r) -> str:
     if not math.isfinite(r.test_error):
         return "–"
-    text = f"{r.test_error:.2f}"
-    if math.isfinite(r.test_error_ci_high):
-        text += f" ± {r.test_error_ci_high - r.test_error:.2f}"
-    return text
+    return format_interval(r.test_error, r.test_error_ci_high - r.test_error)
 
 
 def _onset_cell(r) -> str:

@@ -124,6 +124,33 @@ class Run:
         return str(self.config.get("dataset", self.summary.get("dataset", "")))
 
     @property
+    def finished(self) -> bool:
+        """Whether every planned epoch ran: summary.json's ``finished``. A run without
+        summary.json (the trainer writes it at the end) is unfinished; a summary.json written
+        before the field existed was written only by finished runs."""
+        if not self.summary:
+            return False
+        return bool(self.summary.get("finished", True))
+
+    @property
+    def epochs_done(self) -> int | None:
+        """Epochs finished: summary.json's ``epochs``, else the rows of epochs.csv."""
+        if self.summary.get("epochs") is not None:
+            return int(self.summary["epochs"])
+        return len(self.epochs) if "epoch" in self.epochs else None
+
+    @property
+    def epochs_planned(self) -> int | None:
+        """Epochs the config asked for: summary.json's ``epochs_planned``, else config.json's
+        ``epochs`` (None when only summary.json stands in for the config: its ``epochs`` are
+        the finished ones)."""
+        if self.summary.get("epochs_planned") is not None:
+            return int(self.summary["epochs_planned"])
+        if (self.path / schema.CONFIG).exists() and self.config.get("epochs") is not None:
+            return int(self.config["epochs"])
+        return None
+
+    @property
     def last_step(self) -> int | None:
         """The last recorded step (metrics; else ``summary['steps'] - 1``, steps counting from
         0); None if unknown."""

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from satkit.analysis.labels import method_label, method_order
-from satkit.analysis.summary import RUN_TABLE_FIGURES, run_table
+from satkit.analysis.markdown import Format, format_interval, format_sig
+from satkit.analysis.summary import NOISY_VIEW_FIGURES, RUN_TABLE_FIGURES, run_table
 
 __all__ = ["COMPARISON_FIGURES", "GROUP_KEYS", "WILCOXON_MIN_PAIRS", "comparison_table",
-           "paired_test", "seed_summary", "sort_methods", "t_interval", "with_method_columns"]
+           "figure_cells", "paired_test", "seed_summary", "sort_methods", "t_interval",
+           "with_method_columns"]
 
 #: Runs are grouped by these columns: one group per data set x method (``loss``) x its setting
 #: (``"ε=0.1"``) x noise variant x alpha2.
@@ -202,54 +205,83 @@ def paired_test(runs, baseline_alpha2: float = 0.0, *, figure: str = "test_error
     return sort_methods(out) if len(out) else out
 
 
-#: The figures of the short comparison table: column heading and number format.
-COMPARISON_FIGURES = {
-    "test_error": ("test error %", ".2f"),
-    "onset_step": ("onset step", ".0f"),
-    "grad_target_late": ("late |dL/df_y|", ".4f"),
-    "median_saturation_step": ("median sample onset", ".0f"),
+#: The figures of the short comparison table: column heading and number format (a format
+#: spec or a function; :func:`satkit.analysis.markdown.format_sig` is three significant figures).
+COMPARISON_FIGURES: dict[str, tuple[str, Format]] = {
+    "test_error": ("test error %", format_sig),
+    "onset_step": ("onset step (clean)", ".0f"),
+    "onset_step_noisy": ("onset step (training logits)", ".0f"),
+    "median_saturation_step": ("median sample onset (clean)", ".0f"),
+    "median_saturation_step_noisy": ("median sample onset (training logits)", ".0f"),
+    "grad_target_late": ("late |dL/df_y|", format_sig),
 }
 
 
-def comparison_table(runs, *, figures: dict[str, tuple[str, str]] | None = None,
+def comparison_table(runs, *, figures: Mapping[str, tuple[str, Format]] | None = None,
                      confidence: float = 0.95,
                      **run_table_options) -> pd.DataFrame:
     """One row per method (see :data:`GROUP_KEYS`): each figure's mean across seeds, as text.
 
-    A cell reads ``"mean"`` for one seed and ``"mean ± half-width"`` (the Student-t interval)
-    for several; a figure no run reached (e.g. onset when nothing saturated) reads ``"never"``.
+    A cell reads ``"mean"`` for one seed (no interval) and ``"mean ± half-width"`` (the
+    Student-t interval) for several; a saturation figure that no run reached (e.g. the onset
+    when nothing saturated) reads ``"never"``, and one the runs did not record (the
+    training-logit view of runs recorded before it existed; see ``noisy_view`` in
+    :func:`run_table`) reads ``"–"``. The onsets are steps (whole numbers); the test error
+    and the late gradient have three significant figures.
 
     Returns:
         Columns ``method, alpha2, seeds`` and one per figure (``figures`` maps a run-table
-        column to its heading and format; default :data:`COMPARISON_FIGURES`); sorted by
-        data set and method (:func:`sort_methods`).
+        column to its heading and format; default :data:`COMPARISON_FIGURES`: test error,
+        onset in the clean and the training-logit view, median sample onset in both views,
+        late |dL/df_y|); sorted by data set and method (:func:`sort_methods`).
 
     Example:
         >>> t = pd.DataFrame({"run": ["a", "b"], "dataset": "d", "noise": "annealed",
-        ...                   "alpha2": [0.1, 0.1], "seed": [0, 1], "test_error": [1.0, 3.0]})
-        >>> comparison_table(t, figures={"test_error": ("err", ".1f")})["err"].item()
-        '2.0 ± 12.7'
+        ...                   "alpha2": [0.1, 0.1], "seed": [0, 1], "test_error": [1.0, 3.0],
+        ...                   "grad_target_late": [0.0021, 0.0023]})
+        >>> c = comparison_table(t, figures={"test_error": ("err", ".1f"),
+        ...                                  "grad_target_late": ("grad", format_sig)})
+        >>> c["err"].item(), c["grad"].item()
+        ('2.0 ± 12.7', '0.00220 ± 0.0013')
     """
     figures = COMPARISON_FIGURES if figures is None else figures
-    summary = seed_summary(runs, figures=list(figures), confidence=confidence,
-                           **run_table_options)
-    rows = []
-    for (_dataset, loss, setting, noise, alpha2), group in summary.groupby(list(GROUP_KEYS),
-                                                                           sort=False):
-        row = {"method": method_label(alpha2, noise, loss, setting), "alpha2": alpha2,
-               "seeds": int(group["n"].max()) if len(group) else 0}
-        for _, r in group.iterrows():
-            heading, fmt = figures[r["figure"]]
-            row[heading] = _cell(r, fmt)
-        rows.append(row)
+    rows = [{"method": method_label(alpha2, noise, loss, setting), "alpha2": alpha2,
+             "seeds": seeds, **{figures[f][0]: text for f, text in cells.items()}}
+            for (_dataset, loss, setting, noise, alpha2), seeds, cells
+            in figure_cells(runs, figures={f: fmt for f, (_, fmt) in figures.items()},
+                            confidence=confidence, **run_table_options)]
     headings = [heading for heading, _ in figures.values()]
     return pd.DataFrame(rows, columns=["method", "alpha2", "seeds", *headings])
 
 
-def _cell(r: pd.Series, fmt: str) -> str:
-    if r["n"] == 0 or not math.isfinite(r["mean"]):
+def figure_cells(runs, *, figures: Mapping[str, Format], confidence: float = 0.95,
+                 **run_table_options) -> list[tuple[tuple, int, dict[str, str]]]:
+    """Each method's figures across seeds as text (the cells of :func:`comparison_table`).
+
+    Returns:
+        One ``(group keys, seeds, {figure: text})`` per group of :data:`GROUP_KEYS`, in
+        :func:`sort_methods` order; ``seeds`` is the most runs with a finite value of any
+        figure. A text is ``"mean"`` (one seed), ``"mean ± half-width"``, ``"never"`` (no run
+        reached it) or ``"–"`` (not recorded: a noisy-view or settled figure of runs recorded
+        before those existed).
+    """
+    table = _table(runs, run_table_options)
+    summary = seed_summary(table, figures=list(figures), confidence=confidence)
+    out = []
+    for keys, group in summary.groupby(list(GROUP_KEYS), sort=False, dropna=False):
+        members = table
+        for key, value in zip(GROUP_KEYS, keys, strict=True):
+            members = members[members[key] == value]
+        recorded = "noisy_view" not in members or bool(members["noisy_view"].any())
+        cells = {}
+        for r in group.itertuples(index=False):
+            known = recorded or r.figure not in NOISY_VIEW_FIGURES
+            cells[r.figure] = _cell(r, figures[r.figure]) if known else "–"
+        out.append((keys, int(group["n"].max()) if len(group) else 0, cells))
+    return out
+
+
+def _cell(r, fmt: Format) -> str:
+    if r.n == 0 or not math.isfinite(r.mean):
         return "never"
-    text = format(r["mean"], fmt)
-    if math.isfinite(r["ci_high"]):
-        text += " ± " + format(r["ci_high"] - r["mean"], fmt)
-    return text
+    return format_interval(r.mean, r.ci_high - r.mean, fmt)

@@ -2,9 +2,12 @@
 
 Every plot function takes ``data, *, ax=None, ...`` -- the tidy frame of
 :func:`satkit.analysis.load_runs`, run(s), or run/comparison directories, whichever the plot
-needs -- draws on ``ax`` (default: the current Axes) and returns the Axes. :func:`dashboard`
-composes them into one Figure. Importing this package imports matplotlib but sets no
-backend and changes no global style.
+needs -- draws on ``ax`` (default: the current Axes) and returns the Axes. The plots of
+saturation take ``saturation="clean"`` or ``"noisy"`` (the training logits; see
+:mod:`satkit.analysis.views`). :func:`dashboard` composes them into one Figure, both views
+side by side. Importing this package imports matplotlib but sets no backend and changes no
+global style; seaborn (curves aggregated over seeds) is imported only when such a curve is
+drawn, and changes no global style either.
 """
 
 from satkit.plots.composite import dashboard

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 
 from satkit.analysis import Run, RunError, as_runs
 from satkit.analysis.labels import method_order
+from satkit.analysis.views import VIEW_LABELS
 
 STEP_LABEL = "training step"
+#: What a plot function takes as ``data``: a tidy frame of :func:`satkit.analysis.load_runs`
+#: (or the table a plot documents), run(s), or run / comparison directories.
+PlotData = pd.DataFrame | Run | str | Path | Sequence[Run | str | Path]
+
+
+def view_text(saturation: str) -> str:
+    """How an axis names a view's p_y: ``"p_y (clean)"``, ``"p_y (training logits)"``."""
+    return f"p_y ({VIEW_LABELS[saturation]})"
 
 
 @dataclass
@@ -37,7 +48,7 @@ class RunSeries:
         return run_style(self.alpha2, self.noise, self.loss, self.setting)
 
 
-def get_ax(ax):
+def get_ax(ax: Axes | None) -> Axes:
     """``ax`` itself, or the current Axes of pyplot (as seaborn does)."""
     if ax is not None:
         return ax
@@ -78,7 +89,8 @@ def _from_tidy(tidy: pd.DataFrame, columns: Sequence[str]) -> list[RunSeries]:
     return out
 
 
-def as_series(data, columns: Sequence[str], max_points: int | None = 2000) -> list[RunSeries]:
+def as_series(data: PlotData, columns: Sequence[str],
+              max_points: int | None = 2000) -> list[RunSeries]:
     """Coerce a tidy frame (:func:`satkit.analysis.load_runs`), Run(s) or path(s) to series.
 
     Only ``columns`` that a run has are kept; runs are thinned to ``max_points`` rows.
@@ -96,14 +108,14 @@ def as_series(data, columns: Sequence[str], max_points: int | None = 2000) -> li
     return series
 
 
-def runs_of(data) -> list[Run]:
+def runs_of(data: PlotData) -> list[Run]:
     """Run(s) or path(s) as runs; a tidy frame is refused with a clear message."""
     if isinstance(data, pd.DataFrame):
         raise TypeError("this plot needs runs (load_run / a run directory), not a tidy frame")
     return as_runs(data)
 
 
-def labelled_once(ax, label: str) -> str:
+def labelled_once(ax: Axes, label: str) -> str:
     """``label`` the first time it is drawn on ``ax``, else ``"_nolegend_"`` (seeds share one)."""
     seen = {line.get_label() for line in ax.get_lines()}
     seen |= {c.get_label() for c in ax.collections}
@@ -123,6 +135,12 @@ def run_sort_key(run: Run) -> tuple:
             run.seed if run.seed is not None else -1)
 
 
-def legend(ax, show: bool, **kwargs) -> None:
+def legend(ax: Axes, show: bool, **kwargs) -> None:
     if show and ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize="small", frameon=False, **kwargs)
+
+
+def note(ax: Axes, text: str) -> None:
+    """A small grey note in the Axes' lower left corner (what the panel leaves out)."""
+    ax.text(0.01, 0.01, text, transform=ax.transAxes, fontsize="x-small", color="0.35",
+            ha="left", va="bottom")

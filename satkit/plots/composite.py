@@ -1,53 +1,93 @@
-"""The dashboard: one figure composing every plot (what ``satkit plot`` saves)."""
+"""The dashboard: one figure composing the plots (what ``satkit plot`` and every run save)."""
 
 from __future__ import annotations
 
-from satkit.analysis import has_several_methods
-from satkit.plots._common import run_sort_key, runs_of
-from satkit.plots.curves import (
-    feature_norms,
-    gradient_curves,
-    noise_curves,
-    saturated_fraction,
-    saturation_curves,
-)
+import math
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from satkit.analysis import Run, has_several_methods, run_table
+from satkit.analysis.views import VIEWS
+from satkit.plots._common import PlotData, run_sort_key, runs_of
+from satkit.plots.curves import feature_norms, gradient_curves, noise_curves, saturation_curves
 from satkit.plots.distribution import p_target_heatmap
 from satkit.plots.methods import method_comparison
 from satkit.plots.survival_curves import survival
 from satkit.plots.sweep import alpha_sweep
+from satkit.schema import DEFAULT_TAU
 
 __all__ = ["dashboard"]
 
-
-def _heatmap_runs(runs):
-    """The softmax run and, of the same seed if possible, the noisiest Noisy Softmax run
-    (else the first other method; else the first two runs)."""
-    ordered = sorted(runs, key=lambda r: (r.seed or 0, *run_sort_key(r)))
-    soft = next((r for r in ordered if r.loss == "softmax"), ordered[0])
-    others = [r for r in ordered if r is not soft and r.seed == soft.seed] or \
-        [r for r in ordered if r is not soft]
-    noisy = [r for r in others if r.loss == "noisy"]
-    if noisy:
-        return soft, max(noisy, key=lambda r: r.alpha2)
-    return soft, others[0] if others else None
+_COLUMNS = 4
+_ROW_HEIGHT = 4.2
+_SUMMARY_FIGURES = ("test_error", "onset_step", "onset_step_noisy", "grad_target_late")
 
 
-def dashboard(runs, *, figsize: tuple[float, float] = (22, 14), tau: float = 0.99,
-              max_points: int | None = 2000, title: str | None = None):
-    """One figure with every satkit plot, for a set of runs (e.g. softmax vs alpha2 values).
+def _has_noise(runs: list[Run]) -> bool:
+    """Whether some run subtracted a noise (or margin) from its target logit."""
+    for run in runs:
+        if "noise_mean" in run.metrics:
+            values = run.metrics["noise_mean"].to_numpy(dtype="float64", na_value=np.nan)
+            if np.any(np.isfinite(values) & (values != 0)):
+                return True
+    return False
 
-    Layout (3 x 4): saturation curves, saturated fraction, survival, p_y heatmap (softmax);
-    gradient, noise, norms, p_y heatmap (largest alpha2 of the same seed, else another
-    method); test error, onset and late gradient against alpha2 -- or, when the runs hold
-    regularisers besides softmax / Noisy Softmax, per method
-    (:func:`satkit.plots.method_comparison`) -- and a shared legend.
+
+def _several_seeds(runs: list[Run]) -> bool:
+    labels = [(r.dataset, r.label) for r in runs]
+    return len(set(labels)) < len(labels)
+
+
+def _summary_row(runs: list[Run]) -> str | None:
+    """``"methods"``, ``"alpha2"`` or None: which per-method summary row means something
+    (None for a single method: one point per panel says nothing)."""
+    if has_several_methods(runs):
+        return "methods"
+    sweep = {(r.dataset, r.noise, r.alpha2) for r in runs if r.loss in ("softmax", "noisy")}
+    return "alpha2" if len(sweep) > 1 else None
+
+
+def _title(runs: list[Run], pooled: bool) -> str:
+    datasets = ", ".join(sorted({r.dataset for r in runs if r.dataset})) or "runs"
+    methods = list(dict.fromkeys(r.label for r in sorted(runs, key=run_sort_key)))
+    named = ", ".join(methods) if len(methods) <= 4 else f"{len(methods)} methods"
+    seeds = sorted({r.seed for r in runs if r.seed is not None})
+    seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds" if seeds \
+        else "seed unknown"
+    spread = ("curves: mean over seeds, band: their range; survival: seeds pooled" if pooled
+              else "one curve per run")
+    return (f"Softmax saturation on {datasets}: {named} ({len(runs)} run(s), {seed_text})\n"
+            f"clean p_y (eval-mode logits) beside p_y of the training logits (what the loss "
+            f"saw); {spread}")
+
+
+def dashboard(runs: PlotData, *, figsize: tuple[float, float] | None = None,
+              tau: float = DEFAULT_TAU, max_points: int | None = 2000,
+              title: str | None = None) -> Figure:
+    """One figure with the satkit plots of a set of runs (e.g. softmax vs alpha2 values).
+
+    Four panels a row:
+
+    1. saturation in both views side by side: p_y over training (clean, training logits)
+       and the samples' survival curves (clean, training logits);
+    2. only with more than one method (or alpha2): test error, onset (clean), onset
+       (training logits) and late gradient per method (:func:`satkit.plots.method_comparison`)
+       or against alpha2 (:func:`satkit.plots.alpha_sweep`);
+    3. then, flowing on: the target-logit gradient, the noise (only when some run has noise
+       or a margin), the feature / weight norms and the clean p_y heatmap of every run.
+
+    When a method has several seeds its curves are the mean over them with their range as a
+    band and its survival curve pools them; otherwise each run is its own curve. One legend
+    for the figure, below it; the title says what is shown.
 
     Args:
         runs: run(s) or directories (comparison directories expand to their runs).
-        figsize: inches.
-        tau: the threshold drawn on the saturation curves.
+        figsize: inches (default: 22 wide, 4.2 per row).
+        tau: the threshold drawn on the saturation curves and of the onsets.
         max_points: points per line (block means).
-        title: figure title (default: the data set(s) and number of runs).
+        title: figure title (default: data set, methods, runs and seeds, and the views).
 
     Returns:
         A :class:`matplotlib.figure.Figure` (not shown; the caller saves or closes it).
@@ -55,35 +95,46 @@ def dashboard(runs, *, figsize: tuple[float, float] = (22, 14), tau: float = 0.9
     Raises:
         RunError: a run directory is missing or corrupt.
     """
-    from matplotlib.figure import Figure
-
-    runs = runs_of(runs)
-    fig = Figure(figsize=figsize, layout="constrained")
-    axes = fig.subplots(3, 4)
-    common = {"max_points": max_points, "legend": False}
-    saturation_curves(runs, ax=axes[0, 0], tau=tau, **common)
-    saturated_fraction(runs, ax=axes[0, 1], legend=True, max_points=max_points)
-    survival(runs, ax=axes[0, 2], legend=False)
-    gradient_curves(runs, ax=axes[1, 0], **common)
-    noise_curves(runs, ax=axes[1, 1], **common)
-    feature_norms(runs, ax=axes[1, 2], legend=True, max_points=max_points)
-    soft, noisy = _heatmap_runs(runs)
-    p_target_heatmap([soft], ax=axes[0, 3])
-    if noisy is not None:
-        p_target_heatmap([noisy], ax=axes[1, 3])
-    else:
-        axes[1, 3].set_axis_off()
-    by_method = has_several_methods(runs)
-    for ax, figure in zip(axes[2, :3], ("test_error", "onset_step", "grad_target_late"),
-                          strict=True):
-        if by_method:
-            method_comparison(runs, ax=ax, figure=figure)
-        else:
-            alpha_sweep(runs, ax=ax, figure=figure, legend=figure == "test_error")
+    runs = sorted(runs_of(runs), key=run_sort_key)
+    pooled = _several_seeds(runs)
+    summary = _summary_row(runs)
+    flowing = [lambda ax: gradient_curves(runs, ax=ax, max_points=max_points,
+                                          aggregate=pooled, legend=False)]
+    if _has_noise(runs):
+        flowing.append(lambda ax: noise_curves(runs, ax=ax, max_points=max_points,
+                                               legend=False))
+    flowing.append(lambda ax: feature_norms(runs, ax=ax, max_points=max_points, legend=True))
+    flowing += [(lambda ax, r=run: p_target_heatmap([r], ax=ax)) for run in runs]
+    top = 1 + (summary is not None)
+    rows = top + math.ceil(len(flowing) / _COLUMNS)
+    fig = Figure(figsize=figsize or (22, _ROW_HEIGHT * rows), layout="constrained")
+    axes = fig.subplots(rows, _COLUMNS, squeeze=False)
+    for k, view in enumerate(VIEWS):
+        saturation_curves(runs, ax=axes[0, k], saturation=view, tau=tau, max_points=max_points,
+                          aggregate=pooled, legend=False)
+        survival(runs, ax=axes[0, 2 + k], saturation=view, pool=pooled, legend=False)
+    if summary is not None:
+        table = run_table(runs, tau=tau)
+        # the test-error sweep takes the runs: it tells CIFAR10 from CIFAR10+ for the paper
+        _fill(axes[1], [
+            (lambda ax, f=figure: method_comparison(table, ax=ax, figure=f))
+            if summary == "methods" else
+            (lambda ax, f=figure: alpha_sweep(runs if f == "test_error" else table, ax=ax,
+                                              figure=f, legend=f == "test_error"))
+            for figure in _SUMMARY_FIGURES])
+    _fill(axes[top:].ravel(), flowing)
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    axes[2, 3].set_axis_off()
-    axes[2, 3].legend(handles, labels, loc="center", frameon=False, title="runs")
-    datasets = sorted({r.dataset for r in runs if r.dataset})
-    fig.suptitle(title or f"satkit: {', '.join(datasets) or 'runs'} — {len(runs)} run(s)",
-                 fontsize="x-large")
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", frameon=False,
+                   ncols=min(len(labels), 6), title="runs")
+    fig.suptitle(title or _title(runs, pooled), fontsize="x-large")
     return fig
+
+
+def _fill(axes, draws: list) -> list[Axes]:
+    """Draw ``draws[i](axes[i])``; axes left over are switched off."""
+    for ax, draw in zip(axes, draws, strict=False):
+        draw(ax)
+    for ax in list(axes)[len(draws):]:
+        ax.set_axis_off()
+    return list(axes)

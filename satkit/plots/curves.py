@@ -5,69 +5,202 @@ Every function takes ``data`` -- the tidy frame of :func:`satkit.analysis.load_r
 ``ax=None`` (draw on the current Axes) and returns the Axes. Runs of the same method (seeds)
 share a colour and a single legend entry (see :mod:`satkit.plots.palette`). Long runs are
 block-averaged to ``max_points`` points per line.
+
+With ``aggregate=True`` the seeds of a method become one line, their mean per step bin (at
+most 200 bins), with the spread across seeds as a band (:func:`seaborn.lineplot`; by default
+``errorbar=("pi", 100)``, the range of the seeds: with a handful of seeds a bootstrap 95 % CI
+is no narrower and far slower to compute); a method with a single seed is drawn as its line
+alone, without a band.
+
+The saturation plots take ``saturation="clean"`` (p_y of the eval-mode logits) or
+``"noisy"`` (p_y of the training logits, see :mod:`satkit.analysis.views`). A run that did
+not record the chosen view is left out, and the panel says so in a note.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
-from satkit.plots._common import STEP_LABEL, as_series, get_ax, labelled_once, sort_key
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+from satkit.analysis.views import check_view
+from satkit.plots._common import (
+    STEP_LABEL,
+    PlotData,
+    RunSeries,
+    as_series,
+    get_ax,
+    labelled_once,
+    note,
+    sort_key,
+    view_text,
+)
 from satkit.plots._common import legend as draw_legend
+from satkit.schema import DEFAULT_TAU, view_column
 
 __all__ = ["feature_norms", "gradient_curves", "noise_curves", "saturated_fraction",
            "saturation_curves"]
 
+ErrorBar = str | tuple[str, float] | None
+_AGGREGATE_POINTS = 200  # step bins of an aggregated curve: seaborn's interval is per bin
 
-def _draw(series, column: str, ax, *, linestyle=None, label_suffix: str = "", **kwargs):
+
+def _draw(series: RunSeries, column: str, ax: Axes, *, linestyle: str | None = None,
+          label_suffix: str = "", **kwargs):
     style = series.style()
     label = labelled_once(ax, style["label"] + label_suffix)
     return ax.plot(series.frame["step"], series.frame[column], color=style["color"],
                    linestyle=linestyle or style["linestyle"], label=label, **kwargs)
 
 
-def _each(data, columns: Sequence[str], max_points):
+def _each(data: PlotData, columns: Sequence[str], max_points: int | None) -> list[RunSeries]:
     return sorted((s for s in as_series(data, columns, max_points) if columns[0] in s.frame),
                   key=sort_key)
 
 
-def saturation_curves(data, *, ax=None, stat: str = "p_target_mean",
+def _methods(series: list[RunSeries]) -> list[list[RunSeries]]:
+    """The series grouped by method (legend label), in legend order."""
+    groups: dict[str, list[RunSeries]] = {}
+    for s in series:
+        groups.setdefault(s.style()["label"], []).append(s)
+    return list(groups.values())
+
+
+def _binned(group: list[RunSeries], column: str, max_points: int | None) -> pd.DataFrame:
+    """``step, value, run``: each run's mean per common step bin, so seeds share x values."""
+    steps = np.concatenate([s.frame["step"].to_numpy(dtype="float64") for s in group])
+    distinct = np.unique(steps)
+    if max_points is None or distinct.size <= max_points:
+        centres = distinct
+        index = [np.searchsorted(distinct, s.frame["step"].to_numpy(dtype="float64"))
+                 for s in group]
+    else:
+        edges = np.linspace(distinct[0], distinct[-1], max_points + 1)
+        centres = (edges[1:] + edges[:-1]) / 2
+        index = [np.clip(np.searchsorted(edges, s.frame["step"].to_numpy(dtype="float64"),
+                                         side="right") - 1, 0, max_points - 1) for s in group]
+    frames = [pd.DataFrame({"bin": i, "value": s.frame[column].to_numpy(dtype="float64"),
+                            "run": s.name}).groupby(["run", "bin"], as_index=False).mean()
+              for s, i in zip(group, index, strict=True)]
+    out = pd.concat(frames, ignore_index=True)
+    out["step"] = centres[out["bin"].to_numpy()]
+    return out
+
+
+def _with_column(data: PlotData, column: str, extra: Sequence[str],
+                 max_points: int | None) -> tuple[list[RunSeries], int]:
+    """The runs that have ``column`` (legend order), and how many runs ``data`` holds."""
+    series = as_series(data, list(dict.fromkeys([column, *extra])), max_points)
+    total = data["run"].nunique() if isinstance(data, pd.DataFrame) else len(series)
+    return sorted((s for s in series if column in s.frame), key=sort_key), total
+
+
+def _draw_methods(data: PlotData, column: str, ax: Axes, *, max_points: int | None,
+                  aggregate: bool, errorbar: ErrorBar, extra: Sequence[str] = (),
+                  **kwargs) -> tuple[list[RunSeries], int]:
+    """One line per run, or (``aggregate``) per method with its across-seed band; returns
+    the runs drawn and the number of runs in ``data``."""
+    series, total = _with_column(data, column, extra, None if aggregate else max_points)
+    if not aggregate:
+        for s in series:
+            _draw(s, column, ax, **kwargs)
+        return series, total
+    import seaborn as sns  # lazily: importing satkit.plots does not import seaborn
+
+    for group in _methods(series):
+        style = group[0].style()
+        points = _AGGREGATE_POINTS if max_points is None else min(max_points, _AGGREGATE_POINTS)
+        sns.lineplot(data=_binned(group, column, points), x="step", y="value", ax=ax,
+                     color=style["color"], linestyle=style["linestyle"],
+                     label=labelled_once(ax, style["label"]),
+                     errorbar=errorbar if len(group) > 1 else None, **kwargs)
+    return series, total
+
+
+def _missing_note(ax: Axes, drawn: int, total: int) -> None:
+    if drawn < total:
+        note(ax, f"not recorded by {total - drawn} of {total} run(s)")
+
+
+def _legend(ax: Axes, show: bool) -> None:
+    if not show and ax.get_legend() is not None:
+        ax.get_legend().remove()  # seaborn adds one on its own
+    draw_legend(ax, show, loc="best")
+
+
+def saturation_curves(data: PlotData, *, ax: Axes | None = None, saturation: str = "clean",
+                      stat: str = "p_target_mean",
                       band: tuple[str, str] | None = ("p_target_q10", "p_target_q90"),
-                      tau: float | None = 0.99, max_points: int | None = 2000,
-                      legend: bool = True):
-    """Clean target probability over training: early vs postponed saturation at a glance.
+                      tau: float | None = DEFAULT_TAU, max_points: int | None = 2000,
+                      aggregate: bool = False, errorbar: ErrorBar = ("pi", 100),
+                      legend: bool = True) -> Axes:
+    """Target probability over training: early vs postponed saturation at a glance.
 
     Args:
         data: tidy frame, run(s) or directories (see the module docstring).
         ax: the Axes to draw on (default: the current one).
-        stat: the per-step statistic drawn as a line (``p_target_mean``, ``p_target_median``).
-        band: two columns bounding a shaded band (default the batch q10-q90), or None.
+        saturation: the view, ``"clean"`` or ``"noisy"`` (the training logits).
+        stat: the per-step statistic drawn as a line, named as in the clean view
+            (``p_target_mean``, ``p_target_median``); the view maps it to its column.
+        band: two columns (clean naming) bounding a shaded band per run (default the batch
+            q10-q90), or None. Not drawn with ``aggregate``, whose band is across seeds.
         tau: draw the saturation threshold as a dotted line (None: don't).
         max_points: at most this many points per line (block means).
+        aggregate: one line per method, the mean over its seeds with their interval band
+            (see the module docstring).
+        errorbar: seaborn's band across seeds for ``aggregate``: ``("pi", 100)`` (default,
+            the range of the seeds), ``("ci", 95)`` (bootstrap interval of the mean),
+            ``"sd"``, or None.
         legend: draw a legend naming each method.
 
     Returns:
-        The Axes (x: training step, y: p_y (clean), 0 to 1).
+        The Axes (x: training step, y: p_y of the view, 0 to 1).
+
+    Raises:
+        ValueError: a bad ``saturation``.
     """
     ax = get_ax(ax)
-    for s in _each(data, [stat, *(band or ())], max_points):
-        (line,) = _draw(s, stat, ax, linewidth=1.5)
-        if band and all(c in s.frame for c in band):
-            ax.fill_between(s.frame["step"], s.frame[band[0]], s.frame[band[1]],
-                            color=line.get_color(), alpha=0.12, linewidth=0)
+    check_view(saturation)
+    column = view_column(stat, saturation)
+    band = None if band is None else tuple(view_column(c, saturation) for c in band)
+    drawn, total = _draw_methods(data, column, ax, max_points=max_points, aggregate=aggregate,
+                                 errorbar=errorbar, extra=band or (), linewidth=1.5)
+    if band and not aggregate:
+        for s in drawn:
+            if all(c in s.frame for c in band):
+                ax.fill_between(s.frame["step"], s.frame[band[0]], s.frame[band[1]],
+                                color=s.style()["color"], alpha=0.12, linewidth=0)
+    _missing_note(ax, len(drawn), total)
     if tau is not None:
         ax.axhline(tau, color="0.4", linestyle=":", linewidth=1, label=f"τ = {tau:g}")
-    ax.set(xlabel=STEP_LABEL, ylabel=f"p_y (clean), {stat.removeprefix('p_target_')}"
-           + (" with q10–q90" if band else ""), ylim=(0, 1.02), title="Saturation")
+    spread = f" (seed mean; {_errorbar_text(errorbar)})" if aggregate else \
+        (" with q10–q90" if band else "")
+    ax.set(xlabel=STEP_LABEL, ylim=(0, 1.02),
+           ylabel=f"{view_text(saturation)}, batch {stat.removeprefix('p_target_')}{spread}",
+           title=f"Saturation, {view_text(saturation)}")
     _legend(ax, legend)
     return ax
 
 
-def _legend(ax, show: bool) -> None:
-    draw_legend(ax, show, loc="best")
+def _errorbar_text(errorbar: ErrorBar) -> str:
+    """What the band of an aggregated curve is: ``"band: range of seeds"``, ..."""
+    if errorbar is None:
+        return "no band"
+    if isinstance(errorbar, tuple):
+        kind, level = errorbar
+        if kind == "pi":
+            return "band: range of seeds" if level == 100 else f"band: central {level:g}% of seeds"
+        return f"band: {level:g}% CI" if kind == "ci" else f"band: {kind} {level:g}"
+    return f"band: {errorbar}"
 
 
-def gradient_curves(data, *, ax=None, column: str = "grad_target_mean",
-                    max_points: int | None = 2000, legend: bool = True):
+def gradient_curves(data: PlotData, *, ax: Axes | None = None,
+                    column: str = "grad_target_mean", max_points: int | None = 2000,
+                    aggregate: bool = False, errorbar: ErrorBar = ("pi", 100),
+                    legend: bool = True) -> Axes:
     """Mean target-logit gradient |dL/df_y| over training, log scale: dying vs flowing.
 
     Args:
@@ -76,14 +209,16 @@ def gradient_curves(data, *, ax=None, column: str = "grad_target_mean",
         column: the gradient column (``grad_target_mean``, ``grad_logits_norm_mean``,
             ``grad_features_norm_mean``, ``grad_weight_norm``).
         max_points: at most this many points per line.
+        aggregate, errorbar: one line per method with its across-seed band (see
+            :func:`saturation_curves`).
         legend: draw a legend naming each method.
 
     Returns:
         The Axes (log y; non-positive values are not drawn).
     """
     ax = get_ax(ax)
-    for s in _each(data, [column], max_points):
-        _draw(s, column, ax, linewidth=1.5)
+    _draw_methods(data, column, ax, max_points=max_points, aggregate=aggregate,
+                  errorbar=errorbar, linewidth=1.5)
     ylabel = "|∂L/∂f_y| (batch mean)" if column == "grad_target_mean" else column
     ax.set(xlabel=STEP_LABEL, ylabel=ylabel + ", log scale", yscale="log",
            title="Gradient on the target logit")
@@ -91,8 +226,8 @@ def gradient_curves(data, *, ax=None, column: str = "grad_target_mean",
     return ax
 
 
-def noise_curves(data, *, ax=None, column: str = "noise_mean", max_points: int | None = 2000,
-                 legend: bool = True):
+def noise_curves(data: PlotData, *, ax: Axes | None = None, column: str = "noise_mean",
+                 max_points: int | None = 2000, legend: bool = True) -> Axes:
     """Mean noise subtracted from the target logit over training (its annealing).
 
     Args:
@@ -117,63 +252,81 @@ def noise_curves(data, *, ax=None, column: str = "noise_mean", max_points: int |
 
 
 _THRESHOLD_STYLES = ("-", "--", ":", "-.")
+_THRESHOLD_COLUMN = re.compile(r"saturated_frac_(noisy_)?(\d*\.?\d+(?:e-?\d+)?)")
 
 
-def saturated_fraction(data, *, ax=None, thresholds: Sequence[float] | None = None,
-                       max_points: int | None = 2000, legend: bool = True):
-    """Fraction of the batch whose clean p_y is at or above each threshold, over training.
+def saturated_fraction(data: PlotData, *, ax: Axes | None = None, saturation: str = "clean",
+                       thresholds: Sequence[float] | None = None,
+                       max_points: int | None = 2000, legend: bool = True) -> Axes:
+    """Fraction of the batch whose p_y is at or above each threshold, over training.
 
     Args:
         data: tidy frame, run(s) or directories.
         ax: the Axes to draw on.
-        thresholds: which ``saturated_frac_<tau>`` columns to draw (default: all present,
-            e.g. 0.9 and 0.99). Colour = method; line style = threshold (highest solid).
+        saturation: the view, ``"clean"`` or ``"noisy"`` (the training logits).
+        thresholds: which thresholds to draw (``saturated_frac_<tau>`` columns, or
+            ``saturated_frac_noisy_<tau>``; default: all present, e.g. 0.9 and 0.99).
+            Colour = method; line style = threshold (highest solid).
         max_points: at most this many points per line.
         legend: draw a legend naming each method and threshold.
 
     Returns:
         The Axes (y: fraction of batch, 0 to 1).
+
+    Raises:
+        ValueError: a bad ``saturation``.
     """
     ax = get_ax(ax)
-    candidates = [f"saturated_frac_{t:g}" for t in thresholds] if thresholds else None
-    series = as_series(data, candidates or _threshold_columns(data), max_points)
-    columns = candidates or sorted({c for s in series for c in s.frame if _is_threshold(c)},
-                                   key=lambda c: float(c.rsplit("_", 1)[1]))
-    for s in sorted(series, key=sort_key):
+    check_view(saturation)
+    if thresholds:
+        columns = [view_column(f"saturated_frac_{t:g}", saturation) for t in thresholds]
+    else:
+        columns = _threshold_columns(data, saturation)
+    if columns:
+        series, total = _with_column(data, columns[-1], columns, max_points)
+    else:  # no run recorded this view
+        series, total = [], _run_count(data)
+    for s in series:
         for k, column in enumerate(reversed(columns)):
             if column in s.frame:
-                tau = column.rsplit("_", 1)[1]
+                tau = _THRESHOLD_COLUMN.fullmatch(column).group(2)
                 _draw(s, column, ax, linestyle=_THRESHOLD_STYLES[k % 4],
                       label_suffix=f", p_y ≥ {tau}", linewidth=1.3)
-    ax.set(xlabel=STEP_LABEL, ylabel="fraction of batch with p_y ≥ τ", ylim=(-0.02, 1.02),
-           title="Saturated fraction of the batch")
+    _missing_note(ax, len(series), total)
+    ax.set(xlabel=STEP_LABEL, ylabel=f"fraction of batch with {view_text(saturation)} ≥ τ",
+           ylim=(-0.02, 1.02), title=f"Saturated fraction of the batch, {view_text(saturation)}")
     _legend(ax, legend)
     return ax
 
 
-def _threshold_columns(data) -> list[str]:
-    import pandas as pd
+def _run_count(data: PlotData) -> int:
+    if isinstance(data, pd.DataFrame):
+        return data["run"].nunique() if "run" in data else 0
+    from satkit.plots._common import runs_of
 
+    return len(runs_of(data))
+
+
+def _threshold_columns(data: PlotData, saturation: str) -> list[str]:
+    """The view's ``saturated_frac_<tau>`` columns of ``data``, by increasing tau."""
     if isinstance(data, pd.DataFrame) and "metric" in data:
-        names = data["metric"].astype(str).unique()
+        names = {str(c) for c in data["metric"].astype(str).unique()}
     else:
         from satkit.plots._common import runs_of
 
         names = {c for run in runs_of(data) for c in run.metrics.columns}
-    return [c for c in names if _is_threshold(str(c))]
+    found = [(m, c) for c in names if (m := _THRESHOLD_COLUMN.fullmatch(c))
+             and bool(m.group(1)) == (saturation == "noisy")]
+    return [c for m, c in sorted(found, key=lambda mc: float(mc[0].group(2)))]
 
 
-def _is_threshold(column: str) -> bool:
-    """``saturated_frac_<tau>`` of the clean view (not the ``_noisy`` ones)."""
-    head, _, tau = column.rpartition("_")
-    return head == "saturated_frac" and tau.replace(".", "", 1).isdigit()
-
-
-def feature_norms(data, *, ax=None, max_points: int | None = 2000, legend: bool = True):
+def feature_norms(data: PlotData, *, ax: Axes | None = None, max_points: int | None = 2000,
+                  legend: bool = True) -> Axes:
     """Feature norm ||X|| (solid) and target weight norm ||W_y|| (dashed) over training.
 
-    A collapse of both towards 0 is the failure of PAPER.md section 7 (Noisy Softmax without
-    normalisation shrinks the norms to shrink the noise).
+    A collapse of both towards 0 is a known failure of Noisy Softmax without normalisation
+    layers: shrinking the norms is the cheapest way to shrink the noise of Eq. 5
+    (arXiv 1708.03769), which scales with ||W_y|| ||X||.
 
     Args:
         data: tidy frame, run(s) or directories.

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 
 from satkit.analysis import Run, p_target_distribution
-from satkit.plots._common import STEP_LABEL, get_ax, runs_of
+from satkit.analysis.views import check_view
+from satkit.plots._common import STEP_LABEL, PlotData, get_ax, runs_of, view_text
 
 __all__ = ["p_target_heatmap"]
 
 
-def _pick(data, run: str | int | None) -> Run:
+def _pick(data: PlotData, run: str | int | None) -> Run:
     runs = runs_of(data)
     if run is None:
         return runs[0]
@@ -23,10 +25,11 @@ def _pick(data, run: str | int | None) -> Run:
     raise KeyError(f"no run named {run!r}; have {[r.name for r in runs]}")
 
 
-def p_target_heatmap(data, *, ax=None, run: str | int | None = None, bins: int = 20,
-                     max_steps: int = 200, source: str = "auto", cmap: str = "cividis",
-                     colorbar: bool = True, title: str | None = None):
-    """Distribution of the per-sample clean p_y over training steps, as a heatmap.
+def p_target_heatmap(data: PlotData, *, ax: Axes | None = None, run: str | int | None = None,
+                     saturation: str = "clean", bins: int = 20, max_steps: int = 200,
+                     source: str = "auto", cmap: str = "cividis", colorbar: bool = True,
+                     title: str | None = None) -> Axes:
+    """Distribution of the per-sample p_y over training steps, as a heatmap.
 
     Args:
         data: a run, runs, directories, or the frame of
@@ -34,28 +37,35 @@ def p_target_heatmap(data, *, ax=None, run: str | int | None = None, bins: int =
             fraction``).
         ax: the Axes to draw on.
         run: which run when ``data`` holds several (name or position; default the first).
+        saturation: the view, ``"clean"`` or ``"noisy"`` (the training logits).
         bins, max_steps, source: see :func:`satkit.analysis.p_target_distribution`
             (TensorBoard histograms when present, else the batch quantiles).
         cmap: a perceptually uniform, colour-blind-safe colormap (``cividis``).
         colorbar: add a colour bar labelled "fraction of samples".
-        title: default: the run's method label and the data source.
+        title: default: the run's method label, seed and the data source.
 
     Returns:
-        The Axes (x: training step, y: p_y (clean) bin, colour: fraction of samples). An
+        The Axes (x: training step, y: p_y bin of the view, colour: fraction of samples). An
         empty distribution draws an empty, labelled Axes.
+
+    Raises:
+        RunError: the run lacks the view's columns (see
+            :func:`satkit.analysis.p_target_distribution`).
     """
     ax = get_ax(ax)
+    check_view(saturation)
     if isinstance(data, pd.DataFrame) and "fraction" in data:
         dist, label = data, title or "p_y distribution"
     else:
         chosen = _pick(data, run)
-        dist = p_target_distribution(chosen, bins=bins, max_steps=max_steps, source=source)
+        dist = p_target_distribution(chosen, saturation=saturation, bins=bins,
+                                     max_steps=max_steps, source=source)
         label = title or (f"{chosen.label}"
                           f"{'' if chosen.seed is None else f', seed {chosen.seed}'}")
         if not len(dist):
             label += " (no data)"
         elif not title:
-            label += f"\np_y distribution from {dist['source'].iloc[0]}"
+            label += f"\n{view_text(saturation)} distribution from {dist['source'].iloc[0]}"
     if len(dist):
         grid = dist.pivot_table(index="p_low", columns="step", values="fraction")
         steps = grid.columns.to_numpy(dtype="float64")
@@ -65,7 +75,7 @@ def p_target_heatmap(data, *, ax=None, run: str | int | None = None, bins: int =
                              vmin=0, vmax=max(float(np.nanmax(grid.to_numpy())), 1e-9))
         if colorbar:
             ax.figure.colorbar(mesh, ax=ax, label="fraction of samples")
-    ax.set(xlabel=STEP_LABEL, ylabel="p_y (clean)", ylim=(0, 1), title=label)
+    ax.set(xlabel=STEP_LABEL, ylabel=view_text(saturation), ylim=(0, 1), title=label)
     return ax
 
 

@@ -6,33 +6,43 @@ import math
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 
 from satkit.analysis import run_table, seed_summary
 from satkit.analysis.labels import method_label
 from satkit.analysis.seeds import GROUP_KEYS, with_method_columns
-from satkit.plots._common import get_ax, runs_of
+from satkit.analysis.summary import NOISY_VIEW_FIGURES
+from satkit.plots._common import PlotData, get_ax, runs_of
 from satkit.plots.palette import method_color
 
 __all__ = ["method_comparison"]
 
 _XLABELS = {"test_error": "test error (%)", "best_test_error": "best test error (%)",
-            "onset_step": "saturation onset (training step)",
+            "onset_step": "saturation onset, clean (training step)",
+            "onset_step_noisy": "saturation onset, training logits (training step)",
             "grad_target_late": "late |∂L/∂f_y| (batch mean)",
-            "median_saturation_step": "median sample saturation (training step)",
+            "median_saturation_step": "median sample saturation, clean (training step)",
+            "median_saturation_step_noisy":
+                "median sample saturation, training logits (training step)",
             "seconds_per_step": "seconds per training step (wall time)",
             "p_target_late": "late p_y (clean, batch mean)"}
-_STEP_FIGURES = ("onset_step", "median_saturation_step")
+_STEP_FIGURES = ("onset_step", "onset_step_noisy", "median_saturation_step",
+                 "median_saturation_step_noisy", "median_settled_step",
+                 "median_settled_step_noisy")
 
 
-def _table(data) -> pd.DataFrame:
+def _table(data: PlotData) -> pd.DataFrame:
     if isinstance(data, pd.DataFrame) and {"run", "alpha2"} <= set(data.columns):
         return with_method_columns(data)
     return with_method_columns(run_table(runs_of(data)))
 
 
-def method_comparison(data, *, ax=None, figure: str = "test_error", confidence: float = 0.95,
-                      seeds: bool = True):
+def method_comparison(data: PlotData, *, ax: Axes | None = None, figure: str = "test_error",
+                      confidence: float = 0.95, seeds: bool = True) -> Axes:
     """One row per method: the mean of a per-run figure with its across-seed interval.
+
+    The x axis starts at 0 (every figure here is non-negative), so small differences are not
+    blown up; a method with one seed has no interval (a dot alone).
 
     Args:
         data: run(s), directories, or a :func:`satkit.analysis.run_table` frame.
@@ -46,9 +56,10 @@ def method_comparison(data, *, ax=None, figure: str = "test_error", confidence: 
     Returns:
         The Axes (y: methods top to bottom in table order -- softmax, Noisy Softmax by
         alpha2, then the regularisers -- with their data set when there are several; x: the
-        figure). Each method has its colour of :func:`satkit.plots.method_color`. A method
-        without a finite value reads "never by N" at the right edge for the saturation
-        figures (no run saturated by its last step N), else "–".
+        figure, from 0). Each method has its colour of :func:`satkit.plots.method_color`. A
+        method without a finite value reads "–" when its runs did not record the figure (the
+        training-logit view of older runs) or is not a step, and "never by N" at the right
+        edge for a saturation step no run reached by its last step N.
     """
     ax = get_ax(ax)
     table = _table(data)
@@ -67,7 +78,10 @@ def method_comparison(data, *, ax=None, figure: str = "test_error", confidence: 
                        color="0.55", alpha=0.8, zorder=2)
         if rec.n == 0 or not math.isfinite(rec.mean):
             last = members["last_step"].max() if "last_step" in members else None
-            text = f"never by {last}" if figure in _STEP_FIGURES and pd.notna(last) else "–"
+            recorded = figure not in NOISY_VIEW_FIGURES or "noisy_view" not in members \
+                or bool(members["noisy_view"].any())
+            text = f"never by {last}" if figure in _STEP_FIGURES and pd.notna(last) \
+                and recorded else "–"
             ax.annotate(text, xy=(0.98, y), xycoords=("axes fraction", "data"), ha="right",
                         va="center", color=colour, fontsize="small")
             continue
@@ -76,6 +90,7 @@ def method_comparison(data, *, ax=None, figure: str = "test_error", confidence: 
             err = [[rec.mean - rec.ci_low], [rec.ci_high - rec.mean]]
         ax.errorbar([rec.mean], [y], xerr=err, fmt="o", color=colour, ecolor=colour,
                     capsize=3, markersize=7, zorder=3)
+    ax.set_xlim(left=0)
     ax.set_yticks(range(len(labels)), labels)
     ax.set_ylim(len(labels) - 0.5, -0.5)  # first method on top
     xlabel = _XLABELS.get(figure, figure)

@@ -3,23 +3,52 @@
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.axes import Axes
 
+from satkit.analysis import Run
 from satkit.analysis import survival as survival_curve
-from satkit.plots._common import STEP_LABEL, get_ax, labelled_once, run_sort_key, runs_of
+from satkit.analysis.views import VIEW_LABELS, check_event, check_view, event_column
+from satkit.plots._common import (
+    STEP_LABEL,
+    PlotData,
+    get_ax,
+    labelled_once,
+    note,
+    run_sort_key,
+    runs_of,
+)
 from satkit.plots._common import legend as draw_legend
 from satkit.plots.palette import run_style
 
 __all__ = ["survival"]
 
+_EVENT_TEXT = {"first": "not yet saturated", "settled": "not yet settled"}
 
-def survival(data, *, ax=None, confidence: float = 0.95, band: bool = True,
-             median_line: bool = True, legend: bool = True):
-    """Fraction of samples not yet saturated vs step, one step curve per run.
+
+def _groups(runs: list[Run], pool: bool) -> list[list[Run]]:
+    """One group per run, or (``pool``) per method: its seeds, in legend order."""
+    if not pool:
+        return [[run] for run in runs]
+    groups: dict[tuple, list[Run]] = {}
+    for run in runs:
+        groups.setdefault((run.dataset, run.label), []).append(run)
+    return list(groups.values())
+
+
+def survival(data: PlotData, *, ax: Axes | None = None, saturation: str = "clean",
+             event: str = "first", pool: bool = False, confidence: float = 0.95,
+             band: bool = True, median_line: bool = True, legend: bool = True) -> Axes:
+    """Fraction of samples not yet saturated vs step, one step curve per run (or method).
 
     Args:
         data: a run, runs or directories (each needs its samples table; runs without one are
-            skipped).
+            skipped, and so are runs without the view's column, with a note on the panel).
         ax: the Axes to draw on.
+        saturation: the view, ``"clean"`` or ``"noisy"`` (the training logits).
+        event: ``"first"`` (first saturation) or ``"settled"`` (from then on saturated; see
+            :mod:`satkit.analysis.views`).
+        pool: one curve per method, its seeds' samples pooled (each censored at its own
+            run's last step), instead of one per run.
         confidence: level of the pointwise band (log-log interval, see
             :func:`satkit.analysis.survival`).
         band: shade the pointwise band.
@@ -27,16 +56,23 @@ def survival(data, *, ax=None, confidence: float = 0.95, band: bool = True,
         legend: draw a legend naming each method.
 
     Returns:
-        The Axes (x: training step, y: fraction of samples not yet saturated, 0 to 1).
+        The Axes (x: training step, y: fraction of samples without the event, 0 to 1).
+
+    Raises:
+        ValueError: a bad ``saturation`` or ``event``.
     """
     ax = get_ax(ax)
-    for run in sorted(runs_of(data), key=run_sort_key):
-        if len(run.samples) == 0:
-            continue
-        curve = survival_curve(run, confidence=confidence)
+    column = event_column(check_event(event), check_view(saturation))
+    runs = sorted(runs_of(data), key=run_sort_key)
+    with_samples = [r for r in runs if len(r.samples)]
+    recorded = [r for r in with_samples if column in r.samples]
+    for group in _groups(recorded, pool):
+        curve = survival_curve(group if pool else group[0], saturation=saturation, event=event,
+                               confidence=confidence)
         # S(t) = 1 before the first event: start every curve at (0, 1)
         steps = np.concatenate([[0.0], curve["step"].to_numpy(dtype="float64")])
-        style = run_style(run.alpha2, run.noise, run.loss, run.setting)
+        first = group[0]
+        style = run_style(first.alpha2, first.noise, first.loss, first.setting)
         ax.step(steps, np.concatenate([[1.0], curve["survival"]]), where="post",
                 color=style["color"], linestyle=style["linestyle"],
                 label=labelled_once(ax, style["label"]), linewidth=1.5)
@@ -44,9 +80,14 @@ def survival(data, *, ax=None, confidence: float = 0.95, band: bool = True,
             ax.fill_between(steps, np.concatenate([[1.0], curve["ci_low"]]),
                             np.concatenate([[1.0], curve["ci_high"]]), step="post",
                             color=style["color"], alpha=0.15, linewidth=0)
+    if len(recorded) < len(with_samples):
+        note(ax, f"not recorded by {len(with_samples) - len(recorded)} of "
+                 f"{len(with_samples)} run(s)")
     if median_line:
         ax.axhline(0.5, color="0.4", linestyle=":", linewidth=1)
-    ax.set(xlabel=STEP_LABEL, ylabel="fraction of samples not yet saturated", ylim=(0, 1.02),
-           title="Individual saturation (Kaplan-Meier)")
+    pooled = ", seeds pooled" if pool else ""
+    ax.set(xlabel=STEP_LABEL, ylabel=f"fraction of samples {_EVENT_TEXT[event]}",
+           ylim=(0, 1.02),
+           title=f"Individual saturation, p_y ({VIEW_LABELS[saturation]}){pooled}")
     draw_legend(ax, legend, loc="best")
     return ax

@@ -7,6 +7,7 @@ fixture binds it to a temporary directory.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -14,16 +15,28 @@ import pandas as pd
 import pytest
 
 THRESHOLDS = (0.9, 0.99)
+#: The columns a run recorded before the training-logit view and the settled event lacks.
+NEW_METRICS = ("p_target_noisy_median", "p_target_noisy_q10", "p_target_noisy_q90",
+               "saturated_frac_noisy", *[f"saturated_frac_noisy_{t:g}" for t in THRESHOLDS])
+NEW_SAMPLES = ("first_saturated_step_noisy", "settled_step", "settled_step_noisy",
+               "desaturations_noisy", "last_p_target_noisy")
+
+
+def time_constant(alpha2: float, saturation: str = "clean") -> float:
+    """The synthetic p_y's time constant: 20 (1 + 5 alpha2) steps in the clean view, times
+    (1 + alpha2) under the training logits (the same for softmax)."""
+    scale = 20.0 * (1.0 + 5.0 * alpha2)
+    return scale * (1.0 + alpha2) if saturation == "noisy" else scale
 
 
 def synthetic_metrics(steps: int, alpha2: float, *, every: int = 1, seed: int = 0) -> pd.DataFrame:
-    """Metrics whose clean p_y approaches 1 with time constant 20 * (1 + 5 alpha2) steps."""
+    """Metrics whose p_y approaches 1 as ``1 - exp(-(step + 1) / time_constant)``: the onset
+    at tau is ``ceil(time_constant * ln(1 / (1 - tau))) - 1`` in each view."""
     rng = np.random.default_rng(seed)
     step = np.arange(0, steps, every, dtype="int64")
-    scale = 20.0 * (1.0 + 5.0 * alpha2)
-    p = 1.0 - np.exp(-(step + 1) / scale)
+    p = 1.0 - np.exp(-(step + 1) / time_constant(alpha2))
+    p_noisy = 1.0 - np.exp(-(step + 1) / time_constant(alpha2, "noisy"))
     noise = alpha2 * (0.5 + 0.5 * np.exp(-step / 100.0))
-    p_noisy = p * np.exp(-noise)
     jitter = np.zeros(step.size) * rng.normal()  # deterministic: onsets have closed forms
     frame = pd.DataFrame({
         "step": step,
@@ -32,11 +45,16 @@ def synthetic_metrics(steps: int, alpha2: float, *, every: int = 1, seed: int = 
         "p_target_median": np.clip(p + jitter, 0, 1),
         "p_target_q10": p ** 3,
         "p_target_q90": p ** 0.3,
-        "p_target_noisy_mean": p_noisy,
+        "p_target_noisy_mean": p_noisy - 0.01 * (1 - p_noisy),
+        "p_target_noisy_median": p_noisy,
+        "p_target_noisy_q10": p_noisy ** 3,
+        "p_target_noisy_q90": p_noisy ** 0.3,
     })
-    for tau in THRESHOLDS:
-        frame[f"saturated_frac_{tau:g}"] = np.clip((p - tau + 0.3) / 0.3, 0, 1)
-    frame["saturated_frac"] = frame[f"saturated_frac_{THRESHOLDS[-1]:g}"]
+    for view, prob in (("", p), ("noisy_", p_noisy)):
+        for tau in THRESHOLDS:
+            frame[f"saturated_frac_{view}{tau:g}"] = np.clip((prob - tau + 0.3) / 0.3, 0, 1)
+        frame[f"saturated_frac{'_noisy' if view else ''}"] = \
+            frame[f"saturated_frac_{view}{THRESHOLDS[-1]:g}"]
     frame = frame.assign(
         grad_target_mean=1.0 - p_noisy, grad_logits_norm_mean=1.4 * (1.0 - p_noisy),
         grad_features_norm_mean=0.5 * (1.0 - p_noisy), grad_weight_norm=0.1 * (1.0 - p),
@@ -47,16 +65,34 @@ def synthetic_metrics(steps: int, alpha2: float, *, every: int = 1, seed: int = 
     return frame
 
 
+def _steps(values: np.ndarray, steps: int) -> pd.arrays.IntegerArray:
+    """Nullable steps: <NA> where not within the run (``>= steps``)."""
+    out = pd.array(np.where(values < steps, values, 0), dtype="Int64")
+    out[values >= steps] = pd.NA
+    return out
+
+
 def synthetic_samples(steps: int, alpha2: float, num_samples: int, seed: int = 0) -> pd.DataFrame:
+    """Per-sample records: first saturation ~ exponential with mean 30 (1 + 5 alpha2) steps,
+    (1 + 2 alpha2) times later under the training logits; settled up to 20 steps after it
+    (later under noise); <NA> when beyond the run."""
     rng = np.random.default_rng(1000 + seed)
     first = rng.exponential(30.0 * (1.0 + 5.0 * alpha2), num_samples).astype("int64")
-    first_sat = pd.array(np.where(first < steps, first, 0), dtype="Int64")
-    first_sat[first >= steps] = pd.NA
+    first_noisy = (first * (1.0 + 2.0 * alpha2)).astype("int64")
+    settled = first + rng.integers(0, 20, num_samples)
+    settled_noisy = first_noisy + (rng.integers(0, 20, num_samples) * (1 + 5 * alpha2)).astype(
+        "int64")
+    last_p = rng.uniform(0.5, 1.0, num_samples)
     return pd.DataFrame({
         "index": np.arange(num_samples),
-        "first_saturated_step": first_sat,
+        "first_saturated_step": _steps(first, steps),
+        "first_saturated_step_noisy": _steps(first_noisy, steps),
+        "settled_step": _steps(settled, steps),
+        "settled_step_noisy": _steps(settled_noisy, steps),
         "desaturations": rng.integers(0, 3, num_samples),
-        "last_p_target": rng.uniform(0.5, 1.0, num_samples),
+        "desaturations_noisy": rng.integers(0, 5, num_samples),
+        "last_p_target": last_p,
+        "last_p_target_noisy": last_p * (1.0 - 0.1 * alpha2),
         "last_seen_step": np.full(num_samples, steps - 1),
     })
 
@@ -66,11 +102,15 @@ def write_run(root: Path, *, alpha2: float = 0.0, seed: int = 0, steps: int = 30
               noise: str = "annealed", test_error: float | None = None, epochs: int = 3,
               tensorboard: bool = False, name: str | None = None,
               metrics: pd.DataFrame | None = None, samples: pd.DataFrame | None = None,
-              config_extra: dict | None = None, summary_extra: dict | None = None) -> Path:
+              config_extra: dict | None = None, summary_extra: dict | None = None,
+              legacy: bool = False, summary: bool = True) -> Path:
     """Write one run directory (config, metrics, samples, epochs, summary[, event files]).
 
     ``config_extra`` / ``summary_extra`` add or override keys of config.json / summary.json
-    (e.g. ``method``, ``effective_alpha2``, ``seconds_per_step``).
+    (e.g. ``method``, ``effective_alpha2``, ``seconds_per_step``). ``legacy=True`` writes a
+    run as satkit wrote it before the training-logit view and the settled event (without
+    :data:`NEW_METRICS` and :data:`NEW_SAMPLES`); ``summary=False`` writes no summary.json
+    (a run stopped before its end).
     """
     run_dir = Path(root) / (name or f"alpha2={alpha2:g}_seed={seed}")
     run_dir.mkdir(parents=True)
@@ -82,8 +122,11 @@ def write_run(root: Path, *, alpha2: float = 0.0, seed: int = 0, steps: int = 30
     (run_dir / "config.json").write_text(json.dumps(config))
     metrics = synthetic_metrics(steps, alpha2, every=every, seed=seed) if metrics is None \
         else metrics
-    metrics.to_parquet(run_dir / "metrics.parquet")
     samples = synthetic_samples(steps, alpha2, num_samples, seed) if samples is None else samples
+    if legacy:
+        metrics = metrics.drop(columns=[c for c in NEW_METRICS if c in metrics])
+        samples = samples.drop(columns=[c for c in NEW_SAMPLES if c in samples])
+    metrics.to_parquet(run_dir / "metrics.parquet")
     samples.to_parquet(run_dir / "samples.parquet")
     if test_error is None:
         test_error = 5.0 - 8.0 * alpha2 + 12.0 * alpha2**2 + 0.2 * seed
@@ -95,11 +138,12 @@ def write_run(root: Path, *, alpha2: float = 0.0, seed: int = 0, steps: int = 30
         "test_error": np.linspace(test_error + 10, test_error, epochs),
         "lr": 0.1, "seconds": 1.0})
     epoch_rows.to_csv(run_dir / "epochs.csv", index=False)
-    summary = {**{k: config[k] for k in ("dataset", "model", "alpha2", "noise", "loss", "seed")},
-               "steps": int(metrics["step"].iloc[-1]) + 1 if len(metrics) else 0,
-               "test_error": test_error, "best_test_error": test_error, "onset_step": None,
-               "seconds": 3.0, "device": "cpu", **(summary_extra or {})}
-    (run_dir / "summary.json").write_text(json.dumps(summary))
+    fields = {**{k: config[k] for k in ("dataset", "model", "alpha2", "noise", "loss", "seed")},
+              "steps": int(metrics["step"].iloc[-1]) + 1 if len(metrics) else 0,
+              "test_error": test_error, "best_test_error": test_error, "onset_step": None,
+              "seconds": 3.0, "device": "cpu", **(summary_extra or {})}
+    if summary:
+        (run_dir / "summary.json").write_text(json.dumps(fields))
     if tensorboard:
         write_events(run_dir, metrics)
     return run_dir
@@ -132,6 +176,21 @@ def make_run(tmp_path):
     def make(**options):
         return write_run(tmp_path / "runs", **options)
     return make
+
+
+@pytest.fixture
+def expected_onset():
+    """``expected_onset(alpha2, saturation="clean", tau=0.99)``: the onset step of
+    :func:`synthetic_metrics` (first step with 1 - exp(-(t+1)/c) >= tau)."""
+    def onset(alpha2: float, saturation: str = "clean", tau: float = 0.99) -> int:
+        return math.ceil(time_constant(alpha2, saturation) * math.log(1 / (1 - tau))) - 1
+    return onset
+
+
+@pytest.fixture
+def samples_factory():
+    """The :func:`synthetic_samples` function."""
+    return synthetic_samples
 
 
 @pytest.fixture

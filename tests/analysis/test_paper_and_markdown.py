@@ -7,7 +7,7 @@ import pytest
 from satkit.analysis import markdown_table, paper_results, paper_table, paper_table_markdown
 
 
-def test_paper_results_are_paper_md_section_5():
+def test_paper_results_are_the_papers_table():
     r = paper_results().set_index(["benchmark", "method"])["error"]
     assert r[("CIFAR10", "softmax (α²=0)")] == 8.11
     assert r[("CIFAR10+", "Noisy Softmax α²=0.1")] == 6.36
@@ -57,3 +57,21 @@ def test_markdown_table_formatting():
 def test_markdown_header_pipes_are_escaped():
     text = markdown_table(pd.DataFrame({"late |g|": [1.0]}))
     assert text.splitlines()[0] == "| late \\|g\\| |"
+
+
+@pytest.mark.parametrize("value, text", [(0.0021, "0.00210"), (0.0068, "0.00680"),
+                                         (1.14, "1.14"), (31.77, "31.8"), (148.0, "148"),
+                                         (99.96, "100"), (12345.6, "12346"), (5.0, "5.00")])
+def test_three_significant_figures(value, text):
+    from satkit.analysis.markdown import format_sig
+
+    assert format_sig(value) == text
+    assert markdown_table(pd.DataFrame({"x": [value]})).splitlines()[2] == f"| {text} |"
+
+
+def test_interval_text_never_prints_nan():
+    from satkit.analysis.markdown import format_interval
+
+    assert format_interval(1.1, float("nan")) == "1.10"
+    assert format_interval(0.0021, 0.00043) == "0.00210 ± 0.00043"
+    assert format_interval(148.0, 12.4, ".0f") == "148 ± 12"

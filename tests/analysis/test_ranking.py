@@ -138,7 +138,7 @@ def test_has_several_methods(ranked, make_run):
 def test_markdown_and_report_section(ranked):
     text = ranking_markdown(rank_methods(ranked))
     assert "| dataset | method |" in text  # two data sets: the column is shown
-    assert "4.20 ± " in text and "(#1)" in text
+    assert "4.20 ± 2.5 (#1)" in text  # three significant figures, the half-width two
     assert "never by 299 (#1)" in text and "> 299, 0% saturated (#1)" in text
     assert "2.00× (#3)" in text
     full = report(ranked)

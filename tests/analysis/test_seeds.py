@@ -90,3 +90,39 @@ def test_run_table_columns(make_run):
     assert row["test_error"] == pytest.approx(5.0 - 0.8 + 0.12 + 0.4)
     assert row["last_step"] == 299 and row["noise"] == "annealed"
     assert 0 < row["grad_target_late"] < 0.2 and row["median_saturation_step"] > 0
+
+
+def test_comparison_table_three_significant_figures_and_no_interval_for_one_seed():
+    from satkit.analysis import comparison_table
+
+    table = pd.DataFrame({
+        "run": ["s0", "s1", "n0"], "dataset": "digits", "alpha2": [0.0, 0.0, 0.1],
+        "noise": ["none", "none", "annealed"], "seed": [0, 1, 0],
+        "test_error": [1.14, 1.18, 1.10], "onset_step": [99.0, 101.0, 148.0],
+        "onset_step_noisy": [99.0, 101.0, 170.0], "median_saturation_step": [37.0, 37.0, 41.0],
+        "median_saturation_step_noisy": [37.0, 37.0, np.nan],
+        "grad_target_late": [0.0021, 0.0023, 0.0068], "noisy_view": True})
+    out = comparison_table(table).set_index("method")
+    assert list(out.columns) == ["alpha2", "seeds", "test error %", "onset step (clean)",
+                                 "onset step (training logits)", "median sample onset (clean)",
+                                 "median sample onset (training logits)", "late |dL/df_y|"]
+    noisy = out.loc["Noisy Softmax α²=0.1"]
+    assert noisy["late |dL/df_y|"] == "0.00680"  # not "0.01"
+    assert noisy["test error %"] == "1.10" and noisy["onset step (training logits)"] == "170"
+    assert noisy["median sample onset (training logits)"] == "never"
+    assert "±" not in "".join(noisy.astype(str)) and "nan" not in "".join(noisy.astype(str))
+    soft = out.loc["softmax (α²=0)"]
+    half = stats.t.ppf(0.975, 1) * np.std([0.0021, 0.0023], ddof=1) / math.sqrt(2)
+    assert soft["late |dL/df_y|"] == f"0.00220 ± {half:.2g}"
+    assert soft["onset step (clean)"].startswith("100 ± ")
+
+
+def test_comparison_of_runs_with_the_noisy_view(make_run, expected_onset):
+    from satkit.analysis import comparison_table
+
+    root = None
+    for alpha2 in (0.0, 0.1):
+        root = make_run(alpha2=alpha2, steps=300).parent
+    row = comparison_table(root).set_index("method").loc["Noisy Softmax α²=0.1"]
+    assert row["onset step (clean)"] == str(expected_onset(0.1, "clean"))
+    assert row["onset step (training logits)"] == str(expected_onset(0.1, "noisy"))

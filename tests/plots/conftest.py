@@ -72,6 +72,12 @@ def _close_figures():
 
 
 @pytest.fixture
+def metrics_factory():
+    """:func:`synthetic_metrics` of tests/analysis/conftest.py."""
+    return _rundirs.synthetic_metrics
+
+
+@pytest.fixture
 def run_writer():
     """:func:`write_run` of tests/analysis/conftest.py (``run_writer(root, **options)``)."""
     return write_run

@@ -72,7 +72,7 @@ def test_alpha_sweep_overlays_paper_on_cifar(tmp_path, run_writer):
     ax = plots.alpha_sweep(tmp_path)
     assert "paper, CIFAR10" in ax.get_legend_handles_labels()[1]
     onset = plots.alpha_sweep(tmp_path, figure="onset_step")
-    assert onset.get_ylabel() == "saturation onset (training step)"
+    assert onset.get_ylabel() == "saturation onset, clean (training step)"
 
 
 def test_dashboard_is_a_figure_and_saves(comparison, figure_path):

@@ -39,7 +39,7 @@ def test_real_runs_load_and_analyse(real_runs):
     assert soft.noise == "none" and noisy.alpha2 == 1.0 and len(soft.metrics) > 10
     assert soft.summary["onset_step"] == onset_step(soft, tau=0.99)
     p = postponement(soft, noisy)
-    assert p["grad_ratio_late"] > 1  # more gradient flows under noise (PAPER.md section 7)
+    assert p["grad_ratio_late"] > 1  # more gradient flows under noise
     assert not math.isnan(p["noise_annealing"])
     assert survival(soft)["at_risk"].iloc[0] == soft.samples["last_seen_step"].notna().sum()
     assert set(p_target_distribution(soft)["source"]) == {"histograms"}
