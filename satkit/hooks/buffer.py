@@ -3,38 +3,63 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-__all__ = ["StepBuffer"]
+__all__ = ["StepBuffer", "StepMeta"]
+
+
+@dataclass(frozen=True)
+class StepMeta:
+    """What the host knows of a recorded step without reading the device.
+
+    Attributes:
+        step: the step index.
+        sizes: the (N_i, T_i) of its micro-batches (T_i = 1 for (N, C) logits).
+        loss_given: a loss was passed to ``step()``.
+        has_grad: the logits' gradient reached the recorder.
+        has_grad_features: the features' gradient did too.
+        has_index: dataset indices were given.
+    """
+
+    step: int
+    sizes: tuple[tuple[int, int], ...]
+    loss_given: bool
+    has_grad: bool
+    has_grad_features: bool
+    has_index: bool
+
+    @property
+    def samples(self) -> int:
+        return sum(n for n, _ in self.sizes)
 
 
 class StepBuffer:
     """Room for ``capacity`` recorded steps, on one device, allocated once.
 
-    Shape: ``raw`` (capacity, K) float32; ``logged`` (capacity, L, positions) float32 and
-    ``per_sample`` (capacity, 4, samples) float32, padded with NaN; ``index`` (capacity,
-    samples) int64, padded with -1. The widths grow (a new allocation, no sync) when a step
-    with more positions or samples comes; a step writes with one copy per tensor, and pads
-    only when it is narrower than the buffer.
+    Shape: ``packed`` (capacity, F, positions) float32, padded with NaN; ``scalars``
+    (capacity, S) float32; ``index`` (capacity, samples) int64, padded with -1; and, on the
+    host, each step's :class:`StepMeta`. The widths grow (a new allocation, no
+    sync) when a step with more positions or samples comes; a step writes with one copy per
+    tensor, and pads only when it is narrower than the buffer.
     """
 
-    def __init__(self, capacity: int, k: int, logged: int, positions: int, samples: int,
+    def __init__(self, capacity: int, fields: int, scalars: int, positions: int, samples: int,
                  device: torch.device) -> None:
         self.capacity, self.device = capacity, device
-        self.raw = torch.zeros(capacity, k, device=device)
-        self.logged = torch.full((capacity, logged, positions), math.nan, device=device)
-        self.per_sample = torch.full((capacity, 4, samples), math.nan, device=device)
+        self.packed = torch.full((capacity, fields, positions), math.nan, device=device)
+        self.scalars = torch.zeros(capacity, scalars, device=device)
         self.index = torch.full((capacity, samples), -1, dtype=torch.int64, device=device)
-        self.steps: list[int] = []
+        self.meta: list[StepMeta] = []
 
     @property
     def full(self) -> bool:
-        return len(self.steps) >= self.capacity
+        return len(self.meta) >= self.capacity
 
     def __len__(self) -> int:
-        return len(self.steps)
+        return len(self.meta)
 
     def _widen(self, name: str, width: int, fill: float) -> None:
         old = getattr(self, name)
@@ -49,26 +74,24 @@ class StepBuffer:
         if n < dest.shape[-1]:
             dest[..., n:].fill_(fill)
 
-    def append(self, step: int, raw: Tensor, logged: Tensor, per_sample: Tensor,
+    def append(self, meta: StepMeta, packed: Tensor, scalars: Tensor,
                index: Tensor | None) -> None:
-        """Store one step (no host sync): raw (K,), logged (L, P), per_sample (4, N),
-        index (N,) or None."""
-        if logged.shape[-1] > self.logged.shape[-1]:
-            self._widen("logged", logged.shape[-1], math.nan)
-        if per_sample.shape[-1] > self.per_sample.shape[-1]:
-            self._widen("per_sample", per_sample.shape[-1], math.nan)
-            self._widen("index", per_sample.shape[-1], -1)
-        r = len(self.steps)
-        self.raw[r].copy_(raw)
-        self._put(self.logged[r], logged, math.nan)
-        self._put(self.per_sample[r], per_sample, math.nan)
-        if index is None:
-            self.index[r].fill_(-1)
-        else:
+        """Store one step (no host sync): packed (F, P), scalars (S,), index (N,) or None."""
+        if packed.shape[-1] > self.packed.shape[-1]:
+            self._widen("packed", packed.shape[-1], math.nan)
+        if meta.samples > self.index.shape[-1]:
+            self._widen("index", meta.samples, -1)
+        r = len(self.meta)
+        self._put(self.packed[r], packed, math.nan)
+        self.scalars[r].copy_(scalars)
+        if index is not None:  # rows without an index are never read (meta.has_index)
             self._put(self.index[r], index, -1)
-        self.steps.append(step)
+        self.meta.append(meta)
 
     def views(self) -> list[Tensor]:
-        """The filled rows: raw, logged, per_sample, index."""
-        r = len(self.steps)
-        return [self.raw[:r], self.logged[:r], self.per_sample[:r], self.index[:r]]
+        """The filled rows: packed, scalars, index."""
+        r = len(self.meta)
+        return [self.packed[:r], self.scalars[:r], self.index[:r]]
+
+    def clear(self) -> None:
+        self.meta.clear()

@@ -65,15 +65,17 @@ class Quantity:
     alias_of_last: bool = False
 
 
-#: Per-position values, computed once per step: name -> (formula over the step's
-#: ``Captured`` tensors, meaning). ``c.lse_train`` is logsumexp of the training logits,
-#: ``c.lse_clean`` of the clean ones; ``c.scale`` turns gradients of the step's mean loss into
-#: per-position ones (times the number of positions).
+#: Per-position values: name -> (formula over the step's captured vectors, meaning). The
+#: formulas see (:data:`satkit.hooks.stats.PACKED`): ``logp_train``/``logp_clean`` (log p_y of
+#: the training / clean logits), ``f_y``, ``max_other`` (clean target logit, largest other),
+#: ``noise``, ``feature_norm``, ``weight_norm``, ``dot`` (W_y.X), ``grad_target``,
+#: ``grad_norm``, ``grad_features_norm`` (gradients of the step's mean loss), ``scale`` (the
+#: number of positions: makes those gradients per position) and ``tiny``.
 VALUES: Mapping[str, tuple[Callable[[Any], Any], str]] = MappingProxyType({
-    "p_target": (lambda c: (c.f_y - c.lse_clean).exp(), "clean p_y = softmax(f)_y"),
-    "p_target_noisy": (lambda c: (c.f_y_train - c.lse_train).exp(),
+    "p_target": (lambda c: c.logp_clean.exp(), "clean p_y = softmax(f)_y"),
+    "p_target_noisy": (lambda c: c.logp_train.exp(),
                        "p_y under the training logits, softmax(f~)_y"),
-    "ce": (lambda c: c.lse_train - c.f_y_train, "cross-entropy of the training logits"),
+    "ce": (lambda c: -c.logp_train, "cross-entropy of the training logits, -log softmax(f~)_y"),
     "grad_target": (lambda c: c.grad_target * c.scale, "|dL_i/df_y|, per position"),
     "grad_logits_norm": (lambda c: c.grad_norm * c.scale, "||dL_i/df||, per position"),
     "grad_features_norm": (lambda c: c.grad_features_norm * c.scale,

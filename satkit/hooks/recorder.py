@@ -21,6 +21,7 @@ How a step is recorded, without a host sync:
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -33,7 +34,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from satkit.hooks import distributed, stats
-from satkit.hooks.buffer import StepBuffer
+from satkit.hooks.buffer import StepBuffer, StepMeta
 from satkit.hooks.capture import Capture, capture_forward, check_head
 from satkit.hooks.fanout import Fanout
 from satkit.hooks.quantities import column_dtypes, threshold_column
@@ -46,14 +47,27 @@ from satkit.validation import check_bool, check_int, check_real, check_reals
 __all__ = ["SaturationRecorder"]
 
 
-def _check_index_cpu(index: Tensor, out_of_range: Tensor, num_samples: int) -> None:
-    # sync point (CPU only): reading a CPU tensor waits for no device. _assert_async reads it
-    # in C++; on an accelerator the check is deferred to the flush (the bad_index count).
-    try:
-        torch._assert_async(~out_of_range.any())
+#: Values the device buffer may hold (16 Mi float32 = 64 MiB): a step with very many positions
+#: (a language model's tokens) flushes before ``flush_every`` rows.
+_BUFFER_VALUES = 1 << 24
+
+
+def _pad(t: Tensor, width: int, fill: float) -> Tensor:
+    if t.shape[-1] >= width:
+        return t
+    pad = t.new_full((*t.shape[:-1], width - t.shape[-1]), fill)
+    return torch.cat([t, pad], dim=-1)
+
+
+def _check_index_cpu(index: Tensor, num_samples: int) -> None:
+    # sync point (CPU only): reading a CPU tensor waits for no device; on an accelerator the
+    # check is deferred to the flush (the bad_index count).
+    lo, hi = index.aminmax()
+    try:  # read in C++: no Python-level host read on the hot path
+        torch._assert_async((lo >= 0) & (hi < num_samples))
     except RuntimeError:
         raise ValueError(f"index values must lie in [0, num_samples={num_samples}), got values "
-                         f"in [{int(index.min())}, {int(index.max())}]") from None
+                         f"in [{int(lo)}, {int(hi)}]") from None
 
 
 class SaturationRecorder:
@@ -98,7 +112,8 @@ class SaturationRecorder:
         num_samples: dataset size; with ``index`` in :meth:`step`, enables the per-sample record.
         every: record the steps whose index is a multiple of ``every``.
         flush_every: buffered rows before an automatic flush (so a flush every
-            ``flush_every * every`` steps).
+            ``flush_every * every`` steps; earlier when the buffer would exceed 64 MiB, e.g.
+            for a language model with very many tokens per step).
         sinks: objects with ``write(rows)`` and ``close()`` (:class:`satkit.sinks.Sink`).
             Under ``torch.distributed`` only rank 0 writes; create the sinks on rank 0 only.
         histogram_every: keep the per-sample p_target and noise of the steps whose index is a
@@ -277,23 +292,27 @@ class SaturationRecorder:
         merged = values[0] if len(values) == 1 else {k: torch.cat([v[k] for v in values])
                                                      for k in keys}
         device = merged["f_y"].device
-        index, bad = self._step_index(index, n, device)
+        self._check_index(index, n)
         if loss is not None and not isinstance(loss, (Tensor, int, float)):
             raise TypeError(f"loss must be a scalar tensor or a number, got {type(loss).__name__}")
         if isinstance(loss, Tensor) and loss.numel() != 1:
             raise ValueError(f"loss must be a scalar, got shape {tuple(loss.shape)}")
         grad = self.head.weight.grad
         grad_w = None if grad is None else torch.linalg.vector_norm(grad.detach().float())
-        raw, logged, per_sample = stats.reduce_step(
-            merged, self.layout, sizes=[c.sizes for c in caps], loss=loss,
-            grad_weight_norm=grad_w, bad_index=bad, bad_target=self._bad_targets(caps))
+        packed, scalars = stats.pack_step(merged, loss=loss, grad_weight_norm=grad_w,
+                                          bad_target=self._bad_targets(caps))
+        meta = StepMeta(step, tuple(c.sizes for c in caps), loss is not None,
+                        "grad_norm" in merged, "grad_features_norm" in merged, index is not None)
         if self._buffer is not None and self._buffer.device != device:
             self._flush(wait=False)  # the head moved to another device: a new buffer there
             self._buffer = None
         if self._buffer is None:
-            self._buffer = StepBuffer(self.flush_every, len(self.layout), logged.shape[0],
-                                      logged.shape[1], per_sample.shape[1], device)
-        self._buffer.append(step, raw, logged, per_sample, index)
+            # At most _BUFFER_VALUES values on the device: many positions flush earlier.
+            capacity = max(1, min(self.flush_every, _BUFFER_VALUES // max(packed.numel(), 1)))
+            self._buffer = StepBuffer(capacity, len(stats.PACKED), len(stats.STEP_SCALARS),
+                                      packed.shape[1], n, device)
+        self._buffer.append(meta, packed, scalars,
+                            None if index is None else index.to(device, torch.int64))
 
     def _supply_targets(self, caps: list[Capture], target: Tensor | None) -> None:
         missing = [c for c in caps if c.target is None]
@@ -341,10 +360,9 @@ class SaturationRecorder:
                           "(pass the target to step() instead of to the head to sum them)",
                           stacklevel=4)
 
-    def _step_index(self, index: Tensor | None, n: int,
-                    device: torch.device) -> tuple[Tensor | None, Tensor | None]:
+    def _check_index(self, index: Tensor | None, n: int) -> None:
         if index is None:
-            return None, None
+            return
         if self.num_samples is None:
             raise ValueError("step() got `index` but the recorder has num_samples=None; pass "
                              "num_samples to record per-sample saturation")
@@ -353,11 +371,8 @@ class SaturationRecorder:
             raise ValueError(f"index must be an integer tensor of shape ({n},) (dataset indices "
                              f"of the step's samples), got {getattr(index, 'dtype', index)!r} "
                              f"{tuple(getattr(index, 'shape', ()))}")
-        index = index.to(device=device, dtype=torch.int64)
-        out_of_range = (index < 0) | (index >= self.num_samples)
-        if index.device.type == "cpu":
-            _check_index_cpu(index, out_of_range, self.num_samples)
-        return index, out_of_range.sum()
+        if index.device.type == "cpu" and n:
+            _check_index_cpu(index, self.num_samples)
 
     # -- flushing ---------------------------------------------------------------------------
     def flush(self) -> None:
@@ -388,8 +403,16 @@ class SaturationRecorder:
             raise earlier
 
     def _submit(self, buf: StepBuffer) -> None:
-        steps = list(buf.steps)
-        raw, logged, per_sample, index = distributed.gather(buf.views())
+        steps = [m.step for m in buf.meta]
+        packed, scalars, index = buf.views()
+        raw, logged, per_sample = stats.reduce_rows(packed, scalars, index, buf.meta,
+                                                    self.layout, self.num_samples)
+        index = torch.where(torch.tensor([m.has_index for m in buf.meta]).to(index.device)[:, None],
+                            index, -1)
+        width = max(per_sample.shape[-1], index.shape[-1])
+        per_sample = _pad(per_sample, width, math.nan)
+        index = _pad(index, width, -1)
+        raw, logged, per_sample, index = distributed.gather([raw, logged, per_sample, index])
         world, r = raw.shape[:2]
         # (W, R, ...) -> (R, ..., W * width): the global batch of each step.
         logged = logged.permute(1, 2, 0, 3).reshape(r, logged.shape[2], -1)
@@ -404,8 +427,8 @@ class SaturationRecorder:
             event = torch.cuda.Event()
             event.record()
         else:
-            host, event = flat.clone(), None  # the buffer is reused at once
-        buf.steps.clear()
+            host, event = flat, None  # computed afresh from the buffer: safe to reuse it
+        buf.clear()
         shape = (world, r, raw.shape[2]), tuple(logged.shape)
         self._writer.submit(lambda: self._finish(host, event, steps, shape))
 

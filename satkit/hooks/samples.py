@@ -93,7 +93,7 @@ class SampleTracker:
                 padding) are ignored.
             per_sample: (R, 4, B) float: each observation's mean clean p_y, mean noisy p_y,
                 and the share of its positions with p_y >= tau in each view
-                (:func:`satkit.hooks.stats.reduce_step`); a NaN p_y ignores the observation
+                (:func:`satkit.hooks.stats.reduce_rows`); a NaN p_y ignores the observation
                 in that view.
             steps: the step of each of the R rows.
 

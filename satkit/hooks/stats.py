@@ -1,20 +1,22 @@
 """The recorder's statistics as pure functions, in as few passes as the maths allows.
 
-A step is turned into numbers in three stages, so that the per-step part stays on the device
-and the reduction across ranks is exact:
+A step is turned into numbers in three stages, so that the per-step part stays small and on
+the device, and the reduction across ranks is exact:
 
 1. per micro-batch (a training forward of the head), :func:`forward_values` and
    :func:`gradient_values` reduce the captured (P, C) logits, (P, D) features and their
-   gradients to a few (P,) vectors, one pass over each big tensor: the logsumexp and the target
-   logit of the training and the clean logits, the largest other logit, ||X||, ||W_y||, W_y.X,
+   gradients to a few (P,) vectors, one pass over each big tensor: log p_y of the training and
+   the clean logits, the clean target logit and the largest other one, ||X||, ||W_y||, W_y.X,
    |dL/df_y| and ||dL/df||. With the target known at forward time this happens in the hooks,
    and nothing of size (positions x classes) is kept until ``step()``;
-2. :func:`reduce_step` evaluates the declared per-position values
-   (:data:`satkit.hooks.quantities.VALUES`) and reduces them to one *raw* row of sums, counts
-   and maxima (:class:`Layout`; never means, so sums add exactly across ranks), plus the
-   per-position p_y (both views) and noise kept for quantiles and histograms, and the
-   per-sample values of the individual-saturation record;
-3. :func:`finalize`, on the host at a flush, turns raw rows into rows of the ``metrics`` table.
+2. per step, :func:`pack_step` stacks those vectors into one (12, P) tensor for the device
+   buffer: two small writes per step, nothing else;
+3. per flush, :func:`reduce_rows` evaluates the declared per-position values
+   (:data:`satkit.hooks.quantities.VALUES`) on every buffered step at once and reduces them to
+   one *raw* row per step (:class:`Layout`: sums, counts and maxima, never means, so they add
+   exactly across ranks), the per-position p_y and noise kept for quantiles and histograms, and
+   the per-sample values of the individual-saturation record; then, on the host,
+   :func:`finalize` turns raw rows into rows of the ``metrics`` table.
 
 Positions: a sample of (N, C) logits, or a token of (N, T, C) sequence logits whose target is
 not ``ignore_index``. Positions whose logits, noise, features or gradients are not finite are
@@ -35,8 +37,9 @@ from torch import Tensor
 from satkit.hooks import quantities
 from satkit.hooks.quantities import QUANTILES, column_names, threshold_column
 
-__all__ = ["LOGGED", "Layout", "clean_logits", "column_names", "finalize", "forward_values",
-           "gradient_values", "per_sample_statistics", "reduce_step", "threshold_column"]
+__all__ = ["LOGGED", "PACKED", "STEP_SCALARS", "Layout", "clean_logits", "column_names",
+           "finalize", "forward_values", "gradient_values", "pack_step", "per_sample_statistics",
+           "reduce_rows", "threshold_column"]
 
 #: Per-position values kept for every recorded step (quantiles at the flush; histograms).
 LOGGED = ("p_target", "p_target_noisy", "noise")
@@ -58,9 +61,9 @@ def forward_values(logits: Tensor, clean: Tensor | None, target: Tensor, valid: 
                    noise: Tensor, features: Tensor, weight: Tensor) -> dict[str, Tensor]:
     """The per-position forward quantities of one micro-batch (pure; no host sync).
 
-    Cost: one logsumexp and one top-2 over the (P, C) logits (and once more over the clean
-    logits when they differ), one gather of the P target rows of W; the logsumexp allocates
-    one temporary (P, C) tensor at a time.
+    Cost: one log-softmax and one top-2 over the (P, C) logits (and one more log-softmax over
+    the clean logits when they differ), one gather of the P target rows of W; a log-softmax
+    allocates one temporary (P, C) tensor at a time.
 
     Args:
         logits: the training logits, (P, C).
@@ -72,26 +75,27 @@ def forward_values(logits: Tensor, clean: Tensor | None, target: Tensor, valid: 
         weight: the class weights W, (C, D).
 
     Returns:
-        (P,) float tensors (float64 for float64 logits, else float32): ``lse_train``,
-        ``f_y_train``, ``lse_clean``, ``f_y``, ``max_other``, ``noise``, ``feature_norm``,
-        ``weight_norm``, ``dot`` (W_y.X); and ``valid``.
+        (P,) float tensors (float64 for float64 logits, else float32): ``logp_train`` and
+        ``logp_clean`` (log p_y of the training and the clean logits), ``f_y`` (the clean
+        target logit), ``max_other`` (the largest other clean logit), ``noise``,
+        ``feature_norm``, ``weight_norm``, ``dot`` (W_y.X); and ``valid``.
     """
     dtype = _dtype(logits)
     tgt = torch.where(valid, target, 0)
     col = tgt.unsqueeze(1)
     f = logits.to(dtype)
-    lse_train = torch.logsumexp(f, dim=1)
-    f_y_train = f.gather(1, col).squeeze(1)
+    logp_train = torch.log_softmax(f, dim=1).gather(1, col).squeeze(1)
     if clean is None:
-        c, lse_clean, f_y = f, lse_train, f_y_train
+        c, logp_clean = f, logp_train
     else:
         c = clean.to(dtype)
-        lse_clean, f_y = torch.logsumexp(c, dim=1), c.gather(1, col).squeeze(1)
+        logp_clean = torch.log_softmax(c, dim=1).gather(1, col).squeeze(1)
     top = c.topk(2, dim=1)
+    f_y = c.gather(1, col).squeeze(1)
     max_other = torch.where(top.indices[:, 0] == tgt, top.values[:, 1], top.values[:, 0])
     x = features.to(dtype)
     w_y = weight.detach().to(dtype)[tgt]
-    return {"lse_train": lse_train, "f_y_train": f_y_train, "lse_clean": lse_clean, "f_y": f_y,
+    return {"logp_train": logp_train, "logp_clean": logp_clean, "f_y": f_y,
             "max_other": max_other, "noise": noise.to(dtype),
             "feature_norm": torch.linalg.vector_norm(x, dim=1),
             "weight_norm": torch.linalg.vector_norm(w_y, dim=1),
@@ -153,96 +157,134 @@ class Layout:
         return self._taus[key]
 
 
-def _stack(values: list[Tensor], like: Tensor) -> Tensor:
-    return torch.stack(values) if values else like.new_zeros((0, like.shape[0]))
+#: The per-position vectors a step keeps in the device buffer, in this order (all (P,)).
+PACKED = ("logp_train", "logp_clean", "f_y", "max_other", "noise", "feature_norm",
+          "weight_norm", "dot", "grad_target", "grad_norm", "grad_features_norm", "valid")
+#: The per-step scalars kept beside them.
+STEP_SCALARS = ("loss", "grad_weight_norm", "bad_target")
+
+_CONSTANTS: dict[torch.device, Tensor] = {}
 
 
-def reduce_step(
-    c: dict[str, Tensor],
-    layout: Layout,
-    *,
-    sizes: Sequence[tuple[int, int]],
-    loss: Tensor | float | None = None,
-    grad_weight_norm: Tensor | None = None,
-    bad_index: Tensor | None = None,
-    bad_target: Tensor | None = None,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Reduce one step's per-position quantities (no host sync).
+def _constant(device: torch.device) -> Tensor:
+    """NaN and 0 as 0-d float32 tensors on ``device``, made once (a step creates nothing)."""
+    if device not in _CONSTANTS:
+        _CONSTANTS[device] = torch.tensor([math.nan, 0.0], device=device)
+    return _CONSTANTS[device]
+
+
+def pack_step(c: dict[str, Tensor], *, loss: Tensor | float | None = None,
+              grad_weight_norm: Tensor | None = None,
+              bad_target: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """What one step keeps on the device until the flush: two small tensors (no host sync).
 
     Args:
         c: the step's :func:`forward_values` and :func:`gradient_values` (micro-batches
-            concatenated; ``grad_target``/``grad_norm``/``grad_features_norm`` may be absent,
-            then NaN), (P,) each.
-        layout: the raw-row layout (it holds the thresholds).
-        sizes: (N_i, T_i) of each micro-batch (T_i = 1 for (N, C) logits); sum N_i T_i = P.
-        loss: the step's loss (mean over its positions), a scalar tensor or a float; None:
-            the mean cross-entropy of the training logits over the finite positions.
+            concatenated; the gradient entries may be absent), (P,) each.
+        loss: the step's loss (mean over its positions), a scalar tensor or a float.
         grad_weight_norm: ||dL/dW|| of the head, a scalar tensor; NaN when None.
-        bad_index: number of out-of-range dataset indices in the step, a scalar tensor.
         bad_target: number of targets outside [0, C) (and not ignored), a scalar tensor.
 
     Returns:
-        ``raw`` (K,) float32 in ``layout.names`` order; ``logged`` (3, P) float32, the
-        per-position :data:`LOGGED` values (NaN where unused); ``per_sample`` (4, N) float32:
-        each sample's mean clean p_y, mean noisy p_y, and share of its positions at or above
-        the last threshold in each view (NaN for a sample with no usable position).
+        ``packed`` (len(PACKED), P) float32 and ``scalars`` (len(STEP_SCALARS),) float32.
     """
-    valid = c["valid"]
-    p = valid.shape[0]
     like = c["f_y"]
-    dtype, device = like.dtype, like.device
-    nan = torch.full((), math.nan, dtype=dtype, device=device)
-    n_valid = valid.sum()
-    ns = SimpleNamespace(**c, scale=n_valid.to(dtype), tiny=torch.finfo(dtype).tiny)
-    for key in ("grad_target", "grad_norm", "grad_features_norm"):
-        if key not in c:
-            setattr(ns, key, nan.expand(p))
+    nan, zero = _constant(like.device)
+    rows = [c[k] if k in c else nan.to(like.dtype).expand_as(like) for k in PACKED[:-1]]
+    packed = torch.stack([*rows, c["valid"].to(like.dtype)])
+    if packed.dtype != torch.float32:
+        packed = packed.float()
+    if isinstance(loss, (int, float)):
+        loss = zero + float(loss)
+    scalars = torch.stack([nan if loss is None else loss.detach().reshape(()).float(),
+                           nan if grad_weight_norm is None else grad_weight_norm.reshape(()),
+                           zero if bad_target is None else bad_target.reshape(()).float()])
+    return packed, scalars
+
+
+def reduce_rows(packed: Tensor, scalars: Tensor, index: Tensor, meta: Sequence[Any],
+                layout: Layout, num_samples: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Reduce R buffered steps at once (at a flush, on the device; no host sync).
+
+    Evaluates the declared per-position values (:data:`satkit.hooks.quantities.VALUES`) on
+    every position of every step and reduces them per step; one pass of each operation over
+    the whole buffer instead of one per step.
+
+    Args:
+        packed: (R, len(PACKED), W) from :func:`pack_step`, padded with NaN (``valid`` NaN).
+        scalars: (R, len(STEP_SCALARS)).
+        index: (R, B) dataset indices (padding -1), read where ``meta[r].has_index``.
+        meta: per step, a :class:`satkit.hooks.buffer.StepMeta`.
+        layout: the raw-row layout (it holds the thresholds).
+        num_samples: the dataset size, to count out-of-range indices.
+
+    Returns:
+        ``raw`` (R, K) float32 in ``layout.names`` order; ``logged`` (R, 3, W) float32, the
+        per-position :data:`LOGGED` values (NaN where unused); ``per_sample`` (R, 4, B)
+        float32: each sample's mean clean p_y, mean noisy p_y, and share of its positions at
+        or above the last threshold in each view (NaN where no usable position).
+    """
+    device = packed.device
+    c = {k: packed[:, i] for i, k in enumerate(PACKED)}
+    s = {k: scalars[:, i] for i, k in enumerate(STEP_SCALARS)}
+    flags = torch.tensor([[m.loss_given, m.has_grad, m.has_grad_features, m.has_index,
+                           m.samples] for m in meta], dtype=torch.float32).to(device)
+    valid = c["valid"] == 1
+    n_valid = valid.sum(dim=1)
+    ns = SimpleNamespace(**c, scale=n_valid.float()[:, None], tiny=torch.finfo(torch.float32).tiny)
     values = {name: formula(ns) for name, (formula, _) in quantities.VALUES.items()}
-    checks = [c["lse_train"], c["f_y_train"], c["lse_clean"], c["f_y"], c["noise"],
-              c["feature_norm"], c["weight_norm"]]
-    checks += [c[k] for k in ("grad_norm", "grad_features_norm") if k in c]
+    checks = [c[k] for k in ("logp_train", "logp_clean", "f_y", "noise", "feature_norm",
+                             "weight_norm")]
+    for key, column in (("grad_norm", 1), ("grad_features_norm", 2)):
+        checks.append(torch.where(flags[:, column, None] > 0, c[key], 0))  # absent: no failure
     mask = valid & torch.isfinite(torch.stack(checks)).all(dim=0)
+    n_finite = mask.sum(dim=1)
+    loss_sum = torch.where(flags[:, 0] > 0, s["loss"] * n_valid, math.nan)
+    real = torch.arange(index.shape[1], device=device) < flags[:, 4, None]
+    out_of_range = (index < 0) | (index >= (num_samples or 0))
+    bad_index = torch.where(flags[:, 3] > 0, (real & out_of_range).sum(dim=1), 0)
 
-    zero = torch.zeros((), dtype=torch.float32, device=device)
-    if loss is None:
-        loss_given, loss_sum = zero, zero
-    elif isinstance(loss, Tensor):
-        loss_given, loss_sum = zero + 1, loss.detach().reshape(()).float() * n_valid
-    else:
-        loss_given, loss_sum = zero + 1, n_valid * float(loss)
-    scalars = torch.stack([
-        n_valid.float(), mask.sum().float(), loss_given, loss_sum.float(),
-        zero + math.nan if grad_weight_norm is None
-        else grad_weight_norm.detach().reshape(()).float(),
-        zero if bad_index is None else bad_index.reshape(()).float(),
-        zero if bad_target is None else bad_target.reshape(()).float(),
-    ])
-    # One (S, P) tensor and one reduction per kind, rather than S small ones.
-    sums = torch.where(mask, _stack([values[v] for v in layout.sums], like), 0).sum(dim=1)
-    maxima = torch.where(mask, _stack([values[v] for v in layout.maxima], like),
-                         -math.inf).amax(dim=1) if p else nan.expand(len(layout.maxima))
-    frac = _stack([values[v] for v in layout.fractions], like)  # (F, P)
-    counts = ((frac[:, None, :] >= layout.taus(device, dtype)) & mask).sum(dim=2)  # (F, T)
-    raw = torch.cat([scalars, sums.float(), maxima.float(), counts.reshape(-1).float()])
-    logged = torch.where(mask, torch.stack([values[v] for v in LOGGED]), math.nan).float()
-    return raw, logged, _per_sample(logged[:2], mask, sizes, layout.thresholds[-1])
+    def stacked(names: tuple[str, ...]) -> Tensor:  # (S, R, W)
+        if names:
+            return torch.stack([values[v] for v in names])
+        return packed.new_zeros((0, *packed.shape[::2]))
+
+    sums = torch.where(mask, stacked(layout.sums), 0).sum(dim=2)  # (S, R)
+    maxima = torch.where(mask, stacked(layout.maxima), -math.inf).amax(dim=2) \
+        if packed.shape[2] else packed.new_full((len(layout.maxima), packed.shape[0]), math.nan)
+    frac = stacked(layout.fractions)  # (F, R, W)
+    taus = layout.taus(device, packed.dtype)[..., None]  # (1, T, 1, 1)
+    counts = ((frac[:, None] >= taus) & mask).sum(dim=3)  # (F, T, R)
+    raw = torch.cat([
+        torch.stack([n_valid.float(), n_finite.float(), flags[:, 0], loss_sum,
+                     s["grad_weight_norm"], bad_index.float(), s["bad_target"]], dim=1),
+        sums.T.float(), maxima.T.float(), counts.permute(2, 0, 1).reshape(len(meta), -1).float(),
+    ], dim=1)
+    logged = torch.where(mask[:, None], torch.stack([values[v] for v in LOGGED], dim=1),
+                         math.nan).float()
+    per_sample = _per_sample(logged[:, :2], mask, [m.sizes for m in meta], layout.thresholds[-1])
+    return raw, logged, per_sample
 
 
-def _per_sample(p: Tensor, mask: Tensor, sizes: Sequence[tuple[int, int]], tau: float) -> Tensor:
-    """(4, N): mean p_y of each view and the share of positions with p_y >= tau, per sample
+def _per_sample(p: Tensor, mask: Tensor, sizes: Sequence[Sequence[tuple[int, int]]],
+                tau: float) -> Tensor:
+    """(R, 4, B): mean p_y of each view and the share of positions with p_y >= tau, per sample
     (the per-sample record counts a sample saturated when its share reaches its level)."""
-    if all(t == 1 for _, t in sizes):
-        return torch.cat([p, torch.where(mask, (p >= tau).to(p.dtype), math.nan)])
-    parts, start = [], 0
-    for n, t in sizes:
-        block = p[:, start:start + n * t].reshape(2, n, t)
-        m = mask[start:start + n * t].reshape(1, n, t)
-        count = m.sum(dim=2)  # a sample with no usable position: 0 / 0 = NaN
-        mean = torch.where(m, block, 0).sum(dim=2) / count
-        share = ((block >= tau) & m).sum(dim=2) / count
-        parts.append(torch.cat([mean, share]))
-        start += n * t
-    return torch.cat(parts, dim=1).float()
+    share = torch.where(mask[:, None], (p >= tau).float(), math.nan)
+    if all(t == 1 for row in sizes for _, t in row):  # one position per sample
+        return torch.cat([p, share], dim=1)
+    width = max(sum(n for n, _ in row) for row in sizes)
+    out = p.new_full((len(sizes), 4, width), math.nan)
+    for r, row in enumerate(sizes):  # sequence logits: a loop over the flushed rows only
+        start, sample = 0, 0
+        for n, t in row:
+            block = p[r, :, start:start + n * t].reshape(2, n, t)
+            m = mask[r, start:start + n * t].reshape(1, n, t)
+            count = m.sum(dim=2)  # a sample with no usable position: 0 / 0 = NaN
+            out[r, :2, sample:sample + n] = torch.where(m, block, 0).sum(dim=2) / count
+            out[r, 2:, sample:sample + n] = ((block >= tau) & m).sum(dim=2) / count
+            start, sample = start + n * t, sample + n
+    return out
 
 
 def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -355,8 +397,7 @@ def per_sample_statistics(logits: Tensor, target: Tensor, noise: Tensor, feature
     ns = SimpleNamespace(**{"grad_target": nan, "grad_norm": nan, "grad_features_norm": nan,
                             **c}, scale=grad_scale, tiny=torch.finfo(c["f_y"].dtype).tiny)
     out = {name: formula(ns) for name, (formula, _) in quantities.VALUES.items()}
-    checks = [c[k] for k in ("lse_train", "f_y_train", "lse_clean", "f_y", "noise",
-                             "feature_norm", "weight_norm", "grad_norm", "grad_features_norm")
-              if k in c]
+    checks = [c[k] for k in ("logp_train", "logp_clean", "f_y", "noise", "feature_norm",
+                             "weight_norm", "grad_norm", "grad_features_norm") if k in c]
     out["finite"] = torch.isfinite(torch.stack(checks)).all(dim=0)
     return out
