@@ -98,7 +98,8 @@ def noise_magnitude(
         weight_target: the target rows W_y, shape (N, D).
         abs_xi: |xi|, shape (N,) or a scalar tensor.
         alpha: sqrt(alpha2), the noise scale.
-        noise: "annealed" (Eq. 5), "amplitude", "free" or "negative" (PAPER.md section 4).
+        noise: "annealed" (Eq. 5), "amplitude", "free" or "negative" (the paper's ablation;
+            docs/concept.md, "The ablation families").
 
     Returns:
         The noise, shape (N,); differentiable in ``features`` and ``weight_target``.
@@ -132,7 +133,8 @@ def noisy_logits(
 
     Only the target column is changed; every other logit is ``features @ weight.T + bias``
     exactly. With ``alpha2 == 0`` the result is ``F.linear(features, weight, bias)`` bit for bit.
-    Gradients are autograd's for Eq. 5 (PAPER.md section 3), with xi held constant.
+    Gradients are autograd's for Eq. 5 (derived in docs/concept.md, "The gradient"), with xi
+    held constant.
 
     Args:
         features: X, shape (N, D), floating point.

@@ -65,7 +65,8 @@ def saturation_by_margin(margins, *, num_classes: int = 10) -> pd.DataFrame:
     """Plain softmax: ``p_y`` and the target-logit gradient as the logit margin grows.
 
     The target logit is the margin, every other logit is 0. The gradient is autograd's
-    ``dL/df_y`` of the cross-entropy, which equals ``p_y - 1`` (PAPER.md section 1).
+    ``dL/df_y`` of the cross-entropy, which equals ``p_y - 1``
+    (docs/concept.md, "Softmax saturation").
 
     Returns:
         Columns ``margin, p_target, grad_target`` (``dL/df_y``, <= 0) and ``grad_other``
