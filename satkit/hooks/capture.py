@@ -53,12 +53,14 @@ class Capture:
     """
 
     def __init__(self, logits: Tensor, clean: Tensor | None, noise: Tensor, features: Tensor,
-                 weight: Tensor, target: Tensor | None, ignore_index: int) -> None:
+                 weight: Tensor, target: Tensor | None, ignore_index: int,
+                 kernels: stats.Kernels) -> None:
         n = logits.shape[0]
         self.sizes = (n, logits.shape[1] if logits.dim() == 3 else 1)
         c = logits.shape[-1]
         p = self.sizes[0] * self.sizes[1]
         self.ignore_index = ignore_index
+        self.kernels = kernels
         self.num_classes = c
         self.out_of_range: Tensor | None = None
         self._pending: tuple[Any, ...] | None = (
@@ -88,11 +90,11 @@ class Capture:
         valid = used & ~self.out_of_range
         if self._pending is not None:
             logits, clean, noise, features, weight = self._pending
-            self.values.update(stats.forward_values(logits, clean, self.target, valid, noise,
-                                                    features, weight))
+            self.values.update(self.kernels.forward_values(logits, clean, self.target, valid,
+                                                           noise, features, weight))
             self._pending = None
         if self._grad is not None:
-            self.values.update(stats.gradient_values(self._grad, self.target, valid))
+            self.values.update(self.kernels.gradient_values(self._grad, self.target, valid))
             self._grad = None
 
     def on_grad_logits(self, grad: Tensor) -> None:
@@ -101,7 +103,8 @@ class Capture:
         if self.target is None:  # keep (summed over backward passes) until step()
             self._grad = grad if self._grad is None else self._grad + grad
         elif self.backward_passes == 1:
-            self.values.update(stats.gradient_values(grad, self.target, self.values["valid"]))
+            self.values.update(self.kernels.gradient_values(grad, self.target,
+                                                            self.values["valid"]))
         else:  # the first pass's gradient is reduced already; a sum is no longer possible
             self.values.pop("grad_target", None)
             self.values.pop("grad_norm", None)
@@ -127,7 +130,8 @@ class Capture:
 
 def capture_forward(module: nn.Module, args: tuple, kwargs: dict, output: Tensor, *,
                     target: Tensor | None, ignore_index: int,
-                    on_grad: Callable[[Capture, str, Tensor], None]) -> Capture:
+                    on_grad: Callable[[Capture, str, Tensor], None],
+                    kernels: stats.Kernels | None = None) -> Capture:
     """Build the :class:`Capture` of one training forward and hook its gradients.
 
     Args:
@@ -136,6 +140,7 @@ def capture_forward(module: nn.Module, args: tuple, kwargs: dict, output: Tensor
         target: a target announced for this forward, or None.
         ignore_index: target value of positions to leave out.
         on_grad: called as ``on_grad(capture, "logits" | "features", grad)``.
+        kernels: the per-step functions (default: eager).
 
     Raises:
         ValueError: logits not (N, C) or (N, T, C), features of another leading shape, a
@@ -169,7 +174,8 @@ def capture_forward(module: nn.Module, args: tuple, kwargs: dict, output: Tensor
     elif isinstance(head_target, Tensor) and output.dim() == 2 \
             and isinstance(getattr(module, "last_noise", None), Tensor):
         clean = stats.clean_logits(output.detach(), head_target, noise)  # noise on f_y only
-    cap = Capture(output, clean, noise, features, module.weight, target, ignore_index)
+    cap = Capture(output, clean, noise, features, module.weight, target, ignore_index,
+                  kernels or stats.kernels(False))
     cap.handles.append(output.register_hook(lambda g: on_grad(cap, "logits", g)))
     if features.requires_grad:
         cap.handles.append(features.register_hook(lambda g: on_grad(cap, "features", g)))

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -37,9 +37,9 @@ from torch import Tensor
 from satkit.hooks import quantities
 from satkit.hooks.quantities import QUANTILES, column_names, threshold_column
 
-__all__ = ["LOGGED", "PACKED", "STEP_SCALARS", "Layout", "clean_logits", "column_names",
-           "finalize", "forward_values", "gradient_values", "pack_step", "per_sample_statistics",
-           "reduce_rows", "threshold_column"]
+__all__ = ["LOGGED", "PACKED", "STEP_SCALARS", "Kernels", "Layout", "clean_logits",
+           "column_names", "finalize", "forward_values", "gradient_values", "kernels",
+           "pack_step", "per_sample_statistics", "reduce_rows", "threshold_column"]
 
 #: Per-position values kept for every recorded step (quantiles at the flush; histograms).
 LOGGED = ("p_target", "p_target_noisy", "noise")
@@ -109,6 +109,28 @@ def gradient_values(grad_logits: Tensor, target: Tensor, valid: Tensor) -> dict[
     tgt = torch.where(valid, target, 0).unsqueeze(1)
     return {"grad_target": g.gather(1, tgt).squeeze(1).abs(),
             "grad_norm": torch.linalg.vector_norm(g, dim=1)}
+
+
+class Kernels(NamedTuple):
+    """The per-step functions the hooks call: eager, or compiled (:func:`kernels`)."""
+
+    forward_values: Any
+    gradient_values: Any
+
+
+_COMPILED: list[Kernels] = []
+
+
+def kernels(compiled: bool) -> Kernels:
+    """The per-step functions, eager or ``torch.compile``-d (compiled once per process, with
+    dynamic shapes, and shared by every recorder). They give the same numbers either way (a
+    test checks); compiling pays where each operation is a kernel launch (CUDA)."""
+    if not compiled:
+        return Kernels(forward_values, gradient_values)
+    if not _COMPILED:
+        _COMPILED.append(Kernels(torch.compile(forward_values, dynamic=True),
+                                 torch.compile(gradient_values, dynamic=True)))
+    return _COMPILED[0]
 
 
 class Layout:
