@@ -255,7 +255,8 @@ class Trainer:
         Raises:
             StopRequested: SIGINT/SIGTERM arrived; the recorder was flushed and
                 ``on_checkpoint`` called with the state at the current step.
-            NonFiniteError: the loss became NaN/Inf (checked every ``sync_every`` steps).
+            NonFiniteError: the loss became NaN/Inf (checked every ``sync_every`` steps), or
+                the head refused NaN/Inf features; the recorder was flushed first.
         """
         steps_per_epoch = len(self.train_data) if hasattr(self.train_data, "__len__") else None
         total = steps_per_epoch * self.epochs if steps_per_epoch else None
