@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from benchlib import sync
 
 from satkit.data import DeviceLoader
+from satkit.heads import NoisySoftmax
 from satkit.hooks import SaturationRecorder
 from satkit.models import PRESETS, build_model
 from satkit.sinks import TableSink
@@ -34,7 +35,9 @@ SHAPES = {"digits-cnn": (1, 8, 10), "mnist-paper": (1, 28, 10), "cifar10-paper":
 def make_model(preset: str, device: torch.device) -> torch.nn.Module:
     channels, size, classes = SHAPES[preset]
     torch.manual_seed(0)
-    model = build_model(preset, num_classes=classes, in_channels=channels, image_size=size)
+    head = NoisySoftmax(PRESETS[preset].feature_dim, classes, alpha2=0.1)
+    model = build_model(preset, num_classes=classes, in_channels=channels, image_size=size,
+                        head=head)
     model = model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)

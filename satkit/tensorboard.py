@@ -15,6 +15,13 @@ passed as ``--logdir``: TensorBoard's own recommendation, and unlike ``--logdir_
 keeps run names clean (no ``name/.``) and accepts paths containing ``,`` or ``:``.
 The server uses the pure-Python loader (``--load_fast=false``: no extra gRPC data server).
 
+Lifetime: the TensorBoard process never outlives the process that started it. It runs under a
+small launcher (``_CHILD``) that asks Linux to send it SIGHUP when its parent dies
+(``prctl(PR_SET_PDEATHSIG)``; elsewhere a watchdog thread polls the parent pid) and, when it
+exits for that reason, removes its temporary directory (otherwise the parent does). A directory
+left by processes that were all killed with SIGKILL is removed by the next server that starts
+(:func:`sweep_stale_workdirs`).
+
 How to read the charts of a satkit run (tags as written by
 :class:`satkit.sinks.tensorboard.TensorBoardSink`):
 
@@ -30,8 +37,11 @@ How to read the charts of a satkit run (tags as written by
   ways a network inflates logits and saturates without learning more.
 * Histograms ``saturation/p_target`` and ``noise/noise``: per-sample distributions over
   steps. Saturation is p_target's mass piling up at 1; noise's mass moving to 0 is annealing.
-* HPARAMS tab: one row per run (alpha2, noise family, seed, ...) with its final test error
-  and saturation onset step (-1 = never) as metrics; sort or plot error against alpha2.
+* HPARAMS tab: one row per finished run (the method as applied, alpha2, noise family, seed,
+  device, ...) with its final and best test error, saturation onset step and late |dL/df_y|
+  as metrics (empty when unknown, e.g. never saturated); sort or plot error against alpha2.
+* ``epoch/...``: the learning curves per epoch (train and test loss and error, lr), on the
+  step axis.
 * CUSTOM SCALARS tab: each chart overlays every run served (e.g. softmax and Noisy Softmax of
   a comparison) on one quantity, so early vs postponed saturation reads directly.
 
@@ -47,6 +57,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,6 +79,7 @@ __all__ = [
     "TensorBoardServer",
     "link_tree",
     "server_command",
+    "sweep_stale_workdirs",
 ]
 
 #: Where the server listens unless told otherwise: this machine only.
@@ -83,6 +95,35 @@ _WILDCARDS = {"", "0.0.0.0", "::", "[::]"}
 # No proxy, ever: requests go straight to the local server (a proxy in the environment must
 # not see them, nor turn a loopback request into a network one).
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_WORKDIR_PREFIX = "satkit-tensorboard-"
+_OWNERS = "owners"  # the pids (parent, TensorBoard) that use a work directory
+
+# The launcher TensorBoard runs under: argv = [workdir, parent pid, tensorboard args...].
+_CHILD = r"""
+import atexit, os, runpy, shutil, signal, sys, threading, time
+workdir, parent = sys.argv[1], int(sys.argv[2])
+ORPHAN = getattr(signal, "SIGHUP", signal.SIGTERM)  # the parent-death signal
+orphan = threading.Event()
+def on_orphan(*_):
+    orphan.set()
+    sys.exit(0)
+atexit.register(lambda: orphan.is_set() and shutil.rmtree(workdir, ignore_errors=True))
+signal.signal(ORPHAN, on_orphan)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a normal stop; the parent cleans up
+try:
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(ORPHAN))  # PR_SET_PDEATHSIG
+except (OSError, AttributeError):
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1)
+        os.kill(os.getpid(), ORPHAN)
+    threading.Thread(target=watch, daemon=True).start()
+if os.getppid() != parent:
+    on_orphan()  # the parent died before the signal was armed
+sys.argv = ["tensorboard", *sys.argv[3:]]
+runpy.run_module("tensorboard.main", run_name="__main__", alter_sys=True)
+"""
 
 
 class TensorBoardError(RuntimeError):
@@ -145,6 +186,38 @@ def link_tree(run_dirs: Sequence[str | os.PathLike[str]], root: str | os.PathLik
     return root
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped) is not alive
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def sweep_stale_workdirs(root: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Remove the temporary directories of servers whose processes are all gone (killed with
+    SIGKILL before they could clean up); returns them.
+
+    Args:
+        root: where they live (default: :func:`tempfile.gettempdir`).
+    """
+    removed = []
+    for work in Path(root or tempfile.gettempdir()).glob(f"{_WORKDIR_PREFIX}*"):
+        try:
+            pids = [int(p) for p in (work / _OWNERS).read_text().split()]
+        except (OSError, ValueError):
+            continue  # not ours, or being set up
+        if pids and not any(_alive(pid) for pid in pids):
+            shutil.rmtree(work, ignore_errors=True)
+            removed.append(work)
+    return removed
+
+
 class TensorBoardServer:
     """A TensorBoard subprocess over run directories; a context manager that always stops it.
 
@@ -193,16 +266,22 @@ class TensorBoardServer:
         if self.process is not None:
             raise TensorBoardError("this server was already started")
         try:
-            self._workdir = tempfile.TemporaryDirectory(prefix="satkit-tensorboard-")
+            sweep_stale_workdirs()
+            self._workdir = tempfile.TemporaryDirectory(prefix=_WORKDIR_PREFIX,
+                                                        ignore_cleanup_errors=True)
             work = Path(self._workdir.name)
+            (work / _OWNERS).write_text(f"{os.getpid()}\n")
             logdir = self._logdir(work)
             self._log_path = work / "tensorboard.log"
             cmd = server_command(logdir, host=self.host, port=self.requested_port,
                                  reload_interval=self.reload_interval)
+            # The launcher runs `tensorboard.main` in-process, tied to this process's life.
+            cmd = [cmd[0], "-c", _CHILD, str(work), str(os.getpid()), *cmd[3:]]
             with open(self._log_path, "wb") as log:
                 # The child keeps its own copy of the log's file descriptor.
                 self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                                 stderr=subprocess.STDOUT)
+            (work / _OWNERS).write_text(f"{os.getpid()} {self.process.pid}\n")
             self._wait_ready()
         except BaseException:
             self.stop()

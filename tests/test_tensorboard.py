@@ -4,6 +4,7 @@ port, read back through its HTTP data API, and always stopped."""
 from __future__ import annotations
 
 import argparse
+import os
 import select
 import signal
 import socket
@@ -23,6 +24,7 @@ from satkit.tensorboard import (
     TensorBoardServer,
     link_tree,
     server_command,
+    sweep_stale_workdirs,
 )
 
 ALPHA2 = (0.0, 0.1)
@@ -259,3 +261,63 @@ def test_stop_kills_a_server_that_ignores_sigterm(tmp_path: Path) -> None:
          "print('ready', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     assert server.process.stdout is not None and server.process.stdout.readline() == "ready\n"
     assert server.stop(timeout=0.5) == -signal.SIGKILL
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"  # exited; a zombie until something reaps it
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc, PR_SET_PDEATHSIG")
+def test_sigkill_of_the_cli_takes_tensorboard_and_its_temp_dir_with_it(comparison: Path) -> None:
+    """SIGKILL leaves the CLI no chance to clean up: the TensorBoard child must notice its
+    parent's death itself, stop listening and remove its temporary directory."""
+    cmd = [sys.executable, "-m", "satkit", "tensorboard", str(comparison / run_name(0.1)),
+           "--port", "0", "--reload-interval", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = _read_line(proc, "TensorBoard at ", timeout=60).split()[2]
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        (child,) = _children(proc.pid)
+        argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        workdir = Path(argv[3].decode())
+        assert workdir.name.startswith("satkit-tensorboard-") and workdir.is_dir()
+    finally:
+        proc.kill()
+        proc.communicate(timeout=20)
+    deadline = time.monotonic() + 60
+    while not _gone(child):
+        assert time.monotonic() < deadline, "TensorBoard outlived its parent"
+        time.sleep(0.1)
+    assert not workdir.exists()
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_startup_sweep_removes_directories_of_dead_servers_only(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead = int(done.stdout)
+    stale, live, other = (tmp_path / f"satkit-tensorboard-{k}" for k in ("a", "b", "c"))
+    for d in (stale, live, other):
+        d.mkdir()
+    (stale / "owners").write_text(f"{dead}\n")
+    (live / "owners").write_text(f"{dead} {os.getpid()}\n")
+    assert sweep_stale_workdirs(tmp_path) == [stale]
+    assert not stale.exists() and live.exists() and other.exists()  # no owners: not touched

@@ -3,12 +3,16 @@
 Both take run directories and/or comparison directories (which expand to the runs they
 hold). The logic lives in :mod:`satkit.analysis` and :mod:`satkit.plots`; this module only
 parses arguments, writes files and maps errors to exit statuses (0 ok, 1 a run directory is
-missing or corrupt, 2 a bad argument).
+missing, corrupt or empty, or the output cannot be written, 2 a bad argument). A run stopped
+before its first flush has an empty metrics table: ``plot`` leaves it out (and says so), and
+fails with that message when no run has anything recorded.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import math
 import sys
 from pathlib import Path
 
@@ -22,24 +26,64 @@ def _fail(command: str, message: str, status: int) -> int:
     return status
 
 
+def _check_out(out: Path) -> str | None:
+    """Why ``--out`` cannot be a file to write (None when it can be tried)."""
+    if out.is_dir():
+        return f"--out {out} is a directory; give a file name"
+    if out.parent.exists() and not out.parent.is_dir():
+        return f"--out {out}: {out.parent} is not a directory"
+    return None
+
+
+def _write(command: str, out: Path, data: bytes) -> int | None:
+    """Write the output atomically; an exit status when the file system refuses it."""
+    from satkit.training.run_dir import atomic_write_bytes, describe_os_error
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out, data)
+    except OSError as exc:
+        return _fail(command, f"--out: {describe_os_error(exc, out)}", 1)
+    return None
+
+
 def _plot(args: argparse.Namespace) -> int:
     from satkit.analysis import RunError, as_runs
 
     out = Path(args.out) if args.out else Path(args.run_dirs[0]) / "figures" / "dashboard.png"
     if out.suffix.lower() not in FIGURE_SUFFIXES:
         return _fail("plot", f"--out {out}: the suffix must be one of {FIGURE_SUFFIXES}", 2)
+    if (problem := _check_out(out)) is not None:
+        return _fail("plot", problem, 2)
     try:
         runs = as_runs(args.run_dirs)
     except RunError as exc:
         return _fail("plot", str(exc), 1)
+    empty = [str(run.path) for run in runs if run.metrics.empty]
+    runs = [run for run in runs if not run.metrics.empty]
+    if not runs:
+        return _fail("plot", f"nothing recorded yet in {', '.join(empty)} (stopped before its "
+                             "first flush); no figure written", 1)
+    for name in empty:
+        print(f"satkit plot: {name} has nothing recorded yet; left out", file=sys.stderr)
     import matplotlib
 
     matplotlib.use("Agg")  # files only; never open a window from the command line
+    import matplotlib.pyplot as plt
+
     from satkit.plots import dashboard
 
-    fig = dashboard(runs, tau=args.tau)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=args.dpi)
+    try:
+        fig = dashboard(runs, tau=args.tau)
+    except RunError as exc:
+        return _fail("plot", str(exc), 1)
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, dpi=args.dpi, format=out.suffix.lower()[1:])
+    finally:
+        plt.close(fig)
+    if (status := _write("plot", out, buffer.getvalue())) is not None:
+        return status
     print(f"figure: {out} ({len(runs)} run(s))")
     return 0
 
@@ -47,18 +91,30 @@ def _plot(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from satkit.analysis import RunError, report
 
+    out = None if args.out is None else Path(args.out)
+    if out is not None and (problem := _check_out(out)) is not None:
+        return _fail("report", problem, 2)
     try:
         text = report(args.run_dirs, tau=args.tau, window=args.window, late=args.late)
     except RunError as exc:
         return _fail("report", str(exc), 1)
-    if args.out is None:
+    if out is None:
         sys.stdout.write(text)
         return 0
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    if (status := _write("report", out, text.encode("utf-8"))) is not None:
+        return status
     print(f"report: {out}")
     return 0
+
+
+def _tau(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value < 1):
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text}")
+    return value
 
 
 def _fraction(text: str) -> float:
@@ -86,7 +142,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="output file, .png/.pdf/.svg (default: "
                            "RUN_DIR/figures/dashboard.png of the first RUN_DIR)")
     plot.add_argument("--dpi", type=_positive_int, default=110, help="resolution for .png")
-    plot.add_argument("--tau", type=float, default=0.99, help="saturation threshold drawn")
+    plot.add_argument("--tau", type=_tau, default=0.99,
+                      help="saturation threshold drawn, in (0, 1)")
     plot.set_defaults(func=_plot)
 
     rep = subparsers.add_parser(
@@ -96,7 +153,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                      help="run directories or comparison directories holding them")
     rep.add_argument("--out", metavar="REPORT.md", help="output file (default: stdout)")
-    rep.add_argument("--tau", type=float, default=0.99, help="saturation threshold on p_y")
+    rep.add_argument("--tau", type=_tau, default=0.99,
+                     help="saturation threshold on p_y, in (0, 1)")
     rep.add_argument("--window", type=_positive_int, default=1,
                      help="rolling window (recorded rows) for the onset step")
     rep.add_argument("--late", type=_fraction, default=0.25,

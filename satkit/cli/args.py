@@ -12,7 +12,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from satkit.training.config import ConfigError, TrainConfig, config_from_dict
 
-__all__ = ["add_config_flags", "config_from_args"]
+__all__ = ["add_config_flags", "config_from_args", "flag_message"]
 
 
 def _flag(name: str) -> str:
@@ -49,8 +49,10 @@ def add_config_flags(parser: argparse.ArgumentParser, *, exclude: tuple[str, ...
     """
     hints = typing.get_type_hints(cls)
     defaults = cls()
+    added = tuple(f.name for f in dataclasses.fields(cls) if f.name not in exclude)
+    parser.set_defaults(config_fields=added)
     for f in dataclasses.fields(cls):
-        if f.name in exclude:
+        if f.name not in added:
             continue
         tp = _strip_optional(hints[f.name])
         default = getattr(defaults, f.name)
@@ -71,26 +73,60 @@ def add_config_flags(parser: argparse.ArgumentParser, *, exclude: tuple[str, ...
                         help="read the same fields from a TOML file; flags given override it")
 
 
+def flag_message(message: str, fields: tuple[str, ...] | None = None) -> str:
+    """Prefix a config error with the flag of the field it names (``argument --device: ...``),
+    when the message starts with a field that is one of ``fields`` (default: all)."""
+    fields = tuple(f.name for f in dataclasses.fields(TrainConfig)) if fields is None else fields
+    for name in sorted(fields, key=len, reverse=True):
+        if message.startswith((f"{name} ", f"{name}:")):
+            return f"argument {_flag(name)}: {message}"
+    return message
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"--config: {path} does not exist") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"--config: {path} is a directory, not a TOML file") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"--config: {path} is not UTF-8 text (byte {exc.start}: "
+                          f"{exc.reason}); save it as UTF-8 TOML") from exc
+    except OSError as exc:
+        raise ConfigError(f"--config: cannot read {path} ({exc.strerror or exc})") from exc
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"--config: {path} is not valid TOML ({exc})") from exc
+
+
 def config_from_args(args: argparse.Namespace, *, overrides: dict[str, Any] | None = None,
                      base: TrainConfig | None = None) -> TrainConfig:
     """Merge ``--config FILE.toml``, then the flags given, into a validated config.
 
     Raises:
-        ConfigError: an unknown key in the TOML file or an invalid value, naming it.
+        ConfigError: an unreadable or invalid TOML file, an unknown key in it, or an invalid
+            value; the message names the flag (``argument --seed: ...``) or the file
+            (``--config FILE: ...``) it came from.
     """
     values: dict[str, Any] = {}
-    if getattr(args, "config", None) is not None:
-        path: Path = args.config
-        try:
-            values.update(tomllib.loads(path.read_text(encoding="utf-8")))
-        except FileNotFoundError as exc:
-            raise ConfigError(f"--config: {path} does not exist") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"--config: {path} is not valid TOML ({exc})") from exc
+    path: Path | None = getattr(args, "config", None)
+    if path is not None:
+        values.update(_read_config_file(path))
+    from_file = set(values)
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     for name in names:
         value = getattr(args, name, None)
         if value is not None:
             values[name] = tuple(value) if isinstance(value, list) else value
+            from_file.discard(name)
     values.update(overrides or {})
-    return config_from_dict(values, base=base)
+    try:
+        return config_from_dict(values, base=base)
+    except ConfigError as exc:
+        message = str(exc)
+        for name in from_file:
+            if message.startswith((f"{name} ", f"{name}:")):
+                raise ConfigError(f"--config {path}: {message}") from exc
+        raise ConfigError(flag_message(message, getattr(args, "config_fields", None))) from exc

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from satkit.cli.args import add_config_flags, config_from_args
+from satkit.cli.args import add_config_flags, config_from_args, flag_message
 from satkit.training.config import LOSS_NAMES, ConfigError, TrainConfig
 
 __all__ = ["DEMO", "register"]
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="compare on the embedded digits data set with small, "
                                    "sensible defaults (what `make demo` runs).")
     p.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=_demo)
 
 
@@ -50,31 +50,49 @@ def _add_compare_flags(p: argparse.ArgumentParser, *, out_default: str) -> None:
                    help="skip the dashboard figure")
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, status: int = 2) -> int:
     print(f"satkit: error: {message}", file=sys.stderr)
-    return 2
+    return status
 
 
-def _guarded(fn, *args: Any, **kwargs: Any) -> Any:
-    """Run ``fn``; map config errors to status 2, an interrupt to 130, and the errors a user
-    can act on (missing data, corrupt checkpoint, non-finite loss) to 1 with their message."""
+def _guarded(args: argparse.Namespace, fn, *a: Any, **kwargs: Any) -> Any:
+    """Run ``fn``; every failure a user can meet ends in one line and an exit status: 2 for a
+    bad setting, 1 for a runtime failure (missing data, a corrupt checkpoint, a non-finite
+    loss, a disk that is full or read-only), 130 for SIGINT/SIGTERM (the state is saved)."""
+    from satkit.analysis import RunError
     from satkit.data import DataError
     from satkit.training.checkpoint import CheckpointError
     from satkit.training.interrupt import StopRequested
-    from satkit.training.run_dir import RunDirError
+    from satkit.training.run_dir import RunDirError, describe_os_error
     from satkit.training.trainer import NonFiniteError
 
     try:
-        return fn(*args, **kwargs)
+        return fn(*a, **kwargs)
     except (ConfigError, RunDirError) as exc:
-        return _fail(str(exc))
-    except (DataError, CheckpointError, NonFiniteError) as exc:
-        print(f"satkit: error: {exc}", file=sys.stderr)
-        return 1
+        return _fail(flag_message(str(exc), getattr(args, "config_fields", None)))
+    except (DataError, CheckpointError, NonFiniteError, RunError) as exc:
+        return _fail(str(exc), 1)
+    except OSError as exc:
+        return _fail(describe_os_error(exc), 1)
     except StopRequested as exc:
-        print(f"\nsatkit: {exc}; state saved. Continue with the same command plus --resume.",
+        where = f" in {exc.run_dir}" if exc.run_dir is not None else ""
+        how = (f"Continue it with the same command plus --out {exc.run_dir} --resume."
+               if getattr(args, "command", "train") == "train" else
+               f"Continue that run with `satkit train` and its settings plus --out "
+               f"{exc.run_dir} --resume.")
+        print(f"\nsatkit: {exc}; state saved{where} (summary.json: finished false). {how}",
               file=sys.stderr)
         return 130
+    except KeyboardInterrupt:
+        print("\nsatkit: interrupted before training started; nothing was saved.",
+              file=sys.stderr)
+        return 130
+
+
+def tensorboard_hint(path: Any) -> str:
+    """The line that tells how to open runs in TensorBoard."""
+    return (f"TensorBoard: {path}    open it with: satkit tensorboard {path}"
+            f"   (or: tensorboard --logdir {path} --host localhost)")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -86,7 +104,7 @@ def _train(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(str(exc))
     try:
-        result = _guarded(train, config)
+        result = _guarded(args, train, config)
     finally:
         teardown_distributed()
     if isinstance(result, int):
@@ -99,6 +117,7 @@ def _train(args: argparse.Namespace) -> int:
               f"(best {s['best_test_error']:.2f}%), saturation onset step {onset}, "
               f"{s['steps']} steps in {s['seconds']:.1f}s on {s['device']}")
         print(f"run directory: {result.run_dir}")
+        print(tensorboard_hint(result.run_dir))
     return 0
 
 
@@ -109,7 +128,7 @@ def _compare(args: argparse.Namespace, *, base: TrainConfig | None = None) -> in
         config = base if base is not None else config_from_args(args)
     except ConfigError as exc:
         return _fail(str(exc))
-    result = _guarded(compare, config, alpha2s=args.alpha2s, seeds=args.seeds,
+    result = _guarded(args, compare, config, alpha2s=args.alpha2s, seeds=args.seeds,
                       losses=args.losses, out=args.out, figure=args.figure)
     if isinstance(result, int):
         return result
@@ -117,17 +136,17 @@ def _compare(args: argparse.Namespace, *, base: TrainConfig | None = None) -> in
     if result.figure is not None:
         print(f"figure:      {result.figure}")
     print(f"table:       {result.table_md}")
-    print(f"TensorBoard: {result.out}    open it with: satkit tensorboard {result.out}"
-          f"   (or: tensorboard --logdir {result.out} --host localhost)")
+    print(tensorboard_hint(result.out))
+    if result.unfinished:
+        return _fail(f"{len(result.unfinished)} run(s) did not finish (summary.json: finished "
+                     f"false): {'; '.join(result.unfinished)}", 1)
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
     base = TrainConfig(**DEMO, quiet=args.quiet)
-    ns = argparse.Namespace(alpha2s=list(DEMO_ALPHA2), seeds=[0], losses=None, out=args.out,
-                            figure=True)
+    ns = argparse.Namespace(command="demo", alpha2s=list(DEMO_ALPHA2), seeds=[0], losses=None,
+                            out=args.out, figure=True)
     print(f"satkit demo: softmax vs Noisy Softmax (alpha2 = {', '.join(map(str, DEMO_ALPHA2))}) "
           f"on the embedded digits, {DEMO['epochs']} epochs each", flush=True)
     return _compare(ns, base=base)
-
-

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from satkit.data.cifar import CIFAR10, CIFAR100, load_cifar_arrays
 from satkit.data.digits import load_digits_arrays
-from satkit.data.download import default_data_dir
+from satkit.data.download import DataError, default_data_dir
 from satkit.data.formats import RawArrays
 from satkit.data.mnist import load_mnist_arrays
 
@@ -95,6 +95,8 @@ def _raw(
     if name == "digits":
         return load_digits_arrays(seed=seed)
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataError(f"the data directory {data_dir} is a file, not a directory")
     if name == "mnist":
         return load_mnist_arrays(data_dir, download=download)
     spec = CIFAR10 if name == "cifar10" else CIFAR100

@@ -8,9 +8,11 @@ from satkit.training.compare import Comparison, compare
 from satkit.training.config import ConfigError, TrainConfig, config_from_dict
 from satkit.training.distributed import resolve_device
 from satkit.training.interrupt import StopRequested
+from satkit.training.progress import Progress
 from satkit.training.run import RunResult, train
+from satkit.training.run_dir import RunWriteError
 from satkit.training.trainer import EpochResult, NonFiniteError, Trainer
 
-__all__ = ["Comparison", "ConfigError", "EpochResult", "NonFiniteError", "RunResult",
-           "StopRequested", "TrainConfig", "Trainer", "compare", "config_from_dict",
-           "resolve_device", "train"]
+__all__ = ["Comparison", "ConfigError", "EpochResult", "NonFiniteError", "Progress",
+           "RunResult", "RunWriteError", "StopRequested", "TrainConfig", "Trainer", "compare",
+           "config_from_dict", "resolve_device", "train"]

@@ -1,23 +1,35 @@
-"""``compare``: a run per alpha2 x seed, then a comparison table, figure and TensorBoard layout."""
+"""``compare``: a run per method x alpha2 x seed, then a comparison table and figure.
+
+Each run directory carries the TensorBoard custom-scalars layout itself (TensorBoard merges
+them), so the comparison root holds no event file and shows no run of its own.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from satkit import schema
 from satkit.training.config import ConfigError, TrainConfig
 from satkit.training.figures import save_dashboard
 from satkit.training.run import RunResult, train
-from satkit.training.run_dir import atomic_write_text, create_run_dir
+from satkit.training.run_dir import atomic_write_text, create_run_dir, run_name
+from satkit.training.trainer import NonFiniteError
 
-__all__ = ["Comparison", "compare", "grid", "run_name", "summarise"]
+__all__ = ["Comparison", "compare", "grid", "run_name", "summarise", "unfinished_runs"]
 
 
 @dataclass
 class Comparison:
-    """The outputs of :func:`compare`."""
+    """The outputs of :func:`compare`.
+
+    Attributes:
+        unfinished: runs whose ``summary.json`` is missing or says ``finished: false`` (e.g. a
+            diverging alpha2), each with what it reports of how far it got.
+    """
 
     out: Path
     runs: list[RunResult]
@@ -25,18 +37,24 @@ class Comparison:
     table_md: Path
     markdown: str
     figure: Path | None
+    unfinished: list[str] = field(default_factory=list)
 
 
-def run_name(config: TrainConfig) -> str:
-    """Directory name of one run inside a comparison.
-
-    ``alpha2=0.1_seed=0`` for Noisy Softmax (prefixed by the noise family unless annealed),
-    ``label-smoothing_seed=0`` for the other methods.
-    """
-    if config.loss != "noisy":
-        return f"{config.loss}_seed={config.seed}"
-    name = f"alpha2={config.alpha2:g}_seed={config.seed}"
-    return name if config.noise == "annealed" else f"{config.noise}_{name}"
+def unfinished_runs(run_dirs: Sequence[Path]) -> list[str]:
+    """``"NAME (...)"`` for each run that did not finish: no ``summary.json`` (killed, or still
+    running) or one that says ``finished: false`` (stopped early)."""
+    out = []
+    for run_dir in run_dirs:
+        path = Path(run_dir) / schema.SUMMARY
+        try:
+            summary = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            out.append(f"{Path(run_dir).name} (no summary.json)")
+            continue
+        if summary.get("finished") is not True:
+            out.append(f"{Path(run_dir).name} (stopped after {summary.get('epochs')}/"
+                       f"{summary.get('epochs_planned')} epochs, {summary.get('steps')} steps)")
+    return out
 
 
 def grid(base: TrainConfig, *, alpha2s: Sequence[float] | None = None,
@@ -53,12 +71,13 @@ def grid(base: TrainConfig, *, alpha2s: Sequence[float] | None = None,
             raise ConfigError(f"compare needs at least one value of {name}")
         if len(set(values)) != len(values):
             raise ConfigError(f"compare: {name} values must not repeat, got {list(values)}")
-    configs = []
+    configs: dict[str, TrainConfig] = {}
     for seed in seeds:
         for loss in losses:
             for a in alpha2s if loss == "noisy" else [base.alpha2]:
-                configs.append(base.replace(loss=loss, alpha2=a, seed=int(seed)))
-    return configs
+                config = base.replace(loss=loss, alpha2=a, seed=int(seed))
+                configs.setdefault(run_name(config), config)  # softmax = noisy at alpha2 0
+    return list(configs.values())
 
 
 def compare(base: TrainConfig, *, alpha2s: Sequence[float] | None = None,
@@ -71,21 +90,32 @@ def compare(base: TrainConfig, *, alpha2s: Sequence[float] | None = None,
     with Noisy Softmax at two noise levels.
 
     Writes ``out/comparison.csv`` (one row per run), ``out/comparison.md`` (per alpha2: mean
-    and 95% interval over seeds), ``out/figures/dashboard.png`` and a TensorBoard
-    custom-scalars layout that overlays the runs. A new comparison never overwrites an
-    existing directory (a suffix is added).
+    and 95% interval over seeds) and ``out/figures/dashboard.png``; ``tensorboard --logdir out``
+    overlays the runs. A new comparison never overwrites an existing directory (a suffix is
+    added). A run whose loss becomes non-finite is kept (its tables up to there, and
+    ``summary.json`` with ``finished: false``), listed in ``Comparison.unfinished``, and the
+    other runs go on.
 
     Raises:
         ConfigError: empty or repeated alpha2/seed/loss lists.
+        StopRequested: SIGINT/SIGTERM; ``exc.run_dir`` is the run that was saved.
     """
     configs = grid(base, alpha2s=alpha2s, seeds=seeds, losses=losses)
     out_dir = create_run_dir(out)
-    runs = [train(c.replace(out=str(out_dir / run_name(c)), resume=False)) for c in configs]
+    runs = []
+    for k, config in enumerate(configs, start=1):
+        run_dir = out_dir / run_name(config)
+        try:
+            runs.append(train(config.replace(out=str(run_dir), resume=False),
+                              position=(k, len(configs))))
+        except NonFiniteError:
+            runs.append(RunResult(run_dir, {}))
     return summarise(out_dir, runs, figure=figure)
 
 
 def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True) -> Comparison:
-    """Write the comparison table, figure and TensorBoard layout for finished runs.
+    """Write the comparison table and figure for the runs (``unfinished`` lists those that
+    stopped early).
 
     When the runs compare softmax regularisers (not only softmax / Noisy Softmax alpha2
     settings), the ranking of :func:`satkit.analysis.rank_methods` is what ``markdown``
@@ -102,8 +132,6 @@ def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True) -> C
         run_table,
         seed_summary,
     )
-    from satkit.sinks.tensorboard import write_comparison_layout
-
     loaded = [load_run(r.run_dir) for r in runs]
     per_run = run_table(loaded)
     per_run.to_csv(out_dir / "comparison.csv", index=False)
@@ -120,9 +148,8 @@ def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True) -> C
     atomic_write_text(out_dir / "comparison.md",
                       f"{short}\n\n{ranking}"
                       f"Per figure, mean and 95% t-interval over seeds:\n\n{detail}\n")
-    write_comparison_layout(out_dir, [r.run_dir.name for r in runs])
     fig_path = None
     if figure:
-        fig_path = save_dashboard(loaded, out_dir / "figures" / "dashboard.png")
+        fig_path = save_dashboard(loaded, out_dir / schema.DASHBOARD)
     return Comparison(out_dir, runs, out_dir / "comparison.csv", out_dir / "comparison.md",
-                      text, fig_path)
+                      text, fig_path, unfinished_runs([r.run_dir for r in runs]))

@@ -15,11 +15,14 @@ from satkit.methods import DEFAULT_ALPHA2, METHOD_NAMES, METHODS, NOISE_FAMILIES
 from satkit.schema import DEFAULT_THRESHOLDS
 from satkit.validation import check_bool, check_choice, check_int, check_real, check_reals
 
-__all__ = ["DATASETS", "LOSS_NAMES", "ConfigError", "TrainConfig", "config_from_dict"]
+__all__ = ["DATASETS", "LOSS_NAMES", "MAX_SEED", "ConfigError", "TrainConfig",
+           "config_from_dict"]
 
 DATASETS: tuple[str, ...] = ("digits", "mnist", "cifar10", "cifar100")
 #: The CLI's ``--loss`` choices: the methods of :data:`satkit.methods.METHODS`.
 LOSS_NAMES: tuple[str, ...] = METHOD_NAMES
+#: The largest ``seed`` / ``split_seed`` (what every random generator in the stack accepts).
+MAX_SEED = 2**32 - 1
 
 
 def _default(method: str, setting: str) -> Any:
@@ -39,8 +42,9 @@ class TrainConfig:
     (default) or one of the regularisers it is compared with; each reads only its own
     settings (``epsilon``, ``beta``, ``disturb_alpha``, ``gamma``, ``temperature``,
     ``scale``/``margin``). The learning rate is divided by ``lr_gamma``'s
-    inverse at each fraction of the total epochs in ``lr_milestones`` (the paper's "lr 0.1
-    divided by 10 at fixed steps", PAPER.md section 6).
+    inverse at each fraction of the total epochs in ``lr_milestones`` (the "lr 0.1 divided by
+    10 at fixed steps" of the L-Softmax setup that Noisy Softmax, arXiv 1708.03769, compares
+    against).
     """
 
     dataset: Literal["digits", "mnist", "cifar10", "cifar100"] = "digits"
@@ -75,11 +79,13 @@ class TrainConfig:
     lr_milestones: tuple[float, ...] = (0.5, 0.75)
     lr_gamma: float = 0.1
     augment: bool = False
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: str = "auto"
+    """auto (CUDA when present, else the CPU) or a torch device: cpu, cuda, cuda:1, mps."""
     amp: bool = True
     """bf16 autocast on CUDA (the loss stays float32); ignored on CPU."""
     compile: bool = False
     seed: int = 0
+    """Training seed, in [0, 2**32 - 1]."""
     split_seed: int = 0
     """Seed of the digits train/test split, kept apart from ``seed`` so seeds share a test set."""
     data_dir: str | None = None
@@ -100,11 +106,11 @@ class TrainConfig:
         check_choice("loss", self.loss, LOSS_NAMES, **err)
         check_choice("noise", self.noise, NOISE_FAMILIES, **err)
         check_choice("xi_per", self.xi_per, ("sample", "batch"), **err)
-        check_choice("device", self.device, ("auto", "cpu", "cuda"), **err)
+        _check_device(self.device)
         for name in ("epochs", "batch_size", "every", "flush_every", "histogram_every"):
             check_int(name, getattr(self, name), minimum=1, **err)
-        check_int("seed", self.seed, minimum=0, **err)
-        check_int("split_seed", self.split_seed, minimum=0, **err)
+        check_int("seed", self.seed, minimum=0, maximum=MAX_SEED, **err)
+        check_int("split_seed", self.split_seed, minimum=0, maximum=MAX_SEED, **err)
         check_real("alpha2", self.alpha2, lo=0.0, **err)
         for setting in _all_settings(self.loss):
             value = getattr(self, setting.field)
@@ -192,6 +198,22 @@ def config_from_dict(values: dict[str, Any], *, base: TrainConfig | None = None)
         return TrainConfig(**merged)
     except TypeError as exc:  # e.g. a wrong type caught by the dataclass itself
         raise ConfigError(str(exc)) from exc
+
+
+def _check_device(value: object) -> None:
+    """"auto" or a string ``torch.device`` parses; availability is checked when a run starts
+    (:func:`satkit.training.distributed.resolve_device`)."""
+    import torch  # lazy: a config can be built and validated without the training stack
+
+    what = "'auto' or a torch device such as cpu, cuda, cuda:1, mps"
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"device must be {what}; got {value!r}")
+    if value == "auto":
+        return
+    try:
+        torch.device(value)
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigError(f"device must be {what}; got {value!r}") from exc
 
 
 def _settings(loss: str) -> tuple[methods.Setting, ...]:

@@ -27,18 +27,43 @@ class DistContext:
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """"auto" -> the local CUDA device when one is present, else the CPU.
+    """The device a run trains on: "auto" is the local CUDA device when one is present, else the
+    CPU; "cuda" is the local rank's GPU; any other torch device string (``cuda:1``, ``mps``,
+    ``cpu``) is taken as it is, once it is known to be available.
 
     Raises:
-        ValueError: "cuda" was asked for but CUDA is not available.
+        ValueError: the name does not parse, or the device is not available here; the message
+            starts with "device" and says what to use instead.
     """
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(f"device {name!r} is not a torch device (e.g. cpu, cuda, cuda:1, "
+                         "mps)") from exc
+    if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError("device='cuda' but CUDA is not available; use --device cpu or auto")
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    return torch.device(name)
+            raise ValueError(f"device {name!r} is not available: this machine has no usable CUDA "
+                             "device; use --device cpu or auto")
+        count = torch.cuda.device_count()
+        if dev.index is None:
+            return torch.device("cuda", local_rank % count)
+        if dev.index >= count:
+            raise ValueError(f"device {name!r} is not available: this machine has {count} CUDA "
+                             f"device(s), cuda:0 to cuda:{count - 1}")
+        return dev
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {name!r} is not available: MPS needs Apple silicon and a "
+                         "PyTorch built with it; use --device cpu or auto")
+    if dev.type == "meta":
+        raise ValueError("device 'meta' holds no data and cannot train; use cpu or cuda")
+    if dev.type != "cpu":
+        try:
+            torch.empty(1, device=dev)
+        except (RuntimeError, AssertionError) as exc:
+            raise ValueError(f"device {name!r} is not available ({exc})") from exc
+    return dev
 
 
 def setup_distributed(device: str) -> DistContext:

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
 from types import FrameType, TracebackType
 
 __all__ = ["StopRequested", "GracefulStop"]
 
 
 class StopRequested(Exception):
-    """Raised by the trainer after it saved its state, when a stop signal arrived."""
+    """Raised by the trainer after it saved its state, when a stop signal arrived.
 
-    def __init__(self, signum: int) -> None:
+    Attributes:
+        signum: the signal.
+        run_dir: the run directory holding the saved state (set by
+            :func:`satkit.training.train`; None from a bare :class:`Trainer`).
+    """
+
+    def __init__(self, signum: int, run_dir: Path | None = None) -> None:
         super().__init__(f"stopped by {signal.Signals(signum).name}")
         self.signum = signum
+        self.run_dir = run_dir
 
 
 class GracefulStop:

@@ -1,6 +1,15 @@
-"""``train(config)``: build data, model, optimizer, recorder and sinks, run, write the run dir.
+"""``train(config)``: compose one run, claim its directory, train, and write what it did.
 
-This module only composes; the loop is :class:`satkit.training.trainer.Trainer`.
+Order, so that a refused run leaves nothing behind and a failed one loses nothing:
+
+1. check the config and the device (:class:`ConfigError`), load the data and build the parts
+   (:mod:`satkit.training.compose`); nothing is written yet;
+2. claim the run directory atomically (:func:`satkit.training.run_dir.create_run_dir`) and
+   write ``config.json``;
+3. train (:class:`satkit.training.trainer.Trainer`); the recorder flushes its rows durably;
+4. whatever way training ended (finished, SIGINT/SIGTERM, a non-finite loss, a failing disk),
+   read the run back from its directory and write ``summary.json`` from its whole tables, with
+   ``finished`` saying whether every epoch ran; then the TensorBoard hparams of a finished run.
 """
 
 from __future__ import annotations
@@ -8,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,13 +27,27 @@ import torch.distributed as dist
 
 from satkit import schema
 from satkit._version import __version__
-from satkit.training.checkpoint import load_checkpoint, save_checkpoint
+from satkit.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from satkit.training.compose import Recording, RunParts, build_parts, build_recording, check_config
 from satkit.training.config import ConfigError, TrainConfig
 from satkit.training.distributed import DistContext, setup_distributed
-from satkit.training.run_dir import CHECKPOINT, atomic_write_text, create_run_dir, write_json
-from satkit.training.trainer import EpochResult, Trainer
+from satkit.training.faults import pause_from_env
+from satkit.training.interrupt import StopRequested
+from satkit.training.progress import Progress
+from satkit.training.run_dir import (
+    RunWriteError,
+    atomic_write_text,
+    create_run_dir,
+    default_run_dir,
+    describe_os_error,
+    release_run_dir,
+    sweep_temporary,
+    write_json,
+)
+from satkit.training.summary import hparams, hparams_metrics, run_summary
+from satkit.training.trainer import STATE_KEYS, EpochResult, Trainer
 
-__all__ = ["RunResult", "default_run_dir", "train"]
+__all__ = ["RunResult", "default_run_dir", "run_label", "train"]
 
 #: Config fields that must match between a checkpoint and ``--resume``.
 _RESUME_KEYS = ("dataset", "model", "loss", "alpha2", "noise", "xi_per", "epochs", "batch_size",
@@ -32,20 +56,27 @@ _RESUME_KEYS = ("dataset", "model", "loss", "alpha2", "noise", "xi_per", "epochs
 
 @dataclass
 class RunResult:
-    """What a finished run returns: its directory and its summary (also ``summary.json``)."""
+    """What a run returns: its directory and its summary (also ``summary.json``)."""
 
     run_dir: Path
     summary: dict[str, Any]
 
 
-def default_run_dir(config: TrainConfig) -> Path:
-    return Path("runs") / f"{config.dataset}_alpha2={config.alpha2:g}_seed={config.seed}"
+def run_label(config: TrainConfig, position: tuple[int, int] | None = None) -> str:
+    """How the progress display names a run: the method as applied, alpha2, seed, and its
+    position in a comparison.
 
-
-def _resolve(config: TrainConfig) -> TrainConfig:
-    from satkit.models import default_preset
-
-    return config if config.model else config.replace(model=default_preset(config.dataset))
+    Example:
+        >>> run_label(TrainConfig(alpha2=0.1), (2, 3)), run_label(TrainConfig(alpha2=0))
+        ('[2/3] noisy alpha2=0.1 seed=0', 'softmax seed=0')
+    """
+    name = config.method
+    if config.method == "noisy":
+        name += f" alpha2={config.effective_alpha2:g}"
+        if config.effective_noise != "annealed":
+            name += f" noise={config.effective_noise}"
+    name += f" seed={config.seed}"
+    return name if position is None else f"[{position[0]}/{position[1]}] {name}"
 
 
 def _share_path(path: Path | None, ctx: DistContext) -> Path:
@@ -60,164 +91,202 @@ def _share_path(path: Path | None, ctx: DistContext) -> Path:
 
 def _write_epochs(path: Path, history: list[EpochResult]) -> None:
     buf = io.StringIO()
-    fields = list(EpochResult.__dataclass_fields__)
-    writer = csv.DictWriter(buf, fieldnames=fields)
+    writer = csv.DictWriter(buf, fieldnames=list(EpochResult.__dataclass_fields__))
     writer.writeheader()
     for row in history:
         writer.writerow(asdict(row))
     atomic_write_text(path, buf.getvalue())
 
 
-def _build(config: TrainConfig, ctx: DistContext, run_dir: Path):
-    """Data, model, optimizer, schedule, sinks and recorder for ``config``."""
-    from satkit.data import DeviceLoader, cifar_augment, load_dataset
-    from satkit.heads import make_head_and_loss
-    from satkit.hooks import SaturationRecorder
-    from satkit.models import build_model
-    from satkit.sinks import TableSink, TensorBoardSink
-
-    data = load_dataset(config.dataset, data_dir=config.data_dir, device=ctx.device,
-                        seed=config.split_seed)
-    made: dict[str, Any] = {}
-
-    def head(in_features: int, num_classes: int) -> torch.nn.Module:
-        made["head"], made["loss_fn"] = make_head_and_loss(
-            config.loss, in_features, num_classes, **config.head_options())
-        return made["head"]
-
-    model = build_model(config.model, num_classes=data.num_classes,
-                        in_channels=data.in_channels, head=head).to(ctx.device)
-    loss_fn = made["loss_fn"].to(ctx.device)
-    if ctx.device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
-    milestones = sorted({max(1, round(f * config.epochs)) for f in config.lr_milestones})
-    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, config.lr_gamma)
-    augment = cifar_augment if config.augment else None
-    train_loader = DeviceLoader(data.train_x, data.train_y, batch_size=config.batch_size,
-                                shuffle=True, seed=config.seed, augment=augment,
-                                rank=ctx.rank, world_size=ctx.world_size)
-    test_loader = DeviceLoader(data.test_x, data.test_y, batch_size=max(config.batch_size, 512),
-                               shuffle=False, rank=ctx.rank, world_size=ctx.world_size)
-    sinks = []
-    table = None
-    if ctx.is_main:
-        table = TableSink(run_dir / schema.METRICS, resume=config.resume)
-        sinks = [table, TensorBoardSink(run_dir, histogram_every=config.histogram_every)]
-    recorder = SaturationRecorder(
-        model.head, thresholds=config.thresholds, num_samples=data.train_x.shape[0],
-        every=config.every, flush_every=config.flush_every, sinks=sinks,
-        histogram_every=config.histogram_every)
-    return (data, model, loss_fn, optimizer, schedule, train_loader, test_loader, recorder,
-            table, sinks)
+def _config_record(config: TrainConfig, parts: RunParts, ctx: DistContext,
+                   run_dir: Path) -> dict[str, Any]:
+    """``config.json``: the resolved config, the method as applied, versions, device, sizes."""
+    return {**config.to_dict(), "method": config.method,
+            "effective_alpha2": config.effective_alpha2,
+            "effective_noise": config.effective_noise, "out": str(run_dir),
+            "satkit_version": __version__, "torch_version": torch.__version__,
+            "device": str(ctx.device), "world_size": ctx.world_size,
+            "train_size": int(parts.data.train_x.shape[0]),
+            "test_size": int(parts.data.test_x.shape[0]), "num_classes": parts.data.num_classes}
 
 
-def _summary(config: TrainConfig, trainer: Trainer, metrics, device: torch.device) -> dict:
-    from satkit.analysis import onset_step
-
-    errors = [r.test_error for r in trainer.history]
-    return {
-        "dataset": config.dataset, "model": config.model, "loss": config.method,
-        "alpha2": config.effective_alpha2,
-        "noise": config.noise if config.effective_alpha2 > 0 else "none", "seed": config.seed,
-        "epochs": len(trainer.history), "steps": trainer.step,
-        "test_error": errors[-1] if errors else None,
-        "best_test_error": min(errors) if errors else None,
-        "train_error": trainer.history[-1].train_error if trainer.history else None,
-        "onset_step": onset_step(metrics, tau=config.thresholds[-1]),
-        "seconds": round(trainer.seconds, 3), "device": str(device),
-        "seconds_per_step": trainer.seconds / max(trainer.step, 1),
-        "satkit_version": __version__,
-    }
+def _resume_state(config: TrainConfig, run_dir: Path) -> dict[str, Any]:
+    state = load_checkpoint(run_dir / schema.CHECKPOINT, required=(*STATE_KEYS, "config"))
+    saved = state["config"]
+    changed = [k for k in _RESUME_KEYS if saved.get(k) != config.to_dict().get(k)]
+    if changed:
+        raise ConfigError(f"--resume: {', '.join(changed)} differ(s) from the checkpoint's "
+                          f"config in {run_dir}")
+    return state
 
 
-def _write_hparams(sinks: list[Any], config: TrainConfig, summary: dict[str, Any]) -> None:
-    hparams = {k: v for k, v in config.to_dict().items()
-               if isinstance(v, (int, float, str, bool)) and k not in ("out", "data_dir", "quiet")}
-    onset = summary["onset_step"]
-    metrics = {"test_error": summary["test_error"], "onset_step": -1 if onset is None else onset}
-    for sink in sinks:
-        if hasattr(sink, "write_hparams"):
-            sink.write_hparams(hparams, metrics)
+def _trainer(config: TrainConfig, parts: RunParts, ctx: DistContext, run_dir: Path,
+             recording: Recording, progress: Progress) -> Trainer:
+    net = parts.model
+    if ctx.distributed:
+        net = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    if config.compile:
+        net = torch.compile(net)
+    pause = pause_from_env()
+    saved = 0
+
+    def on_epoch(result: EpochResult) -> None:
+        if ctx.is_main:
+            _write_epochs(run_dir / schema.EPOCHS, trainer.history)
+            recording.tensorboard.write_scalars(
+                max(result.step - 1, 0), {k: getattr(result, k) for k in (
+                    "train_loss", "train_error", "test_loss", "test_error", "lr")},
+                group="epoch")
+
+    def on_checkpoint(state: dict[str, Any]) -> None:
+        nonlocal saved
+        saved += 1
+        if ctx.is_main:
+            n = saved
+            midway = None if pause is None else (lambda _tmp: pause.at("checkpoint", n))
+            save_checkpoint(run_dir / schema.CHECKPOINT, {**state, "config": config.to_dict()},
+                            midway=midway)
+
+    trainer = Trainer(net, parts.optimizer, parts.train_loader, test_data=parts.test_loader,
+                      epochs=config.epochs, schedule=parts.schedule,
+                      recorder=recording.recorder, loss_fn=parts.loss_fn, device=ctx.device,
+                      amp=config.amp and ctx.device.type == "cuda", progress=progress,
+                      on_epoch=on_epoch, on_checkpoint=on_checkpoint)
+    return trainer
 
 
-def train(config: TrainConfig) -> RunResult:
+def _restore(trainer: Trainer, state: dict[str, Any], recording: Recording,
+             run_dir: Path) -> None:
+    """Load the checkpoint into the loop; cut the tables back to it."""
+    try:
+        trainer.load_state_dict(state)
+    except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"checkpoint {run_dir / schema.CHECKPOINT} does not fit this run "
+                              f"({exc}); delete it to start the run afresh") from exc
+    if recording.table is not None:
+        recording.table.truncate_after(trainer.step - 1)
+        _write_epochs(run_dir / schema.EPOCHS, trainer.history)  # epochs past it are redone
+
+
+def _finish(config: TrainConfig, trainer: Trainer, recording: Recording, ctx: DistContext,
+            run_dir: Path, started: float, error: BaseException | None) -> dict[str, Any]:
+    """Write summary.json (and a finished run's hparams) from the run read back from disk."""
+    from satkit.analysis import load_run
+
+    finished = error is None and trainer.epoch >= config.epochs
+    try:
+        summary = run_summary(config, load_run(run_dir), steps=trainer.step,
+                              seconds=trainer.seconds, device=ctx.device, finished=finished,
+                              wall_seconds=time.perf_counter() - started)
+        write_json(run_dir / schema.SUMMARY, summary)
+        if finished and recording.tensorboard is not None:
+            recording.tensorboard.write_hparams(hparams(config, ctx.device),
+                                                hparams_metrics(summary),
+                                                step=max(trainer.step - 1, 0))
+    except Exception as exc:
+        if error is None:
+            raise
+        error.add_note(f"{run_dir / schema.SUMMARY} could not be written: {exc}")
+        return {}
+    finally:
+        if recording.tensorboard is not None:
+            recording.tensorboard.close()
+    return summary
+
+
+def train(config: TrainConfig, *, position: tuple[int, int] | None = None) -> RunResult:
     """Train one run as ``config`` says and write its run directory.
 
     Under ``torchrun`` the model is wrapped in DistributedDataParallel, the data is sharded by
     rank, the recorder merges the ranks' statistics and only rank 0 writes.
 
+    Args:
+        config: the run.
+        position: ``(k, n)``: the run is the k-th of n (shown by the progress display).
+
+    Returns:
+        The run directory and the summary written to its ``summary.json``.
+
     Raises:
-        ConfigError: an inconsistent config (e.g. ``--resume`` with different settings).
-        StopRequested: SIGINT/SIGTERM; the state was saved, ``--resume`` continues.
-        NonFiniteError: the loss became NaN/Inf.
+        ConfigError: a bad or inconsistent setting, refused before anything is written (an
+            unknown model, a device that is not available, ``--resume`` with other settings).
+        DataError: the data set is missing or corrupt (nothing is written).
+        CheckpointError: ``--resume`` from a corrupt or incomplete checkpoint.
+        StopRequested: SIGINT/SIGTERM; the state was saved, ``summary.json`` says
+            ``finished: false``; ``--resume`` continues in ``exc.run_dir``.
+        NonFiniteError: the loss, or the features, became NaN/Inf (``finished: false``).
+        RunWriteError: the run directory could not be written (read-only, disk full); its
+            message names the problem and the path. What was flushed before stays readable.
     """
-    ctx = setup_distributed(config.device)
-    config = _resolve(config)
-    torch.manual_seed(config.seed * 1000 + ctx.rank)
-    run_dir = None
-    if ctx.is_main:
-        run_dir = create_run_dir(config.out or default_run_dir(config), resume=config.resume)
-    run_dir = _share_path(run_dir, ctx)
-    checkpoint_path = run_dir / CHECKPOINT
-    state = None
-    if config.resume:
-        state = load_checkpoint(checkpoint_path)
-        saved = state["config"]
-        changed = [k for k in _RESUME_KEYS if saved.get(k) != config.to_dict().get(k)]
-        if changed:
-            raise ConfigError(f"--resume: {', '.join(changed)} differ(s) from the checkpoint's "
-                              f"config in {run_dir}")
-    (data, model, loss_fn, optimizer, schedule, train_loader, test_loader, recorder, table,
-     sinks) = _build(config, ctx, run_dir)
-    if ctx.is_main:
-        (run_dir / "figures").mkdir(exist_ok=True)
-        write_json(run_dir / schema.CONFIG, {
-            **config.to_dict(), "method": config.method,
-            "effective_alpha2": config.effective_alpha2, "out": str(run_dir),
-            "satkit_version": __version__,
-            "torch_version": torch.__version__, "device": str(ctx.device),
-            "world_size": ctx.world_size, "train_size": int(data.train_x.shape[0]),
-            "test_size": int(data.test_x.shape[0]), "num_classes": data.num_classes})
-    net = model
-    if ctx.distributed:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
-    if config.compile:
-        net = torch.compile(net)
-
-    def on_epoch(_: EpochResult) -> None:
-        if ctx.is_main:
-            _write_epochs(run_dir / schema.EPOCHS, trainer.history)
-
-    def on_checkpoint(st: dict[str, Any]) -> None:
-        if ctx.is_main:
-            save_checkpoint(checkpoint_path, {**st, "config": config.to_dict()})
-
-    trainer = Trainer(net, optimizer, train_loader, test_data=test_loader, epochs=config.epochs,
-                      schedule=schedule, recorder=recorder, loss_fn=loss_fn, device=ctx.device,
-                      amp=config.amp and ctx.device.type == "cuda",
-                      progress=not config.quiet and ctx.is_main,
-                      on_epoch=on_epoch, on_checkpoint=on_checkpoint)
-    if state is not None:
-        trainer.load_state_dict(state)
-        if table is not None:
-            table.truncate_after(trainer.step - 1)
     started = time.perf_counter()
-    summary: dict[str, Any] = {}
-    with recorder:  # closes (flushes) the recorder and its sinks even when training raises
-        trainer.fit()
-        if ctx.is_main:
-            summary = _summary(config, trainer, recorder.metrics(), ctx.device)
-            summary["wall_seconds"] = round(time.perf_counter() - started, 3)
-            write_json(run_dir / schema.SUMMARY, summary)
-            _write_hparams(sinks, config, summary)
-    if ctx.is_main and config.figures:
-        from satkit.analysis import load_run
-        from satkit.training.figures import save_dashboard
+    try:
+        ctx = setup_distributed(config.device)
+    except ValueError as exc:  # a device that is not available here
+        raise ConfigError(str(exc)) from exc
+    config = check_config(config)
+    torch.manual_seed(config.seed * 1000 + ctx.rank)
+    parts = build_parts(config, ctx)
+    run_dir = _share_path(create_run_dir(config.out or default_run_dir(config),
+                                         resume=config.resume) if ctx.is_main else None, ctx)
+    try:
+        return _train_in(run_dir, config, parts, ctx, position, started)
+    except OSError as exc:
+        if isinstance(exc, RunWriteError):
+            raise
+        raise RunWriteError(describe_os_error(exc, run_dir), exc.errno) from exc
 
-        save_dashboard([load_run(run_dir)], run_dir / "figures" / "dashboard.png")
+
+def _train_in(run_dir: Path, config: TrainConfig, parts: RunParts, ctx: DistContext,
+              position: tuple[int, int] | None, started: float) -> RunResult:
+    state = _resume_state(config, run_dir) if config.resume else None
+    if ctx.is_main:
+        try:
+            if state is not None:
+                sweep_temporary(run_dir)  # what writers killed mid-write left
+                (run_dir / schema.SUMMARY).unlink(missing_ok=True)  # it no longer says the truth
+            write_json(run_dir / schema.CONFIG, _config_record(config, parts, ctx, run_dir))
+            (run_dir / schema.FIGURES).mkdir(exist_ok=True)
+        except BaseException:
+            if state is None:
+                release_run_dir(run_dir)
+            raise
+    progress = Progress(run_label(config, position), enabled=not config.quiet and ctx.is_main)
+    recording = build_recording(config, parts, ctx, run_dir, progress)
+    trainer = _trainer(config, parts, ctx, run_dir, recording, progress)
+    if state is not None:
+        try:
+            _restore(trainer, state, recording, run_dir)
+        except BaseException:
+            recording.recorder.close()
+            if recording.tensorboard is not None:
+                recording.tensorboard.close()
+            raise
+    error: Exception | None = None
+    try:
+        with recording.recorder:  # closes (flushes) the recorder and its sinks, also on errors
+            trainer.fit()
+    except Exception as exc:  # the run stopped early: its summary says how far it got
+        error = exc
+    summary = _finish(config, trainer, recording, ctx, run_dir, started, error) \
+        if ctx.is_main else {}
+    if isinstance(error, StopRequested):
+        error.run_dir = run_dir
+    if error is not None:
+        raise error
+    if ctx.is_main and config.figures:
+        _save_figures(run_dir)
     if ctx.distributed:
         dist.barrier()  # every rank leaves together, after rank 0 wrote the run directory
     return RunResult(run_dir=run_dir, summary=summary)
+
+
+def _save_figures(run_dir: Path) -> None:
+    from satkit.analysis import load_run
+    from satkit.training.figures import save_dashboard
+
+    path = run_dir / schema.DASHBOARD
+    try:
+        save_dashboard([load_run(run_dir)], path)
+    except Exception as exc:  # a figure is not worth failing a finished run for
+        warnings.warn(f"{path} was not saved: {exc}", stacklevel=3)

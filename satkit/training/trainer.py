@@ -1,8 +1,9 @@
 """The training loop, composed by injection: model, optimizer, schedule, data, recorder.
 
 One step is forward -> loss -> backward -> ``recorder.step`` -> ``optimizer.step``. Nothing in
-a step reads a tensor on the host: the loss for the progress bar and the non-finite check are
-read only at the recorder's flush interval (``sync_every``) and at the end of an epoch.
+a step reads a tensor on the host (nor copies one to the device): the running loss and error for
+the progress display and the non-finite check are read only at the recorder's flush interval
+(``sync_every``) and at the end of an epoch; sample counts are known on the host.
 """
 
 from __future__ import annotations
@@ -18,14 +19,26 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from satkit.training.faults import pause_from_env
 from satkit.training.interrupt import GracefulStop, StopRequested
+from satkit.training.progress import Progress
 from satkit.validation import check_int
 
-__all__ = ["EpochResult", "NonFiniteError", "Trainer"]
+__all__ = ["STATE_KEYS", "EpochResult", "NonFiniteError", "Trainer"]
+
+#: The keys of :meth:`Trainer.state_dict` (``rng_cuda`` too on CUDA).
+STATE_KEYS = ("model", "optimizer", "schedule", "recorder", "step", "epoch", "batch_in_epoch",
+              "sums", "n", "seconds", "history", "rng_cpu")
 
 
 class NonFiniteError(FloatingPointError):
-    """The training loss became NaN or Inf; the message names the first bad step."""
+    """The training loss (or the features or outputs of the model) became NaN or Inf; the
+    message names the first bad step and ends with what to change."""
+
+
+def _is_nonfinite_input(exc: ValueError) -> bool:
+    """A head's own check refused NaN/Inf features (satkit's heads say "NaN or Inf")."""
+    return "NaN or Inf" in str(exc)
 
 
 @dataclass
@@ -74,7 +87,10 @@ class Trainer:
         device: where batches are moved; default: the model's parameters' device.
         amp: bf16 autocast for the model (CUDA); the loss stays float32.
         sync_every: steps between the loop's host reads (default: the recorder's flush_every).
-        progress: show a tqdm bar.
+        progress: True for a :class:`~satkit.training.progress.Progress` display on stderr
+            (a bar on a terminal, plain lines otherwise), False for none, or your own
+            ``Progress`` (labelled; add its ``tap`` to the recorder's sinks to show the
+            saturated fraction).
         on_epoch: called with each :class:`EpochResult`.
         on_checkpoint: called with the state dict whenever a checkpoint should be saved.
     """
@@ -93,7 +109,7 @@ class Trainer:
         device: torch.device | str | None = None,
         amp: bool = False,
         sync_every: int | None = None,
-        progress: bool = True,
+        progress: bool | Progress = True,
         on_epoch: Callable[[EpochResult], None] | None = None,
         on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
@@ -105,7 +121,8 @@ class Trainer:
             device = next(model.parameters()).device
         self.device = torch.device(device)
         self.sync_every = sync_every or getattr(recorder, "flush_every", 100)
-        self.progress, self.on_epoch, self.on_checkpoint = progress, on_epoch, on_checkpoint
+        self.progress = progress if isinstance(progress, Progress) else Progress(enabled=progress)
+        self.on_epoch, self.on_checkpoint = on_epoch, on_checkpoint
         self._takes_target = _accepts_target(model)
         # Loop position and per-epoch sums; all part of the checkpoint.
         self.step = 0
@@ -113,8 +130,11 @@ class Trainer:
         self.batch_in_epoch = 0
         self.history: list[EpochResult] = []
         self.seconds = 0.0
-        self._sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss, errors, n
+        self.checkpoint_step: int | None = None  # the step of the last on_checkpoint call
+        self._sums = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss*n, errors
+        self._n = 0  # samples of the epoch so far; known on the host, never copied over
         self._first_bad = torch.full((), -1, dtype=torch.int64, device=self.device)
+        self._pause = None
 
     # -- one step ---------------------------------------------------------------------------
     def _forward(self, x: Tensor, y: Tensor | None) -> Tensor:
@@ -125,7 +145,12 @@ class Trainer:
         """One optimisation step; returns the detached loss (no host sync)."""
         x = x.to(self.device, non_blocking=True)
         y = y.to(self.device, non_blocking=True)
-        logits = self._forward(x, y)
+        try:
+            logits = self._forward(x, y)
+        except ValueError as exc:
+            if not _is_nonfinite_input(exc):
+                raise
+            raise self._nonfinite("features reaching the head") from exc
         loss = self.loss_fn(logits.float(), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -136,20 +161,28 @@ class Trainer:
         self.optimizer.step()
         n = y.shape[0]
         errors = (logits.detach().argmax(1) != y).sum()
-        self._sums += torch.stack([loss.double() * n, errors.double(), loss.new_tensor(n).double()])
+        self._sums += torch.stack([loss.double() * n, errors.double()])
+        self._n += n
         bad = ~torch.isfinite(loss)
         self._first_bad = torch.where(bad & (self._first_bad < 0), self.step, self._first_bad)
         return loss
 
     def _check_finite(self) -> None:
-        first_bad = int(self._first_bad)  # sync point (every sync_every steps)
-        if first_bad >= 0:
-            if self.recorder is not None:
-                self.recorder.flush()
-            raise NonFiniteError(
-                f"the training loss became non-finite at step {first_bad} (epoch {self.epoch}); "
-                "the recorded rows were flushed and the last good checkpoint was kept. "
-                "Lower the learning rate or alpha2.")
+        if int(self._first_bad) >= 0:  # sync point (every sync_every steps)
+            raise self._nonfinite("training loss")
+
+    def _nonfinite(self, what: str) -> NonFiniteError:
+        """Flush what was recorded and describe the first non-finite step (a failure path)."""
+        first_bad = int(self._first_bad)  # sync point (the run is failing)
+        step = first_bad if first_bad >= 0 else self.step
+        what = "training loss" if first_bad >= 0 else what
+        if self.recorder is not None:
+            self.recorder.flush()
+        kept = ("no checkpoint had been written yet" if self.checkpoint_step is None
+                else f"the checkpoint of step {self.checkpoint_step} was kept")
+        return NonFiniteError(
+            f"non-finite {what} (NaN or Inf) at step {step} (epoch {self.epoch}); the "
+            f"recorded rows were flushed and {kept}. Lower the learning rate or alpha2.")
 
     # -- evaluation -------------------------------------------------------------------------
     @torch.no_grad()
@@ -160,18 +193,28 @@ class Trainer:
             return float("nan"), float("nan")
         was_training = self.model.training
         self.model.eval()
-        sums = torch.zeros(3, dtype=torch.float64, device=self.device)
-        for batch in data:
-            x, y, _ = _split_batch(batch)
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            logits = self._forward(x, None).float()
-            loss = F.cross_entropy(logits, y, reduction="sum")
-            sums += torch.stack([loss.double(), (logits.argmax(1) != y).sum().double(),
-                                 loss.new_tensor(y.shape[0]).double()])
-        self.model.train(was_training)
+        sums = torch.zeros(2, dtype=torch.float64, device=self.device)
+        n = 0
+        try:
+            for batch in data:
+                x, y, _ = _split_batch(batch)
+                x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+                logits = self._forward(x, None).float()
+                loss = F.cross_entropy(logits, y, reduction="sum")
+                sums += torch.stack([loss.double(), (logits.argmax(1) != y).sum().double()])
+                n += y.shape[0]
+        except ValueError as exc:
+            if not _is_nonfinite_input(exc):
+                raise
+            raise self._nonfinite("features in evaluation") from exc
+        finally:
+            self.model.train(was_training)
         if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(sums)
-        loss_sum, errors, n = sums.tolist()  # sync point (once per evaluation)
+            total = torch.cat([sums, sums.new_tensor([n])])  # every rank's count, once
+            dist.all_reduce(total)
+            loss_sum, errors, n = total.tolist()  # sync point (once per evaluation)
+        else:
+            loss_sum, errors = sums.tolist()  # sync point (once per evaluation)
         return loss_sum / max(n, 1), 100.0 * errors / max(n, 1)
 
     # -- the loop ---------------------------------------------------------------------------
@@ -186,7 +229,8 @@ class Trainer:
         return iter(data)
 
     def _end_epoch(self, started: float) -> EpochResult:
-        loss_sum, errors, n = self._sums.tolist()  # sync point (once per epoch)
+        loss_sum, errors = self._sums.tolist()  # sync point (once per epoch)
+        n = self._n
         self._check_finite()
         lr = self.optimizer.param_groups[0]["lr"]
         test_loss, test_error = self.evaluate()
@@ -200,6 +244,7 @@ class Trainer:
         self.epoch += 1
         self.batch_in_epoch = 0
         self._sums.zero_()
+        self._n = 0
         if self.on_epoch is not None:
             self.on_epoch(result)
         return result
@@ -210,36 +255,46 @@ class Trainer:
         Raises:
             StopRequested: SIGINT/SIGTERM arrived; the recorder was flushed and
                 ``on_checkpoint`` called with the state at the current step.
-            NonFiniteError: the loss became NaN/Inf (checked every ``sync_every`` steps).
+            NonFiniteError: the loss became NaN/Inf (checked every ``sync_every`` steps), or
+                the head refused NaN/Inf features; the recorder was flushed first.
         """
         steps_per_epoch = len(self.train_data) if hasattr(self.train_data, "__len__") else None
         total = steps_per_epoch * self.epochs if steps_per_epoch else None
-        bar = _progress(total, self.step, enabled=self.progress)
+        self._pause = pause_from_env()
+        self.progress.start(total_steps=total, done_steps=self.step, epochs=self.epochs)
         try:
             with GracefulStop() as stop:
                 while self.epoch < self.epochs:
-                    self._run_epoch(stop, bar)
+                    self._run_epoch(stop)
         finally:
-            bar.close()
+            self.progress.close()
         return self.history
 
-    def _run_epoch(self, stop: GracefulStop, bar: Any) -> None:
+    def _run_epoch(self, stop: GracefulStop) -> None:
         started = time.perf_counter()
         for batch in self._batches():
-            loss = self.train_step(*_split_batch(batch))
+            if self._pause is not None:
+                self._pause.at("step", self.step)
+            self.train_step(*_split_batch(batch))
             self.step += 1
             self.batch_in_epoch += 1
-            bar.update(1)
+            self.progress.advance()
             if self.step % self.sync_every == 0:
                 self._check_finite()
-                bar.set_postfix(epoch=self.epoch, loss=f"{float(loss):.4f}")  # sync point
+                self._report()
             if stop.requested:
                 self.seconds += time.perf_counter() - started
                 self._checkpoint()
                 raise StopRequested(stop.signum)
         result = self._end_epoch(started)
-        bar.set_postfix(epoch=self.epoch, test_error=f"{result.test_error:.2f}%")
-        self._checkpoint()
+        self._checkpoint()  # flushes the recorder: the epoch line shows the epoch's last rows
+        self.progress.epoch_end(result)
+
+    def _report(self) -> None:
+        if self.progress.enabled and self._n:
+            loss_sum, errors = self._sums.tolist()  # sync point (every sync_every steps)
+            self.progress.update(step=self.step, epoch=self.epoch, loss=loss_sum / self._n,
+                                 train_error=100.0 * errors / self._n)
 
     # -- state ------------------------------------------------------------------------------
     def _checkpoint(self) -> None:
@@ -247,6 +302,7 @@ class Trainer:
             self.recorder.flush()  # the checkpoint's step matches the rows on disk
         if self.on_checkpoint is not None:
             self.on_checkpoint(self.state_dict())
+            self.checkpoint_step = self.step
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly where the loop is (CPU tensors)."""
@@ -258,7 +314,7 @@ class Trainer:
             "schedule": self.schedule.state_dict() if self.schedule is not None else None,
             "recorder": self.recorder.state_dict() if self.recorder is not None else None,
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-            "sums": self._sums.cpu(), "seconds": self.seconds,
+            "sums": self._sums.cpu(), "n": self._n, "seconds": self.seconds,
             "history": [asdict(r) for r in self.history],
             "rng_cpu": torch.get_rng_state(),
         }
@@ -278,22 +334,14 @@ class Trainer:
             self.recorder.load_state_dict(state["recorder"])
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
         self.batch_in_epoch, self.seconds = int(state["batch_in_epoch"]), float(state["seconds"])
-        self._sums = state["sums"].to(self.device)
+        sums = state["sums"]
+        if sums.numel() == 3:  # checkpoints before the sample count moved to the host
+            sums, n = sums[:2], int(sums[2])
+        else:
+            n = int(state["n"])
+        self._sums, self._n = sums.to(self.device), n
+        self.checkpoint_step = self.step
         self.history = [EpochResult(**r) for r in state["history"]]
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng_cuda"], self.device)
-
-
-class _NoBar:
-    def update(self, n: int) -> None: ...
-    def set_postfix(self, **kw: Any) -> None: ...
-    def close(self) -> None: ...
-
-
-def _progress(total: int | None, initial: int, *, enabled: bool) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, leave=False)

@@ -63,16 +63,44 @@ def test_toml_config_loads_same_fields_and_rejects_unknown_keys(tmp_path, capsys
                     'quiet = true\ndevice = "cpu"\nthresholds = [0.5, 0.99]\n')
     out = tmp_path / "run"
     assert main(["train", "--config", str(good), "--seed", "3", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"run directory: {out}" in printed
+    assert f"satkit tensorboard {out}" in printed.splitlines()[-1]  # as demo and compare end
     config = json.loads((out / "config.json").read_text())
     assert (config["alpha2"], config["seed"], config["thresholds"]) == (1.0, 3, [0.5, 0.99])
     bad = tmp_path / "bad.toml"
     bad.write_text("alpha2 = 0.1\nlearning_rate = 0.1\n")
     assert main(["train", "--config", str(bad)]) == 2
     assert "'learning_rate'" in capsys.readouterr().err
+    bad.write_text("alpha2 = -1\n")  # a bad value names the file it came from
+    assert main(["train", "--config", str(bad)]) == 2
+    assert f"--config {bad}: alpha2 must be" in capsys.readouterr().err
+    assert main(["train", "--config", str(bad), "--alpha2", "-2"]) == 2  # the flag wins
+    assert "argument --alpha2: alpha2 must be" in capsys.readouterr().err
     assert main(["train", "--config", str(tmp_path / "missing.toml")]) == 2
 
 
 @pytest.mark.slow
+def test_progress_without_a_terminal_is_plain_lines_one_per_epoch_per_run(tmp_path):
+    """What `satkit demo` prints with stderr redirected to a file, at a smaller size."""
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as stderr:
+        done = subprocess.run(
+            [sys.executable, "-m", "satkit", "compare", "--alpha2", "0", "0.1", "--epochs", "2",
+             "--batch-size", "128", "--device", "cpu", "--flush-every", "4", "--no-figure",
+             "--out", str(tmp_path / "cmp")], stdout=subprocess.PIPE, stderr=stderr, text=True,
+            timeout=600)
+    text = log.read_text()
+    assert done.returncode == 0, text
+    assert "\r" not in text and len(text) < 2000
+    epochs = [line for line in text.splitlines() if "| epoch " in line]
+    assert [line.split(" | ")[:2] for line in epochs] == [
+        ["[1/2] softmax seed=0", "epoch 1/2"], ["[1/2] softmax seed=0", "epoch 2/2"],
+        ["[2/2] noisy alpha2=0.1 seed=0", "epoch 1/2"],
+        ["[2/2] noisy alpha2=0.1 seed=0", "epoch 2/2"]]
+    assert all("train loss" in e and "test loss" in e and "saturated" in e for e in epochs)
+
+
 def test_sigint_saves_exits_130_and_resume_finishes(tmp_path):
     out = tmp_path / "run"
     args = ["train", *QUICK, "--epochs", "12", "--out", str(out)]
@@ -85,7 +113,7 @@ def test_sigint_saves_exits_130_and_resume_finishes(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert "--resume" in err
+    assert f"--out {out} --resume" in err and "Traceback" not in err
     steps = json.loads(json.dumps(pd.read_parquet(out / "metrics.parquet")["step"].tolist()))
     assert steps == list(range(len(steps)))
     resumed = _satkit(*args, "--resume")

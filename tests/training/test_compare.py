@@ -9,7 +9,7 @@ import pytest
 
 from satkit.analysis import load_run, rank_methods, report
 from satkit.analysis.ranking import RANKING_COLUMNS
-from satkit.training.compare import compare, summarise
+from satkit.training.compare import compare, grid, run_name, summarise, unfinished_runs
 from satkit.training.config import TrainConfig
 from satkit.training.run import RunResult
 
@@ -27,6 +27,9 @@ def comparison(tmp_path_factory):
 
 def test_compare_ranks_the_methods(comparison):
     assert [r.run_dir.name for r in comparison.runs] == [f"{loss}_seed=0" for loss in LOSSES]
+    assert comparison.unfinished == []
+    # each run carries the custom-scalars layout; the root holds no event file (no run ".")
+    assert not list(comparison.out.glob("events.out.tfevents*"))
     ranking = pd.read_csv(comparison.out / "ranking.csv", keep_default_na=False,
                           na_values=[""])
     assert list(ranking.columns) == list(RANKING_COLUMNS)
@@ -69,3 +72,24 @@ def test_summarise_alpha2_sweep_is_unchanged(tmp_path):
     assert out.markdown.startswith("| method | alpha2 | seeds |")
     assert "Ranking" not in out.table_md.read_text()
     assert not (tmp_path / "ranking.csv").exists()
+
+
+def test_grid_names_runs_by_the_method_as_applied_without_duplicates():
+    base = TrainConfig(quiet=True)
+    configs = grid(base, losses=["softmax", "noisy"], alpha2s=[0.0, 0.1], seeds=[0, 1])
+    assert [run_name(c) for c in configs] == ["softmax_seed=0", "alpha2=0.1_seed=0",
+                                              "softmax_seed=1", "alpha2=0.1_seed=1"]
+
+
+def test_a_diverging_run_is_kept_and_reported_unfinished(tmp_path):
+    base = TrainConfig(dataset="digits", epochs=1, batch_size=256, quiet=True, device="cpu",
+                       flush_every=2, histogram_every=50, figures=False)
+    result = compare(base, alpha2s=[0.0, 1e300], out=tmp_path / "cmp", figure=False)
+    assert [r.run_dir.name for r in result.runs] == ["softmax_seed=0", "alpha2=1e+300_seed=0"]
+    assert len(result.unfinished) == 1
+    assert result.unfinished[0].startswith("alpha2=1e+300_seed=0 (stopped after 0/1 epochs")
+    diverged = load_run(result.out / "alpha2=1e+300_seed=0")
+    assert diverged.summary["finished"] is False and len(diverged.metrics) >= 1
+    (result.out / "softmax_seed=0" / "summary.json").unlink()  # e.g. killed
+    assert unfinished_runs([r.run_dir for r in result.runs])[0] == \
+        "softmax_seed=0 (no summary.json)"

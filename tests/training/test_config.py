@@ -29,6 +29,11 @@ def test_defaults_follow_the_paper_setting():
         ({"thresholds": (1.0,)}, "thresholds"),
         ({"lr_milestones": (0.0,)}, "lr_milestones"),
         ({"device": "tpu"}, "device"),
+        ({"device": "cuda:x"}, "device"),
+        ({"device": ""}, "device"),
+        ({"seed": 99999999999999999999}, "seed"),
+        ({"seed": 2**32}, "seed"),
+        ({"split_seed": -1}, "split_seed"),
         ({"loss": "hinge"}, "loss"),
         ({"epsilon": 1.0}, "epsilon"),
         ({"temperature": 0.0}, "temperature"),
@@ -51,3 +56,24 @@ def test_dict_round_trip_and_lists_become_tuples():
     assert c.alpha2 == 1.0 and c.thresholds == (0.5, 0.9)
     assert config_from_dict(c.to_dict()) == c
     assert c.replace(seed=3).seed == 3
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:1", "mps", "cpu:0"])
+def test_any_torch_device_string_is_accepted(device):
+    assert TrainConfig(device=device).device == device  # availability is checked at run start
+
+
+def test_device_that_is_not_here_is_refused_at_run_start():
+    import torch
+
+    from satkit.training.distributed import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device 'cuda' is not available"):
+            resolve_device("cuda")
+    with pytest.raises(ValueError, match="device 'cuda:99' is not available"):
+        resolve_device("cuda:99")
+    with pytest.raises(ValueError, match="not a torch device"):
+        resolve_device("tpu")

@@ -8,9 +8,35 @@ import pandas as pd
 import pytest
 import torch
 
+from satkit.schema import SUMMARY_FIELDS
 from satkit.training import StopRequested, TrainConfig, Trainer, train
 from satkit.training.checkpoint import load_checkpoint
 from satkit.training.config import ConfigError
+
+TIMINGS = ("seconds", "seconds_per_step", "wall_seconds")
+
+
+def _events(run_dir):
+    """(tag, step, value) of every scalar, and the hparams of the run's event files."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.plugins.hparams import plugin_data_pb2
+    from tensorboard.util import tensor_util
+
+    scalars, hparams, metric_tags = [], {}, []
+    for path in sorted(run_dir.glob("events.out.tfevents*")):
+        for event in EventFileLoader(str(path)).Load():
+            for v in event.summary.value:
+                plugin = v.metadata.plugin_data
+                if plugin.plugin_name == "hparams":
+                    data = plugin_data_pb2.HParamsPluginData.FromString(plugin.content)
+                    if data.HasField("session_start_info"):
+                        for k, val in data.session_start_info.hparams.items():
+                            hparams[k] = getattr(val, val.WhichOneof("kind"))
+                    if data.HasField("experiment"):
+                        metric_tags = [m.name.tag for m in data.experiment.metric_infos]
+                elif plugin.plugin_name == "scalars":
+                    scalars.append((v.tag, event.step, float(tensor_util.make_ndarray(v.tensor))))
+    return scalars, hparams, metric_tags
 
 QUICK = {"dataset": "digits", "epochs": 2, "batch_size": 64, "lr": 0.05, "flush_every": 10,
          "histogram_every": 10, "quiet": True, "device": "cpu", "figures": False}
@@ -27,10 +53,11 @@ def test_run_directory_holds_every_output(tmp_path):
     config = json.loads((run / "config.json").read_text())
     assert config["model"] == "digits-cnn" and config["torch_version"] == torch.__version__
     assert "satkit_version" in config and config["device"] == "cpu"
+    assert (config["method"], config["effective_alpha2"], config["effective_noise"]) == (
+        "noisy", 0.1, "annealed")
     summary = json.loads((run / "summary.json").read_text())
-    for key in ("dataset", "model", "alpha2", "seed", "steps", "test_error", "best_test_error",
-                "onset_step", "seconds", "device"):
-        assert key in summary
+    assert list(summary) == list(SUMMARY_FIELDS)
+    assert (summary["finished"], summary["epochs"], summary["epochs_planned"]) == (True, 2, 2)
     steps_per_epoch = -(-1437 // 64)
     assert summary["steps"] == 2 * steps_per_epoch
     metrics = pd.read_parquet(run / "metrics.parquet")
@@ -45,6 +72,26 @@ def test_run_directory_holds_every_output(tmp_path):
     assert state["step"] == summary["steps"]
     again = train(TrainConfig(**{**QUICK, "epochs": 1}, out=str(tmp_path / "run")))
     assert again.run_dir.name == "run-1"  # never overwrites
+
+
+def test_tensorboard_gets_epoch_curves_and_the_effective_hparams(tmp_path):
+    result = train(TrainConfig(**{**QUICK, "epochs": 2, "alpha2": 0.0, "noise": "free"},
+                               out=str(tmp_path / "run")))
+    scalars, hparams, metric_tags = _events(result.run_dir)
+    last = result.summary["steps"] - 1
+    epoch_steps = sorted({s for t, s, _ in scalars if t == "epoch/test_error"})
+    assert epoch_steps == [22, last]
+    assert {t for t, _, _ in scalars if t.startswith("epoch/")} == {
+        f"epoch/{k}" for k in ("train_loss", "train_error", "test_loss", "test_error", "lr")}
+    metrics = {t: (s, v) for t, s, v in scalars if t.startswith("hparams/")}
+    assert metrics["hparams/test_error"] == pytest.approx((last, result.summary["test_error"]))
+    assert {s for s, _ in metrics.values()} == {last}
+    assert "hparams/grad_target_late" in metrics and "hparams/best_test_error" in metrics
+    assert set(metric_tags) == set(metrics)
+    assert (hparams["method"], hparams["noise"], hparams["alpha2"]) == ("softmax", "none", 0.0)
+    assert hparams["device"] == "cpu" and not hparams["amp"] and not hparams["augment"]
+    assert not {"every", "flush_every", "histogram_every", "quiet", "figures", "resume", "out",
+                "data_dir", "thresholds", "loss", "xi_per", "epsilon"} & set(hparams)
 
 
 def _interrupt_at(monkeypatch, step: int) -> None:
@@ -65,10 +112,14 @@ def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch
     reference = train(config.replace(out=str(tmp_path / "ref"))).run_dir
 
     _interrupt_at(monkeypatch, 30)  # mid-epoch 1, between two flushes
-    with pytest.raises(StopRequested):
+    with pytest.raises(StopRequested) as stop:
         train(config.replace(out=str(tmp_path / "cut")))
     monkeypatch.undo()
     cut = tmp_path / "cut"
+    assert stop.value.run_dir == cut
+    stopped = json.loads((cut / "summary.json").read_text())
+    assert (stopped["finished"], stopped["epochs"], stopped["epochs_planned"],
+            stopped["steps"]) == (False, 1, 3, 31)
     assert load_checkpoint(cut / "checkpoint.pt")["step"] == 31
     assert pd.read_parquet(cut / "metrics.parquet")["step"].max() == 30  # flushed on SIGINT
     with pytest.raises(ConfigError, match="lr"):
@@ -84,6 +135,12 @@ def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch
                                   check_exact=False, rtol=1e-5)
     ea, eb = (pd.read_csv(p / "epochs.csv").drop(columns="seconds") for p in (reference, cut))
     pd.testing.assert_frame_equal(ea, eb, check_exact=False, rtol=1e-5)
+    # the summary comes from the whole run's tables, not the rows recorded since the resume
+    sa, sb = (json.loads((p / "summary.json").read_text()) for p in (reference, cut))
+    for key in TIMINGS:
+        sa.pop(key), sb.pop(key)
+    assert sa == pytest.approx(sb)
+    assert sb["onset_step"] is not None and sb["onset_step"] < 31
 
 
 def test_resume_without_checkpoint_or_with_corrupt_one_is_an_error(tmp_path):
@@ -112,3 +169,17 @@ def test_compiled_model_trains_with_the_recorder(tmp_path):
     metrics = pd.read_parquet(result.run_dir / "metrics.parquet")
     assert len(metrics) == result.summary["steps"] == 23
     assert (metrics["noise_mean"] > 0).all()  # the noisy head ran inside the compiled graph
+
+
+def test_hparams_are_the_method_as_applied_with_booleans_as_booleans():
+    from satkit.training.summary import hparams
+
+    values = hparams(TrainConfig(loss="label-smoothing", alpha2=0.1, amp=True, device="auto"),
+                     torch.device("cpu"))
+    assert (values["method"], values["alpha2"], values["noise"]) == ("label-smoothing", 0.0,
+                                                                      "none")
+    assert values["epsilon"] == 0.1 and "gamma" not in values and "xi_per" not in values
+    assert values["amp"] is False  # as applied: autocast runs on CUDA only
+    assert all(type(values[k]) is bool for k in ("amp", "augment", "compile"))
+    noisy = hparams(TrainConfig(alpha2=0.5, xi_per="batch"), torch.device("cpu"))
+    assert (noisy["method"], noisy["alpha2"], noisy["xi_per"]) == ("noisy", 0.5, "batch")

@@ -1,0 +1,102 @@
+"""A run's summary (``summary.json``, the printed line) and its TensorBoard hparams.
+
+Every figure is computed from the whole run's tables, read back from the run directory after
+the recorder closed, so a run resumed from a checkpoint reports the same figures as the same
+run done in one go.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from satkit._version import __version__
+from satkit.methods import setting_values
+from satkit.schema import SUMMARY_FIELDS
+from satkit.training.config import TrainConfig
+
+__all__ = ["HPARAM_METRICS", "hparams", "hparams_metrics", "run_summary", "saturation_figures"]
+
+#: Summary fields logged as TensorBoard hparams metrics (as ``hparams/<field>``).
+HPARAM_METRICS = ("test_error", "best_test_error", "onset_step", "grad_target_late",
+                  "median_sample_onset", "onset_step_noisy", "median_sample_onset_noisy")
+#: Training settings logged as hparams besides the method's own (bookkeeping is left out).
+_TRAINING = ("dataset", "model", "epochs", "batch_size", "lr", "momentum", "weight_decay",
+             "lr_gamma", "augment", "compile", "seed", "split_seed")
+
+
+def _finite(value: Any) -> Any:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def saturation_figures(run: Any, *, tau: float, late: float = 0.25) -> dict[str, Any]:
+    """The saturation fields of ``summary.json`` for a loaded run (None when unknown).
+
+    ``onset_step``: :func:`satkit.analysis.onset_step` at ``tau``; ``grad_target_late``: mean
+    ``grad_target_mean`` over the last ``late`` of the recorded steps.
+    """
+    from satkit.analysis import onset_step, step_window, window_mean
+
+    figures: dict[str, Any] = dict.fromkeys(
+        ("onset_step", "onset_step_noisy", "median_sample_onset", "median_sample_onset_noisy",
+         "grad_target_late"))
+    if len(run.metrics):
+        figures["onset_step"] = onset_step(run, tau=tau)
+        figures["grad_target_late"] = _finite(
+            window_mean(run, "grad_target_mean", step_window(run, late)))
+    return figures
+
+
+def run_summary(config: TrainConfig, run: Any, *, steps: int, seconds: float,
+                device: torch.device, finished: bool, wall_seconds: float) -> dict[str, Any]:
+    """``summary.json`` of a run (its fields are :data:`satkit.schema.SUMMARY_FIELDS`, in order).
+
+    Args:
+        config: the run's resolved config.
+        run: the run loaded from its directory (:func:`satkit.analysis.load_run`).
+        steps, seconds: optimizer steps done and training time, over the whole run.
+        device: the device it trained on.
+        finished: every planned epoch ran.
+        wall_seconds: wall time of this invocation (setup and writing included).
+    """
+    epochs = run.epochs
+    errors = epochs["test_error"].tolist() if len(epochs) else []
+    # Integrator: replace with satkit.analysis.saturation_summary(run, tau=..., late=0.25).
+    saturation = saturation_figures(run, tau=config.thresholds[-1])
+    summary = {
+        "dataset": config.dataset, "model": config.model, "loss": config.method,
+        "alpha2": config.effective_alpha2, "noise": config.effective_noise, "seed": config.seed,
+        "finished": finished, "epochs": len(epochs), "epochs_planned": config.epochs,
+        "steps": steps,
+        "test_error": _finite(float(errors[-1])) if errors else None,
+        "best_test_error": _finite(float(min(errors))) if errors else None,
+        "train_error": _finite(float(epochs["train_error"].iloc[-1])) if errors else None,
+        **saturation,
+        "seconds": round(seconds, 3), "seconds_per_step": seconds / max(steps, 1),
+        "wall_seconds": round(wall_seconds, 3), "device": str(device),
+        "satkit_version": __version__,
+    }
+    return {field: summary[field] for field in SUMMARY_FIELDS}
+
+
+def hparams(config: TrainConfig, device: torch.device) -> dict[str, Any]:
+    """The run's hyperparameters for TensorBoard's HPARAMS tab: the method as applied (with its
+    effective alpha2 and noise family, and its own settings), the training settings and the
+    resolved device; no bookkeeping (output paths, flush intervals, thresholds, ...)."""
+    values: dict[str, Any] = {"method": config.method, "alpha2": config.effective_alpha2,
+                              "noise": config.effective_noise}
+    if config.method == "noisy":
+        values["xi_per"] = config.xi_per
+    values.update(setting_values(config.method, config.to_dict()))
+    values.update({name: getattr(config, name) for name in _TRAINING})
+    values["lr_milestones"] = ", ".join(f"{m:g}" for m in config.lr_milestones)
+    values["amp"] = config.amp and device.type == "cuda"  # as applied: CUDA only
+    values["device"] = str(device)
+    return values
+
+
+def hparams_metrics(summary: dict[str, Any]) -> dict[str, Any]:
+    """``hparams/<field>`` -> value for :data:`HPARAM_METRICS` (None: unknown, left out)."""
+    return {f"hparams/{name}": summary.get(name) for name in HPARAM_METRICS}
