@@ -18,7 +18,9 @@ from satkit.analysis.views import check_view
 
 __all__ = ["from_tensorboard", "histograms_from_tensorboard"]
 
-_SKIPPED = ("final/",)  # one value per run, written by the trainer at the end
+# Not recorder rows: end-of-run figures (hparams/, and final/ of older runs) and the
+# trainer's per-epoch learning curves (epoch/, which epochs.csv holds).
+_SKIPPED = ("final/", "hparams/", "epoch/")
 
 
 def _accumulator(log_dir: str | Path):
@@ -46,8 +48,9 @@ def from_tensorboard(log_dir: str | Path) -> pd.DataFrame:
         part of the tag after the last slash (``saturation/p_target_median`` ->
         ``p_target_median``); sorted by step. A step at which a tag was not written holds
         NaN there; when the same step was written twice the last value wins. Tags under
-        ``final/`` (end-of-run figures such as ``final/test_error``, not per-step metrics) are
-        skipped. No scalar tags: an empty frame with only ``step``.
+        ``hparams/`` and ``final/`` (end-of-run figures) and ``epoch/`` (per-epoch curves,
+        which ``epochs.csv`` holds) are not per-step metrics and are skipped. No scalar tags:
+        an empty frame with only ``step``.
 
     Raises:
         RunError: the directory has no event files or they cannot be read.

@@ -224,9 +224,18 @@ def _empty(columns: Sequence[str]) -> pd.DataFrame:
 
 
 def _load_metrics(run_dir: Path) -> pd.DataFrame:
+    """The metrics table, with the rows of part files a killed run left beside it."""
+    from satkit.sinks.table import parts_dir, read_table
+
     path = run_dir / schema.METRICS
-    if path.exists():
-        metrics = _read_parquet(path, ["step"])
+    if path.exists() or parts_dir(path).is_dir():
+        try:
+            metrics = read_table(path)
+        except Exception as exc:  # pyarrow raises several types for truncated/corrupt files
+            raise RunError(f"{path}: cannot read Parquet ({type(exc).__name__}: {exc})") from None
+        if not len(metrics.columns):
+            metrics = pd.DataFrame({"step": pd.Series(dtype="int64")})
+        _require_columns(metrics, ["step"], path)
     elif any(run_dir.glob("events.out.tfevents.*")):
         from satkit.analysis.eventfiles import from_tensorboard
 

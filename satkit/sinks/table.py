@@ -21,14 +21,19 @@ import pandas as pd
 from satkit.schema import SAMPLES
 from satkit.sinks.base import ensure_writable_dir
 
-__all__ = ["TableSink", "read_table"]
+__all__ = ["TableSink", "parts_dir", "read_table"]
 
 # Consolidate once this many parts accumulate, to keep reads and directory listings cheap.
 _MAX_PARTS = 64
 
 
-def _parts_dir(path: Path) -> Path:
+def parts_dir(path: str | os.PathLike) -> Path:
+    """Where :class:`TableSink` keeps the durable part files of the table at ``path``."""
+    path = Path(path)
     return path.parent / f".{path.name}.parts"
+
+
+_parts_dir = parts_dir
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -230,7 +230,7 @@ class TensorBoardSink:
             step: the step the metric scalars are logged at (the run's last step, so they sit
                 at the end of the run's step axis).
         """
-        from tensorboard.plugins.hparams import plugin_data_pb2
+        from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
         from torch.utils.tensorboard.summary import hparams as hparams_summary
 
         clean = {k: v if isinstance(v, (bool, int, float, str)) else str(v)
@@ -238,12 +238,22 @@ class TensorBoardSink:
         values = {k: float(v) for k, v in metrics.items()
                   if v is not None and not math.isnan(float(v))}
         experiment, start, end = hparams_summary(clean, values)
-        # Give each metric its description in the HPARAMS table (torch's helper has none).
+        # torch's helper has no metric descriptions, and stores booleans as numbers (it tests
+        # int before bool): set both right in the plugin data.
+        booleans = {k for k, v in clean.items() if isinstance(v, bool)}
         meta = experiment.value[0].metadata.plugin_data
         data = plugin_data_pb2.HParamsPluginData.FromString(meta.content)
         for info in data.experiment.metric_infos:
             info.display_name = info.name.tag.rpartition("/")[2]
             info.description = _description(info.name.tag)
+        for info in data.experiment.hparam_infos:
+            if info.name in booleans:
+                info.type = api_pb2.DATA_TYPE_BOOL
+        meta.content = data.SerializeToString()
+        meta = start.value[0].metadata.plugin_data
+        data = plugin_data_pb2.HParamsPluginData.FromString(meta.content)
+        for name in booleans:
+            data.session_start_info.hparams[name].bool_value = clean[name]
         meta.content = data.SerializeToString()
         file_writer = self._writer._get_file_writer()
         for summary in (experiment, start, end):

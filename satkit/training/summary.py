@@ -17,7 +17,7 @@ from satkit.methods import setting_values
 from satkit.schema import SUMMARY_FIELDS
 from satkit.training.config import TrainConfig
 
-__all__ = ["HPARAM_METRICS", "hparams", "hparams_metrics", "run_summary", "saturation_figures"]
+__all__ = ["HPARAM_METRICS", "hparams", "hparams_metrics", "run_summary"]
 
 #: Summary fields logged as TensorBoard hparams metrics (as ``hparams/<field>``).
 HPARAM_METRICS = ("test_error", "best_test_error", "onset_step", "grad_target_late",
@@ -29,24 +29,6 @@ _TRAINING = ("dataset", "model", "epochs", "batch_size", "lr", "momentum", "weig
 
 def _finite(value: Any) -> Any:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
-
-
-def saturation_figures(run: Any, *, tau: float, late: float = 0.25) -> dict[str, Any]:
-    """The saturation fields of ``summary.json`` for a loaded run (None when unknown).
-
-    ``onset_step``: :func:`satkit.analysis.onset_step` at ``tau``; ``grad_target_late``: mean
-    ``grad_target_mean`` over the last ``late`` of the recorded steps.
-    """
-    from satkit.analysis import onset_step, step_window, window_mean
-
-    figures: dict[str, Any] = dict.fromkeys(
-        ("onset_step", "onset_step_noisy", "median_sample_onset", "median_sample_onset_noisy",
-         "grad_target_late"))
-    if len(run.metrics):
-        figures["onset_step"] = onset_step(run, tau=tau)
-        figures["grad_target_late"] = _finite(
-            window_mean(run, "grad_target_mean", step_window(run, late)))
-    return figures
 
 
 def run_summary(config: TrainConfig, run: Any, *, steps: int, seconds: float,
@@ -63,8 +45,9 @@ def run_summary(config: TrainConfig, run: Any, *, steps: int, seconds: float,
     """
     epochs = run.epochs
     errors = epochs["test_error"].tolist() if len(epochs) else []
-    # Integrator: replace with satkit.analysis.saturation_summary(run, tau=..., late=0.25).
-    saturation = saturation_figures(run, tau=config.thresholds[-1])
+    from satkit.analysis import saturation_summary
+
+    saturation = saturation_summary(run, tau=config.thresholds[-1])
     summary = {
         "dataset": config.dataset, "model": config.model, "loss": config.method,
         "alpha2": config.effective_alpha2, "noise": config.effective_noise, "seed": config.seed,

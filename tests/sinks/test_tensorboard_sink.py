@@ -128,7 +128,8 @@ def test_histogram_every_filters_and_nan_scalars_are_skipped(tmp_path):
 
 def test_write_hparams_in_the_run_directory(tmp_path):
     sink = TensorBoardSink(tmp_path)
-    sink.write_hparams({"alpha2": 0.1, "model": "cnn", "amp": False, "thresholds": (0.9, 0.99),
+    sink.write_hparams({"alpha2": 0.1, "model": "cnn", "amp": False, "augment": True,
+                        "thresholds": (0.9, 0.99),
                         "extra": None}, {"hparams/test_error": 7.39, "hparams/onset_step": None},
                        step=41)
     sink.close()
@@ -139,7 +140,11 @@ def test_write_hparams_in_the_run_directory(tmp_path):
     data = plugin_data_pb2.HParamsPluginData.FromString(meta.plugin_data.content)
     hp = data.session_start_info.hparams
     assert hp["alpha2"].number_value == pytest.approx(0.1)
-    assert hp["model"].string_value == "cnn" and hp["amp"].bool_value is False
+    assert hp["model"].string_value == "cnn" and hp["amp"].WhichOneof("kind") == "bool_value"
+    assert hp["amp"].bool_value is False and hp["augment"].bool_value is True
+    types = {i.name: i.type for i in plugin_data_pb2.HParamsPluginData.FromString(
+        acc.SummaryMetadata("_hparams_/experiment").plugin_data.content).experiment.hparam_infos}
+    assert types["amp"] == types["augment"] == 2 and types["alpha2"] == 3  # BOOL, FLOAT64
     assert hp["thresholds"].string_value == "(0.9, 0.99)"
     [info] = plugin_data_pb2.HParamsPluginData.FromString(
         acc.SummaryMetadata("_hparams_/experiment").plugin_data.content).experiment.metric_infos
