@@ -1,4 +1,5 @@
-"""satkit.functional against an independent float64 computation of Eq. 5 and its gradient (docs/concept.md, "The gradient")."""
+"""satkit.functional against an independent float64 computation of Eq. 5 and its gradient
+(docs/concept.md, "The gradient")."""
 
 import math
 
@@ -20,7 +21,8 @@ def _data(n=6, c=5, d=4, seed=0, dtype=torch.float64):
 
 
 def _reference(x, w, y, xi, alpha2, noise):
-    """Eq. 5 and the ablations (docs/concept.md, "The ablation families"), written with numpy loops and explicit cos."""
+    """Eq. 5 and the ablations (docs/concept.md, "The ablation families"), written with numpy
+    loops and explicit cos."""
     x, w, xi = (t.detach().numpy().astype(np.float64) for t in (x, w, xi))
     logits = x @ w.T
     out = logits.copy()

@@ -19,7 +19,8 @@ def _softmax(f):
 
 
 def hand_row(net, x, y, xi, alpha2, user_loss=None):
-    """The metrics row of one step, by hand: features, Eq. 5 noise, docs/concept.md, "The gradient"."""
+    """The metrics row of one step, by hand: features, Eq. 5 noise and its gradient
+    (docs/concept.md, "The gradient")."""
     w1 = net.body.weight.detach().double().numpy()
     b1 = net.body.bias.detach().double().numpy()
     w = net.head.weight.detach().double().numpy()
