@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 # CPU build on this project's machines; `make TORCH_SPEC='torch>=2.2' ...` takes the newest.
 TORCH_SPEC ?= torch>=2.2,<2.14
 
-.PHONY: demo test lint hooks bench clean
+.PHONY: demo test lint hooks bench bench-peers clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,24 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_loader.py
 	$(PY) benchmarks/bench_analysis.py
 	$(PY) benchmarks/bench_epoch.py
+
+# The peers of benchmarks/bench_vs_peers.py, Cockpit and BackPACK, and what they import: the
+# `bench` extra of pyproject.toml (tests/test_bench_vs_peers.py keeps it, these two lists and the
+# script's equal). Not `pip install -e ".[bench]"`: BackPACK requires torchvision (for its
+# examples only), whose wheels pin one exact torch release, so pip's resolver would replace the
+# CPU torch with a newer CUDA build (about 3 GB of wheels). So the peers go in without their
+# dependencies (pip then says that torchvision is missing: expected), then the runtime
+# dependencies they import that satkit does not already bring (and a setuptools that still has
+# pkg_resources, which Cockpit imports).
+# `make bench-peers BENCH_PEERS_ARGS="--rounds 20"` passes options to the script.
+BENCH_PEERS      := "cockpit-for-pytorch>=1.0.2" "backpack-for-pytorch>=1.7"
+BENCH_PEER_DEPS  := "einops>=0.3,<1" "unfoldNd>=0.2,<1" "json-tricks>=3.15" "setuptools>=77,<82"
+BENCH_PEERS_ARGS ?=
+
+bench-peers: $(VENV)/.installed
+	$(PY) -m pip install --quiet --no-deps $(BENCH_PEERS)
+	$(PY) -m pip install --quiet $(BENCH_PEER_DEPS)
+	$(PY) benchmarks/bench_vs_peers.py $(BENCH_PEERS_ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
