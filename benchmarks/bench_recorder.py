@@ -1,9 +1,11 @@
 """Cost of the saturation recorder: a recorded training step vs the bare step, side by side.
 
-Two models, batch 128, 28x28 inputs, Noisy Softmax head (alpha2 = 0.1):
+Models, batch 128, Noisy Softmax head (alpha2 = 0.1):
 
-* ``plain``: a small CNN without BatchNorm (conv32, pool, conv64, pool, FC256);
-* ``bn``: conv32/conv64/FC256 with BatchNorm (``benchlib.small_cnn``).
+* ``plain``: a small CNN without BatchNorm (conv32, pool, conv64, pool, FC256), 28x28;
+* ``bn``: conv32/conv64/FC256 with BatchNorm (``benchlib.small_cnn``), 28x28;
+* ``cifar10-paper``: the preset's VGG-like features, 32x32x3 (with ``--amp`` on a GPU: the
+  issue's target there is <= 1.03).
 
 Each is trained bare, and with a :class:`satkit.hooks.SaturationRecorder` attached (per-sample
 record on for a 60 000-sample data set, a Parquet ``TableSink``, default ``flush_every=100``)
@@ -48,14 +50,24 @@ def plain_cnn() -> nn.Sequential:
         nn.Flatten(), nn.Linear(64 * 7 * 7, 256), nn.ReLU())
 
 
-MODELS = {"plain": plain_cnn, "bn": small_cnn}
+def cifar10_paper() -> nn.Module:
+    """The ``cifar10-paper`` preset's feature extractor (3x32x32 inputs, 256 features)."""
+    from satkit.models import build_model
+
+    return build_model("cifar10-paper", num_classes=10, in_channels=3, image_size=32).features
+
+
+#: name -> (feature extractor with 256 outputs, input shape).
+MODELS = {"plain": (plain_cnn, (1, 28, 28)), "bn": (small_cnn, (1, 28, 28)),
+          "cifar10-paper": (cifar10_paper, (3, 32, 32))}
 
 
 def make_step(model: str, device: torch.device, x: torch.Tensor, y: torch.Tensor,
-              out: Path | None, every: int):
-    """A training step closure; with ``out``, recorded every ``every`` steps."""
+              out: Path | None, every: int, amp: bool = False):
+    """A training step closure; with ``out``, recorded every ``every`` steps; ``amp``: bf16
+    autocast for the body (the head computes in float32 anyway)."""
     torch.manual_seed(0)
-    body = MODELS[model]().to(device)
+    body = MODELS[model][0]().to(device)
     head = NoisySoftmax(256, 10, alpha2=0.1).to(device)
     opt = torch.optim.SGD([*body.parameters(), *head.parameters()], lr=0.01, momentum=0.9)
     rec = None
@@ -69,7 +81,9 @@ def make_step(model: str, device: torch.device, x: torch.Tensor, y: torch.Tensor
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(head(body(x), y), y)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            features = body(x)
+        loss = F.cross_entropy(head(features, y), y)
         loss.backward()
         if rec is not None:
             rec.step(index=indices[count[0] % len(indices)], loss=loss.detach())
@@ -79,15 +93,16 @@ def make_step(model: str, device: torch.device, x: torch.Tensor, y: torch.Tensor
     return step, rec
 
 
-def bench(model: str, device: torch.device, batch_size: int, rounds: int, steps: int) -> None:
+def bench(model: str, device: torch.device, batch_size: int, rounds: int, steps: int,
+          amp: bool = False) -> None:
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(batch_size, 1, 28, 28, generator=g).to(device)
+    x = torch.randn(batch_size, *MODELS[model][1], generator=g).to(device)
     y = torch.randint(0, 10, (batch_size,), generator=g).to(device)
     with tempfile.TemporaryDirectory() as tmp:
         variants, recorders = {}, []
         for name, every in (("bare", None), ("every=1", 1), ("every=10", 10)):
             out = None if every is None else Path(tmp) / name
-            variants[name], rec = make_step(model, device, x, y, out, every or 1)
+            variants[name], rec = make_step(model, device, x, y, out, every or 1, amp)
             if rec is not None:
                 variants[name]()
                 rec.flush()  # pays the one-off import of the Parquet writer outside the timing
@@ -96,8 +111,8 @@ def bench(model: str, device: torch.device, batch_size: int, rounds: int, steps:
         for rec in recorders:
             rec.close()
     med = medians(times)
-    print(f"[{device.type}] model {model}, batch {batch_size}, {rounds} rounds x {steps} steps, "
-          f"{torch.get_num_threads()} threads")
+    print(f"[{device.type}] model {model}{' (bf16 autocast)' if amp else ''}, batch {batch_size}, "
+          f"{rounds} rounds x {steps} steps, {torch.get_num_threads()} threads")
     print(f"  bare        {med['bare'] * 1e3:8.2f} ms/step (median of blocks)")
     for name, target in (("every=1", 1.02), ("every=10", 1.01)):
         ratio = med[name] / med["bare"]
@@ -138,7 +153,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=["cpu", "cuda"], default=None,
                         help="default: cpu, and cuda too when available")
-    parser.add_argument("--model", choices=[*MODELS, "all"], default="all")
+    parser.add_argument("--model", choices=[*MODELS, "all"], default="all",
+                        help="all: plain and bn (the CPU targets); cifar10-paper for the GPU")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast for the body")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--steps", type=int, default=10, help="steps per timed block")
@@ -147,10 +164,10 @@ def main() -> None:
     args = parser.parse_args()
     devices = [args.device] if args.device else ["cpu"] + (
         ["cuda"] if torch.cuda.is_available() else [])
-    models = list(MODELS) if args.model == "all" else [args.model]
+    models = ["plain", "bn"] if args.model == "all" else [args.model]
     for name in devices:
         for model in models:
-            bench(model, torch.device(name), args.batch_size, args.rounds, args.steps)
+            bench(model, torch.device(name), args.batch_size, args.rounds, args.steps, args.amp)
         if args.scale:
             bench_scale(torch.device(name))
 

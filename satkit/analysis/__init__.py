@@ -21,7 +21,7 @@ from satkit.analysis.markdown import markdown_table
 from satkit.analysis.onset import onset_step, postponement, step_window, window_mean
 from satkit.analysis.paper import paper_results, paper_table, paper_table_markdown
 from satkit.analysis.ranking import has_several_methods, rank_methods, ranking_markdown
-from satkit.analysis.reporting import report
+from satkit.analysis.reporting import postponement_table, report
 from satkit.analysis.runs import Run, as_runs, find_run_dirs, load_run, load_runs, tidy_metrics
 from satkit.analysis.seeds import (
     comparison_table,
@@ -62,6 +62,7 @@ __all__ = [
     "paper_table",
     "paper_table_markdown",
     "postponement",
+    "postponement_table",
     "rank_methods",
     "ranking_markdown",
     "report",

@@ -127,6 +127,7 @@ def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True) -> C
         has_several_methods,
         load_run,
         markdown_table,
+        postponement_table,
         rank_methods,
         ranking_markdown,
         run_table,
@@ -138,6 +139,15 @@ def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True) -> C
     short = markdown_table(comparison_table(per_run))
     detail = markdown_table(seed_summary(per_run))
     text, ranking = short, ""
+    postponed = postponement_table(loaded)
+    if len(postponed):
+        section = ("Is saturation postponed? Each run against softmax (same seed): the median "
+                   "step at which a sample first saturated, softmax → run, in both views; "
+                   "one-sided log-rank p of \"softmax saturates earlier\" (small: postponed); "
+                   "late-gradient ratio (> 1: gradient still flows) and noise late/early (< 1: "
+                   "it anneals).\n\n" + markdown_table(postponed, formats={
+                       c: ".2g" for c in postponed.columns if c.startswith("p (")}))
+        text = f"{short}\n\n{section}"
     if has_several_methods(per_run):
         table = rank_methods(loaded)
         table.to_csv(out_dir / "ranking.csv", index=False)
@@ -146,7 +156,7 @@ def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True) -> C
                 + ranking_markdown(table))
         ranking = text + "\n"
     atomic_write_text(out_dir / "comparison.md",
-                      f"{short}\n\n{ranking}"
+                      f"{text}\n\n{ranking}"
                       f"Per figure, mean and 95% t-interval over seeds:\n\n{detail}\n")
     fig_path = None
     if figure:
