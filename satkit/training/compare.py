@@ -147,7 +147,8 @@ def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True) -> C
                    "late-gradient ratio (> 1: gradient still flows) and noise late/early (< 1: "
                    "it anneals).\n\n" + markdown_table(postponed, formats={
                        c: ".2g" for c in postponed.columns if c.startswith("p (")}))
-        text = f"{short}\n\n{section}"
+        short = f"{short}\n\n{section}"
+        text = short
     if has_several_methods(per_run):
         table = rank_methods(loaded)
         table.to_csv(out_dir / "ranking.csv", index=False)
@@ -156,7 +157,7 @@ def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True) -> C
                 + ranking_markdown(table))
         ranking = text + "\n"
     atomic_write_text(out_dir / "comparison.md",
-                      f"{text}\n\n{ranking}"
+                      f"{short}\n\n{ranking}"
                       f"Per figure, mean and 95% t-interval over seeds:\n\n{detail}\n")
     fig_path = None
     if figure:
