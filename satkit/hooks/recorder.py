@@ -21,53 +21,25 @@ How a step is recorded, without a host sync:
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
 from contextlib import ExitStack
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from satkit.hooks import distributed, stats
-from satkit.hooks.buffer import StepBuffer, StepMeta
+from satkit.hooks import stats, targets
+from satkit.hooks.buffer import StepMeta
 from satkit.hooks.capture import Capture, capture_forward, check_head
-from satkit.hooks.fanout import Fanout
-from satkit.hooks.quantities import column_dtypes, threshold_column
-from satkit.hooks.samples import SampleTracker
-from satkit.hooks.writer import BackgroundWriter, InlineWriter
-from satkit.schema import DEFAULT_THRESHOLDS, SAMPLE_COLUMNS
-from satkit.sinks.base import Histogram
+from satkit.hooks.flusher import Flusher
+from satkit.hooks.quantities import threshold_column
+from satkit.schema import DEFAULT_THRESHOLDS
 from satkit.validation import check_bool, check_int, check_real, check_reals
 
 __all__ = ["SaturationRecorder"]
-
-
-#: Values the device buffer may hold (16 Mi float32 = 64 MiB): a step with very many positions
-#: (a language model's tokens) flushes before ``flush_every`` rows.
-_BUFFER_VALUES = 1 << 24
-
-
-def _pad(t: Tensor, width: int, fill: float) -> Tensor:
-    if t.shape[-1] >= width:
-        return t
-    pad = t.new_full((*t.shape[:-1], width - t.shape[-1]), fill)
-    return torch.cat([t, pad], dim=-1)
-
-
-def _check_index_cpu(index: Tensor, num_samples: int) -> None:
-    # sync point (CPU only): reading a CPU tensor waits for no device; on an accelerator the
-    # check is deferred to the flush (the bad_index count).
-    lo, hi = index.aminmax()
-    try:  # read in C++: no Python-level host read on the hot path
-        torch._assert_async((lo >= 0) & (hi < num_samples))
-    except RuntimeError:
-        raise ValueError(f"index values must lie in [0, num_samples={num_samples}), got values "
-                         f"in [{int(lo)}, {int(hi)}]") from None
 
 
 class SaturationRecorder:
@@ -168,19 +140,17 @@ class SaturationRecorder:
         self.ignore_index = check_int("ignore_index", ignore_index)
         self.sequence_level = check_real("sequence_level", sequence_level, lo=0.0, hi=1.0,
                                          lo_open=True)
-        self._fanout = Fanout(sinks)
-        self.sinks = self._fanout.sinks
-        self._writer = (BackgroundWriter() if check_bool("background", background)
-                        else InlineWriter())
-        self._tracker = (SampleTracker(num_samples, self.thresholds[-1], sequence_level)
-                         if num_samples is not None else None)
+        self._flusher = Flusher(self.layout, num_samples=self.num_samples,
+                                sequence_level=self.sequence_level, flush_every=self.flush_every,
+                                sinks=sinks, histogram_every=self.histogram_every,
+                                background=check_bool("background", background))
+        self.sinks = self._flusher.fanout.sinks
         self._handle: RemovableHandle | None = head.register_forward_hook(
             self._on_forward, with_kwargs=True)
         self._captures: list[Capture] = []
         self._target: Tensor | None = None
         self._forwards = 0
         self._steps = 0
-        self._buffer: StepBuffer | None = None
         self._warned_double_backward = False
         self._compile = None if compile is None else check_bool("compile", compile)
         self._closed = False
@@ -236,7 +206,7 @@ class SaturationRecorder:
     @property
     def buffered(self) -> int:
         """Rows recorded on the device and not yet flushed."""
-        return 0 if self._buffer is None else len(self._buffer)
+        return self._flusher.buffered
 
     # -- a step ----------------------------------------------------------------------------
     def step(self, target: Tensor | None = None, index: Tensor | None = None,
@@ -278,8 +248,6 @@ class SaturationRecorder:
         finally:
             for cap in captures:
                 cap.remove()
-        if self._buffer is not None and self._buffer.full:
-            self._flush(wait=False)
 
     def _record(self, step: int, captures: list[Capture], target: Tensor | None,
                 index: Tensor | None, loss: Tensor | float | None) -> None:
@@ -287,7 +255,7 @@ class SaturationRecorder:
         if not caps:
             raise RuntimeError("step(): no backward reached the head's logits since the last "
                                "step; call step() after loss.backward()")
-        self._supply_targets(caps, target)
+        targets.supply_targets(caps, target)
         n = sum(c.sizes[0] for c in caps)
         values = [c.finish() for c in caps]
         if any(c.backward_passes > 1 and "grad_target" not in v for c, v in zip(caps, values,
@@ -296,8 +264,7 @@ class SaturationRecorder:
         keys = [k for k in values[0] if all(k in v for v in values)]
         merged = values[0] if len(values) == 1 else {k: torch.cat([v[k] for v in values])
                                                      for k in keys}
-        device = merged["f_y"].device
-        self._check_index(index, n)
+        targets.check_index(index, n, self.num_samples)
         if loss is not None and not isinstance(loss, (Tensor, int, float)):
             raise TypeError(f"loss must be a scalar tensor or a number, got {type(loss).__name__}")
         if isinstance(loss, Tensor) and loss.numel() != 1:
@@ -305,57 +272,10 @@ class SaturationRecorder:
         grad = self.head.weight.grad
         grad_w = None if grad is None else torch.linalg.vector_norm(grad.detach().float())
         packed, scalars = stats.pack_step(merged, loss=loss, grad_weight_norm=grad_w,
-                                          bad_target=self._bad_targets(caps))
+                                          bad_target=targets.bad_targets(caps))
         meta = StepMeta(step, tuple(c.sizes for c in caps), loss is not None,
                         "grad_norm" in merged, "grad_features_norm" in merged, index is not None)
-        if self._buffer is not None and self._buffer.device != device:
-            self._flush(wait=False)  # the head moved to another device: a new buffer there
-            self._buffer = None
-        if self._buffer is None:
-            # At most _BUFFER_VALUES values on the device: many positions flush earlier.
-            capacity = max(1, min(self.flush_every, _BUFFER_VALUES // max(packed.numel(), 1)))
-            self._buffer = StepBuffer(capacity, len(stats.PACKED), len(stats.STEP_SCALARS),
-                                      packed.shape[1], n, device)
-        self._buffer.append(meta, packed, scalars,
-                            None if index is None else index.to(device, torch.int64))
-
-    def _supply_targets(self, caps: list[Capture], target: Tensor | None) -> None:
-        missing = [c for c in caps if c.target is None]
-        if target is None:
-            if missing:
-                raise ValueError("step() needs `target`: the head did not receive one in "
-                                 "forward (e.g. an nn.Linear head)")
-            return
-        shapes = {c.sizes[1] for c in caps}
-        n = sum(c.sizes[0] for c in caps)
-        want = (n,) if shapes == {1} else (n, *shapes) if len(shapes) == 1 else None
-        if (not isinstance(target, Tensor) or target.dtype not in (torch.int64, torch.int32)
-                or (want is not None and tuple(target.shape) != want)):
-            raise ValueError(
-                f"target must be an integer tensor of shape {want or '(N, T)'} (the step's "
-                f"samples, all micro-batches concatenated in forward order), got "
-                f"{getattr(target, 'dtype', type(target).__name__)} "
-                f"{tuple(getattr(target, 'shape', ()))}")
-        if missing:
-            parts = target.split([c.sizes[0] for c in caps])
-            for cap, part in zip(caps, parts, strict=True):
-                if cap.target is None:
-                    cap.set_target(part)
-
-    @staticmethod
-    def _bad_targets(caps: list[Capture]) -> Tensor | None:
-        flags = [c.out_of_range for c in caps if c.out_of_range is not None]
-        if not flags:
-            return None  # every target came through the head, which checked it
-        bad = torch.cat(flags)
-        if bad.device.type == "cpu":  # sync point (CPU only; deferred to the flush elsewhere)
-            try:
-                torch._assert_async(~bad.any())
-            except RuntimeError:
-                c = caps[0].num_classes
-                raise ValueError(f"target values must lie in [0, {c}) (the head's {c} classes) "
-                                 f"or equal ignore_index={caps[0].ignore_index}") from None
-        return bad.sum()
+        self._flusher.add(meta, packed, scalars, index)
 
     def _warn_double_backward(self) -> None:
         if not self._warned_double_backward:
@@ -364,20 +284,6 @@ class SaturationRecorder:
                           "their target was known; the gradient columns of those steps are NaN "
                           "(pass the target to step() instead of to the head to sum them)",
                           stacklevel=4)
-
-    def _check_index(self, index: Tensor | None, n: int) -> None:
-        if index is None:
-            return
-        if self.num_samples is None:
-            raise ValueError("step() got `index` but the recorder has num_samples=None; pass "
-                             "num_samples to record per-sample saturation")
-        if (not isinstance(index, Tensor) or index.shape != (n,)
-                or index.dtype not in (torch.int64, torch.int32)):
-            raise ValueError(f"index must be an integer tensor of shape ({n},) (dataset indices "
-                             f"of the step's samples), got {getattr(index, 'dtype', index)!r} "
-                             f"{tuple(getattr(index, 'shape', ()))}")
-        if index.device.type == "cpu" and n:
-            _check_index_cpu(index, self.num_samples)
 
     # -- flushing ---------------------------------------------------------------------------
     def flush(self) -> None:
@@ -390,105 +296,22 @@ class SaturationRecorder:
         same rows again at the next flush.
 
         Raises:
-            ValueError: out-of-range dataset indices were recorded (on an accelerator); the
-                rows are stored and written first.
+            ValueError: out-of-range dataset indices or targets were recorded (on an
+                accelerator); the rows are stored and written first.
             Exception: the first error a sink raised (the other sinks are still written).
         """
-        self._flush(wait=True)
-
-    def _flush(self, *, wait: bool) -> None:
-        earlier = self._writer.take_error()  # of the flushes before this one
-        buf = self._buffer
-        if buf is not None and len(buf):
-            self._submit(buf)
-        if wait:
-            self._writer.wait()
-            earlier = earlier or self._writer.take_error()
-        if earlier is not None:
-            raise earlier
-
-    def _submit(self, buf: StepBuffer) -> None:
-        steps = [m.step for m in buf.meta]
-        packed, scalars, index = buf.views()
-        raw, logged, per_sample = stats.reduce_rows(packed, scalars, index, buf.meta,
-                                                    self.layout, self.num_samples)
-        index = torch.where(torch.tensor([m.has_index for m in buf.meta]).to(index.device)[:, None],
-                            index, -1)
-        width = max(per_sample.shape[-1], index.shape[-1])
-        per_sample = _pad(per_sample, width, math.nan)
-        index = _pad(index, width, -1)
-        raw, logged, per_sample, index = distributed.gather([raw, logged, per_sample, index])
-        world, r = raw.shape[:2]
-        # (W, R, ...) -> (R, ..., W * width): the global batch of each step.
-        logged = logged.permute(1, 2, 0, 3).reshape(r, logged.shape[2], -1)
-        per_sample = per_sample.permute(1, 2, 0, 3).reshape(r, 4, -1)
-        index = index.transpose(0, 1).reshape(r, -1)
-        if self._tracker is not None:
-            self._tracker.update(index, per_sample, steps)
-        flat = torch.cat([raw.reshape(-1), logged.reshape(-1)])
-        if flat.device.type == "cuda":
-            host = torch.empty(flat.shape, dtype=flat.dtype, pin_memory=True)
-            host.copy_(flat, non_blocking=True)
-            event = torch.cuda.Event()
-            event.record()
-        else:
-            host, event = flat, None  # computed afresh from the buffer: safe to reuse it
-        buf.clear()
-        shape = (world, r, raw.shape[2]), tuple(logged.shape)
-        self._writer.submit(lambda: self._finish(host, event, steps, shape))
-
-    def _finish(self, host: Tensor, event: Any, steps: list[int],
-                shape: tuple[tuple[int, ...], tuple[int, ...]]) -> None:
-        """On the writer thread: host rows -> table rows -> sinks."""
-        if event is not None:
-            event.synchronize()
-        values = host.numpy()  # sync point (the copy was queued at the flush)
-        raw_shape, logged_shape = shape
-        raw = values[: int(np.prod(raw_shape))].reshape(raw_shape).astype(np.float64)
-        logged = values[int(np.prod(raw_shape)):].reshape(logged_shape).astype(np.float64)
-        merged = distributed.merge_raw(raw, self.layout.kinds)
-        rows = stats.finalize(merged, logged, steps, self.layout)
-        self._fanout.add(rows, self._histograms(steps, logged))
-        errors = self._fanout.write() if distributed.rank() == 0 else []
-        for column, what in (("bad_target", "target values outside [0, num_classes) (and not "
-                                            "ignore_index)"),
-                             ("bad_index", f"index values outside [0, num_samples="
-                                           f"{self.num_samples})")):
-            bad = [s for s, b in zip(steps, merged[:, self.layout.index[column]] > 0,
-                                     strict=True) if b]
-            if bad:
-                errors.insert(0, ValueError(f"{what} at steps {bad}; those positions were left "
-                                            "out of the statistics and the per-sample record"))
-        if errors:
-            raise errors[0]
-
-    def _histograms(self, steps: list[int], logged: np.ndarray) -> list[Histogram]:
-        if self.histogram_every is None or not self._fanout.wants_histograms:
-            return []
-        out = []
-        for i, s in enumerate(steps):
-            if s % self.histogram_every == 0:
-                for name in ("p_target", "noise"):
-                    values = logged[i, stats.LOGGED.index(name)]
-                    out.append(Histogram(s, name, values[np.isfinite(values)]))
-        return out
+        self._flusher.flush(wait=True)
 
     # -- tables ----------------------------------------------------------------------------
     def metrics(self) -> pd.DataFrame:
         """All rows recorded so far (flushing first), one per recorded step, in step order."""
-        self.flush()
-        dtypes = column_dtypes(self.thresholds)
-        return pd.DataFrame(self._fanout.rows, columns=list(dtypes)).astype(dtypes)
+        return self._flusher.metrics()
 
     def samples(self) -> pd.DataFrame:
         """The per-sample record (flushing first): one row per sample of the dataset, with
         the columns of :data:`satkit.schema.SAMPLE_COLUMNS`. Empty when ``num_samples`` is
         None."""
-        self.flush()
-        if self._tracker is None:
-            return pd.DataFrame({c: pd.Series(dtype=dtype)
-                                 for c, (dtype, _) in SAMPLE_COLUMNS.items()})
-        return self._tracker.frame()
+        return self._flusher.samples()
 
     def close(self) -> None:
         """Flush, give the samples table to the sinks, remove the hooks, close the sinks.
@@ -500,16 +323,8 @@ class SaturationRecorder:
             return
         self._closed = True
         with ExitStack() as stack:
-            for sink in self.sinks:
-                stack.callback(sink.close)
-            stack.callback(self._writer.close)
             stack.callback(self.remove)
-            try:
-                self.flush()
-            finally:
-                if self._tracker is not None and self._fanout.takes_samples \
-                        and distributed.rank() == 0:
-                    self._fanout.write_samples(self._tracker.frame())
+            self._flusher.close(stack)
 
     def __enter__(self) -> SaturationRecorder:
         return self
@@ -531,7 +346,8 @@ class SaturationRecorder:
             warnings.warn(f"state_dict() with {self.buffered} unflushed rows: they are not part "
                           "of the checkpoint; call flush() first", stacklevel=2)
         return {"steps": self._steps,
-                "samples": None if self._tracker is None else self._tracker.state_dict()}
+                "samples": None if self._flusher.tracker is None
+                else self._flusher.tracker.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the step counter and per-sample record from :meth:`state_dict`.
@@ -543,9 +359,9 @@ class SaturationRecorder:
         if self.buffered:
             raise RuntimeError("load_state_dict() with buffered rows; load before recording")
         samples = state.get("samples")
-        if (samples is None) != (self._tracker is None):
+        if (samples is None) != (self._flusher.tracker is None):
             raise ValueError("the checkpoint and this recorder disagree on num_samples "
                              f"(checkpoint has a per-sample record: {samples is not None})")
-        if self._tracker is not None:
-            self._tracker.load_state_dict(samples)
+        if self._flusher.tracker is not None:
+            self._flusher.tracker.load_state_dict(samples)
         self._steps = int(state["steps"])

@@ -11,7 +11,7 @@ from recorder_models import make_data, make_net, train_step
 from torch import nn
 
 from satkit.hooks import SaturationRecorder
-from satkit.hooks import recorder as recorder_module
+from satkit.hooks import targets as targets_module
 from satkit.hooks.stats import column_names
 from satkit.schema import SAMPLE_COLUMNS
 from satkit.sinks import Sink
@@ -208,7 +208,7 @@ def test_index_out_of_range_on_cpu_raises_at_step_and_keeps_earlier_rows(net, da
 
 def test_index_out_of_range_deferred_check_raises_at_flush_after_storing(net, data, monkeypatch):
     # On an accelerator the range check runs at flush (reading the index would sync).
-    monkeypatch.setattr(recorder_module, "_check_index_cpu", lambda *a: None)
+    monkeypatch.setattr(targets_module, "check_index_cpu", lambda *a: None)
     x, y = data
     sink = ListSink()
     rec = SaturationRecorder(net.head, num_samples=12, sinks=[sink])

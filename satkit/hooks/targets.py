@@ -1,0 +1,95 @@
+"""The step's targets and dataset indices: their shapes, their ranges, and supplying the
+targets to the captures of a step.
+
+Range checks read tensor values. On the CPU that is free, so they run at every step (in C++,
+through ``torch._assert_async``); on an accelerator a read would be a host sync, so there the
+out-of-range entries are counted on the device and reported at the next flush.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from satkit.hooks.capture import Capture
+
+__all__ = ["bad_targets", "check_index", "check_index_cpu", "supply_targets"]
+
+
+def check_index_cpu(index: Tensor, num_samples: int) -> None:
+    # sync point (CPU only): reading a CPU tensor waits for no device; on an accelerator the
+    # check is deferred to the flush (the bad_index count).
+    lo, hi = index.aminmax()
+    try:  # read in C++: no Python-level host read on the hot path
+        torch._assert_async((lo >= 0) & (hi < num_samples))
+    except RuntimeError:
+        raise ValueError(f"index values must lie in [0, num_samples={num_samples}), got values "
+                         f"in [{int(lo)}, {int(hi)}]") from None
+
+
+def supply_targets(caps: list[Capture], target: Tensor | None) -> None:
+    """Give the step's ``target`` ((N,) or (N, T), micro-batches in forward order) to the
+    captures that did not get theirs in forward.
+
+    Raises:
+        ValueError: no target where one is needed, or one of the wrong dtype or shape.
+    """
+    missing = [c for c in caps if c.target is None]
+    if target is None:
+        if missing:
+            raise ValueError("step() needs `target`: the head did not receive one in "
+                             "forward (e.g. an nn.Linear head)")
+        return
+    shapes = {c.sizes[1] for c in caps}
+    n = sum(c.sizes[0] for c in caps)
+    want = (n,) if shapes == {1} else (n, *shapes) if len(shapes) == 1 else None
+    if (not isinstance(target, Tensor) or target.dtype not in (torch.int64, torch.int32)
+            or (want is not None and tuple(target.shape) != want)):
+        raise ValueError(
+            f"target must be an integer tensor of shape {want or '(N, T)'} (the step's "
+            f"samples, all micro-batches concatenated in forward order), got "
+            f"{getattr(target, 'dtype', type(target).__name__)} "
+            f"{tuple(getattr(target, 'shape', ()))}")
+    if missing:
+        parts = target.split([c.sizes[0] for c in caps])
+        for cap, part in zip(caps, parts, strict=True):
+            if cap.target is None:
+                cap.set_target(part)
+
+
+def bad_targets(caps: list[Capture]) -> Tensor | None:
+    """The number of targets outside [0, C) (and not ignored), a device scalar; raises at once
+    on the CPU. None when every target came through the head."""
+    flags = [c.out_of_range for c in caps if c.out_of_range is not None]
+    if not flags:
+        return None  # every target came through the head, which checked it
+    bad = torch.cat(flags)
+    if bad.device.type == "cpu":  # sync point (CPU only; deferred to the flush elsewhere)
+        try:
+            torch._assert_async(~bad.any())
+        except RuntimeError:
+            c = caps[0].num_classes
+            raise ValueError(f"target values must lie in [0, {c}) (the head's {c} classes) "
+                             f"or equal ignore_index={caps[0].ignore_index}") from None
+    return bad.sum()
+
+
+def check_index(index: Tensor | None, n: int, num_samples: int | None) -> None:
+    """Check the step's dataset ``index`` for ``n`` samples (and its range on the CPU).
+
+    Raises:
+        ValueError: an index without ``num_samples``, of the wrong shape or dtype, or out of
+            range (CPU).
+    """
+    if index is None:
+        return
+    if num_samples is None:
+        raise ValueError("step() got `index` but the recorder has num_samples=None; pass "
+                         "num_samples to record per-sample saturation")
+    if (not isinstance(index, Tensor) or index.shape != (n,)
+            or index.dtype not in (torch.int64, torch.int32)):
+        raise ValueError(f"index must be an integer tensor of shape ({n},) (dataset indices "
+                         f"of the step's samples), got {getattr(index, 'dtype', index)!r} "
+                         f"{tuple(getattr(index, 'shape', ()))}")
+    if index.device.type == "cpu" and n:
+        check_index_cpu(index, num_samples)
