@@ -22,7 +22,7 @@ from satkit.analysis.onset import onset_step, postponement, step_window, window_
 from satkit.analysis.paper import paper_results, paper_table, paper_table_markdown
 from satkit.analysis.ranking import has_several_methods, rank_methods, ranking_markdown
 from satkit.analysis.reporting import postponement_table, report
-from satkit.analysis.runs import Run, as_runs, find_run_dirs, load_run, load_runs, tidy_metrics
+from satkit.analysis.runs import Run, as_runs, find_run_dirs, load_run
 from satkit.analysis.seeds import (
     comparison_table,
     paired_test,
@@ -37,6 +37,7 @@ from satkit.analysis.survival_analysis import (
     saturation_times,
     survival,
 )
+from satkit.analysis.tidy import load_runs, tidy_metrics
 
 __all__ = [
     "Run",

@@ -1,4 +1,4 @@
-"""Serve satkit runs in TensorBoard, and read them back over its HTTP data API.
+"""Serve satkit runs in TensorBoard (a subprocess that never outlives its parent).
 
 :class:`TensorBoardServer` starts ``python -m tensorboard.main`` as a subprocess over one or
 more run (or comparison) directories, bound to ``localhost`` by default, waits until it
@@ -22,28 +22,7 @@ exits for that reason, removes its temporary directory (otherwise the parent doe
 left by processes that were all killed with SIGKILL is removed by the next server that starts
 (:func:`sweep_stale_workdirs`).
 
-How to read the charts of a satkit run (tags as written by
-:class:`satkit.sinks.tensorboard.TensorBoardSink`):
-
-* ``saturation/p_target_mean``: mean clean (noise-free) probability of the true class. It
-  rising to 1 is saturation; Noisy Softmax should make it rise later (postponed saturation).
-* ``saturation/saturated_frac``: fraction of the batch with p_target >= tau. Softmax jumps to
-  1 early; Noisy Softmax climbs later and more slowly.
-* ``gradient/grad_target_mean``: mean |dL/df_y| = 1 - p_y, the learning signal on the target
-  logit. It decaying to 0 is the gradient dying; with noise it keeps flowing for longer.
-* ``noise/noise_mean``: mean noise magnitude of Eq. 5, alpha ||W|| ||X|| (1 - cos theta) |xi|.
-  It anneals (falls) as samples are fitted and cos theta -> 1; always 0 for softmax.
-* ``norms/feature_norm_mean``: mean ||X|| of the last layer's input; its growth is one of the
-  ways a network inflates logits and saturates without learning more.
-* Histograms ``saturation/p_target`` and ``noise/noise``: per-sample distributions over
-  steps. Saturation is p_target's mass piling up at 1; noise's mass moving to 0 is annealing.
-* HPARAMS tab: one row per finished run (the method as applied, alpha2, noise family, seed,
-  device, ...) with its final and best test error, saturation onset step and late |dL/df_y|
-  as metrics (empty when unknown, e.g. never saturated); sort or plot error against alpha2.
-* ``epoch/...``: the learning curves per epoch (train and test loss and error, lr), on the
-  step axis.
-* CUSTOM SCALARS tab: each chart overlays every run served (e.g. softmax and Noisy Softmax of
-  a comparison) on one quantity, so early vs postponed saturation reads directly.
+How to read each chart of a satkit run: ``docs/tensorboard.md``.
 
 Example:
     >>> from satkit.tensorboard import server_command
@@ -54,7 +33,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -63,18 +41,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+
+from satkit.tensorboard.client import TensorBoardClient, TensorBoardError
 
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
-    "TensorBoardClient",
     "TensorBoardError",
     "TensorBoardServer",
     "link_tree",
@@ -92,9 +67,6 @@ DEFAULT_PORT = 6006
 _SERVING = re.compile(r"TensorBoard \S+ at http://\S+:(\d+)/\S* \(")
 # Wildcard hosts listen on loopback too; clients connect there instead.
 _WILDCARDS = {"", "0.0.0.0", "::", "[::]"}
-# No proxy, ever: requests go straight to the local server (a proxy in the environment must
-# not see them, nor turn a loopback request into a network one).
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _WORKDIR_PREFIX = "satkit-tensorboard-"
 _OWNERS = "owners"  # the pids (parent, TensorBoard) that use a work directory
 
@@ -124,10 +96,6 @@ if os.getppid() != parent:
 sys.argv = ["tensorboard", *sys.argv[3:]]
 runpy.run_module("tensorboard.main", run_name="__main__", alter_sys=True)
 """
-
-
-class TensorBoardError(RuntimeError):
-    """TensorBoard could not be started, or a request to it failed."""
 
 
 def server_command(logdir: str | os.PathLike[str], *, host: str = DEFAULT_HOST,
@@ -371,86 +339,3 @@ class TensorBoardServer:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
-
-
-class TensorBoardClient:
-    """Read a running TensorBoard's HTTP data API (``/data/...``), as the browser does.
-
-    Args:
-        url: the server's base URL, e.g. ``http://localhost:6006/``.
-        timeout: seconds per request.
-
-    Requests never go through a proxy. Errors raise :class:`TensorBoardError`.
-    """
-
-    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
-        self.url = url if url.endswith("/") else url + "/"
-        self.timeout = timeout
-
-    def get(self, path: str, **params: str) -> Any:
-        """GET ``path`` (relative to the base URL) with query ``params``; the decoded JSON."""
-        return self._request(path, params)
-
-    def post(self, path: str, body: dict[str, Any]) -> Any:
-        """POST a JSON ``body`` to ``path`` (the hparams plugin's API); the decoded JSON."""
-        return self._request(path, {}, body)
-
-    def _request(self, path: str, params: dict[str, str],
-                 body: dict[str, Any] | None = None) -> Any:
-        url = self.url + path.lstrip("/")
-        if params:
-            url += "?" + urllib.parse.urlencode(params)
-        data, headers = None, {}
-        if body is not None:
-            data = json.dumps(body).encode()
-            # TensorBoard rejects POSTs without this header (its XSRF protection).
-            headers = {"Content-Type": "application/json", "X-XSRF-Protected": "1"}
-        request = urllib.request.Request(url, data=data, headers=headers)
-        try:
-            with _OPENER.open(request, timeout=self.timeout) as response:
-                return json.loads(response.read().decode("utf-8"))
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise TensorBoardError(f"{request.get_method()} {url} failed: {exc}") from exc
-
-    def ready(self) -> bool:
-        """Whether the server answers ``/data/runs``."""
-        try:
-            self.runs()
-        except TensorBoardError:
-            return False
-        return True
-
-    def runs(self) -> list[str]:
-        """The run names served (paths relative to the logdir, e.g. ``alpha2=0_seed=0``)."""
-        return list(self.get("data/runs"))
-
-    def plugins(self) -> dict[str, Any]:
-        """``/data/plugins_listing``: plugin name -> listing (``enabled``: it has data)."""
-        return dict(self.get("data/plugins_listing"))
-
-    def scalar_tags(self) -> dict[str, list[str]]:
-        """Run -> its scalar tags."""
-        return {run: sorted(tags) for run, tags in self.get("data/plugin/scalars/tags").items()}
-
-    def scalars(self, run: str, tag: str) -> list[tuple[float, int, float]]:
-        """The ``(wall_time, step, value)`` points of one scalar series, in step order."""
-        points = self.get("data/plugin/scalars/scalars", run=run, tag=tag)
-        return [(float(w), int(s), float(v)) for w, s, v in points]
-
-    def histogram_tags(self) -> dict[str, list[str]]:
-        """Run -> its histogram tags."""
-        return {run: sorted(tags)
-                for run, tags in self.get("data/plugin/histograms/tags").items()}
-
-    def histograms(self, run: str, tag: str) -> list[tuple[float, int, list[list[float]]]]:
-        """The ``(wall_time, step, [[left, right, count], ...])`` of one histogram series."""
-        points = self.get("data/plugin/histograms/histograms", run=run, tag=tag)
-        return [(float(w), int(s), buckets) for w, s, buckets in points]
-
-    def custom_scalars_layout(self) -> dict[str, Any]:
-        """The merged custom-scalars layout (``{"category": [{"title": ..., "chart": [...]}]}``)."""
-        return dict(self.get("data/plugin/custom_scalars/layout"))
-
-    def hparams_experiment(self) -> dict[str, Any]:
-        """The hparams plugin's experiment: ``hparamInfos`` and ``metricInfos``."""
-        return dict(self.post("data/plugin/hparams/experiment", {"experimentName": ""}))
