@@ -131,10 +131,10 @@ def find_head(model: nn.Module, head: str | nn.Module) -> nn.Module:
 def claim_run_dir(path: str | os.PathLike[str]) -> Path:
     """Claim a fresh run directory at ``path`` (or ``path-1``, ``path-2``, ...) atomically.
 
-    Never overwrites: a non-empty directory (or a file) at a candidate is skipped. A new
-    directory is claimed by ``os.mkdir``; an existing empty one by creating its
-    ``config.json`` exclusively, so two processes given the same path get different
-    directories. Parent directories are created.
+    Never overwrites: a non-empty directory (or a file) at a candidate is skipped. An empty
+    directory (made here, or found) is claimed by creating its ``config.json`` exclusively
+    (``O_EXCL``), so two processes given the same path get different directories. Parent
+    directories are created.
 
     Returns:
         The claimed directory; it holds at most an empty ``config.json`` placeholder.
@@ -150,12 +150,12 @@ def claim_run_dir(path: str | os.PathLike[str]) -> Path:
     for k in count():
         candidate = path if k == 0 else path.with_name(f"{path.name}-{k}")
         try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            if not candidate.is_dir() or any(candidate.iterdir()):
-                continue
-        try:  # an existing empty directory: whoever creates its config.json first owns it
+            candidate.mkdir(exist_ok=True)
+        except FileExistsError:  # a file
+            continue
+        if any(candidate.iterdir()):
+            continue
+        try:  # whoever creates the empty directory's config.json first owns it
             os.close(os.open(candidate / CONFIG, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
             return candidate
         except FileExistsError:
