@@ -37,12 +37,13 @@ GRADIENT_SCALE_TOLERANCE = 0.01
 
 
 def method_config(head: nn.Module) -> dict[str, Any]:
-    """The method fields of a run's config.json for the head it trains (a run directory's
-    labels): Noisy Softmax for a :class:`satkit.NoisySoftmax` head, plain softmax otherwise.
+    """The raw method fields of a run's config.json (``loss``, ``alpha2``, ``noise``) for the
+    head it trains: Noisy Softmax for a :class:`satkit.NoisySoftmax` head, plain softmax
+    otherwise (:func:`run_config` derives the method as applied from them).
 
     Example:
-        >>> method_config(torch.nn.Linear(4, 3))["method"]
-        'softmax'
+        >>> method_config(torch.nn.Linear(4, 3))
+        {'loss': 'softmax', 'alpha2': 0.0, 'noise': 'none'}
     """
     from satkit.heads import NoisySoftmax
 
