@@ -8,8 +8,9 @@ on a shared machine hits both variants alike (read the ratios):
   :class:`satkit.integrations.lightning.SaturationCallback` (per-sample record on, its Parquet
   and TensorBoard sinks, the scalars sent to a CSV logger);
 * ``transformers``: a Hugging Face ``Trainer`` on a small GPT-2 (2 layers, width 128,
-  vocabulary 8192, 8 sequences of 128 tokens), with and without
-  :class:`satkit.integrations.transformers.SaturationCallback` on ``lm_head``;
+  vocabulary 8192, 8 sequences of 128 tokens) and on a BERT sequence classifier of the same
+  size, with and without :class:`satkit.integrations.transformers.SaturationCallback` on
+  ``lm_head`` / ``classifier``;
 * ``lm-head``: the recorder alone on a language-model head at vocabulary 32,000 (8 x 128
   positions, width 256): the bare step (forward, cross-entropy, backward) vs the recorded one
   (``set_target`` before forward, ``step`` after backward), and the peak resident memory of
@@ -151,8 +152,12 @@ def bench_lightning(rounds: int, steps: int, warm: int, flush_every: int) -> Non
 
 # -- transformers ------------------------------------------------------------------------------
 def bench_transformers(rounds: int, steps: int, warm: int, flush_every: int) -> None:
+    """Both model kinds: a GPT-2 causal LM (the recorder reduces (tokens x vocabulary) logits)
+    and a BERT sequence classifier ((N, C) logits: the callback's own overhead)."""
     import transformers
     from transformers import (
+        BertConfig,
+        BertForSequenceClassification,
         GPT2Config,
         GPT2LMHeadModel,
         Trainer,
@@ -167,7 +172,7 @@ def bench_transformers(rounds: int, steps: int, warm: int, flush_every: int) -> 
     n = steps * batch
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(0, vocab, (n, seq), generator=g)
-    data = [{"input_ids": ids[i], "labels": ids[i], "index": torch.tensor(i)} for i in range(n)]
+    classes = torch.randint(0, 2, (n,), generator=g)
 
     class Clock(TrainerCallback):
         def __init__(self) -> None:
@@ -179,16 +184,28 @@ def bench_transformers(rounds: int, steps: int, warm: int, flush_every: int) -> 
         def on_train_end(self, *args, **kwargs) -> None:
             self.times.append(time.perf_counter())
 
-    def fit(with_callback: bool) -> tuple[float, float]:
+    kinds = {
+        "lm": ("lm_head", lambda: GPT2LMHeadModel(GPT2Config(
+            n_layer=2, n_head=4, n_embd=128, vocab_size=vocab, n_positions=seq, bos_token_id=0,
+            eos_token_id=0)), [{"input_ids": ids[i], "labels": ids[i], "index": torch.tensor(i)}
+                               for i in range(n)]),
+        "classifier": ("classifier", lambda: BertForSequenceClassification(BertConfig(
+            vocab_size=vocab, hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
+            intermediate_size=512, max_position_embeddings=seq, num_labels=2)),
+            [{"input_ids": ids[i], "labels": classes[i], "index": torch.tensor(i)}
+             for i in range(n)]),
+    }
+
+    def fit(kind: str, with_callback: bool) -> tuple[list[float], float]:
+        head, build, data = kinds[kind]
         torch.manual_seed(0)
-        model = GPT2LMHeadModel(GPT2Config(n_layer=2, n_head=4, n_embd=128, vocab_size=vocab,
-                                           n_positions=seq, bos_token_id=0, eos_token_id=0))
+        model = build()
         with tempfile.TemporaryDirectory() as tmp:
             clock = Clock()
             callbacks: list = [clock]
             if with_callback:
-                callbacks.append(SaturationCallback("lm_head", Path(tmp) / "run",
-                                                    index_key="index", flush_every=flush_every))
+                callbacks.append(SaturationCallback(head, Path(tmp) / "run", index_key="index",
+                                                    flush_every=flush_every))
             args = TrainingArguments(output_dir=tmp, per_device_train_batch_size=batch,
                                      max_steps=steps, use_cpu=True, report_to="none",
                                      save_strategy="no", logging_strategy="no",
@@ -197,11 +214,13 @@ def bench_transformers(rounds: int, steps: int, warm: int, flush_every: int) -> 
             done = time.perf_counter()
         return _durations(clock.times, warm), done - clock.times[-1]
 
-    _report(f"transformers {transformers.__version__}: GPT-2 2x128, vocabulary {vocab}, "
-            f"{batch} x {seq} tokens, {steps} steps per train() (first {warm} not timed), "
-            f"{rounds} rounds",
-            _rotating({"without": lambda: fit(False), "with callback": lambda: fit(True)},
-                      rounds))
+    titles = {"lm": f"GPT-2 2x128 causal LM, vocabulary {vocab}",
+              "classifier": "BERT 2x128 sequence classifier, 2 classes"}
+    for kind, title in titles.items():
+        _report(f"transformers {transformers.__version__}: {title}, {batch} x {seq} tokens, "
+                f"{steps} steps per train() (first {warm} not timed), {rounds} rounds",
+                _rotating({"without": lambda k=kind: fit(k, False),
+                           "with callback": lambda k=kind: fit(k, True)}, rounds))
 
 
 # -- the recorder on a 32k-vocabulary LM head -----------------------------------------------

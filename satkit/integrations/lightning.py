@@ -123,6 +123,9 @@ class SaturationCallback(_Base):
         dataset: the data set's name in config.json; default: the dataset's class name.
         config: entries added to config.json (they override the callback's own).
 
+    Each ``fit`` writes a new run directory whose steps count from 0 (also when it resumes from
+    a checkpoint; the loggers get the trainer's global step).
+
     Attributes:
         run_dir: the directory written (on rank 0; None before ``fit`` and on other ranks).
         summary: summary.json as written at the end of ``fit`` (rank 0).

@@ -40,9 +40,11 @@ the recorder's positions. In transformers 5.24 two cases differ, and the end-of-
   ``gradient_accumulation_steps``: the columns (and the gradients the model trains with) are
   ``gradient_accumulation_steps`` x |p_y - 1|.
 
-Under ``torch.distributed`` the recorder merges the ranks at each flush and rank 0 writes; with
-``average_tokens_across_devices`` the Trainer's loss is scaled by the global token count, so
-the columns read (world size x local tokens / global tokens) x |p_y - 1|, 1 for equal shards.
+Under ``torch.distributed`` the recorder merges the ranks at each flush and rank 0 writes the
+run directory. With ``average_tokens_across_devices`` the Trainer divides each rank's summed
+loss by the global token count and multiplies it by the world size, so the columns read
+(world size x local tokens / global tokens) x |p_y - 1|: 1 for equally many tokens per rank
+(read from the Trainer's code; the multi-process path is tested for Lightning only).
 """
 
 from __future__ import annotations
@@ -139,6 +141,8 @@ class SaturationCallback(_Base):
             ``labels``, a missing ``index_key`` column.
 
     If ``train()`` raises, call :meth:`close` to remove the hooks and close the run's files.
+    Each ``train()`` writes a new run directory whose steps count from 0 (also when it resumes
+    from a checkpoint).
 
     Example:
         >>> callback = SaturationCallback("lm_head", "runs/lm")          # doctest: +SKIP
