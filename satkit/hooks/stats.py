@@ -60,9 +60,9 @@ def forward_values(logits: Tensor, clean: Tensor | None, target: Tensor, valid: 
                    noise: Tensor, features: Tensor, weight: Tensor) -> dict[str, Tensor]:
     """The per-position forward quantities of one micro-batch (pure; no host sync).
 
-    Cost: one log-softmax and one top-2 over the (P, C) logits (and one more log-softmax over
-    the clean logits when they differ), one gather of the P target rows of W; a log-softmax
-    allocates one temporary (P, C) tensor at a time.
+    Cost: one log-softmax and one max over the (P, C) logits (and one more log-softmax over
+    the clean logits when they differ), one gather of the P target rows of W; the
+    log-softmax allocates the one temporary (P, C) tensor, reused for the max.
 
     Args:
         logits: the training logits, (P, C).
@@ -83,15 +83,18 @@ def forward_values(logits: Tensor, clean: Tensor | None, target: Tensor, valid: 
     tgt = torch.where(valid, target, 0)
     col = tgt.unsqueeze(1)
     f = logits.to(dtype)
-    logp_train = torch.log_softmax(f, dim=1).gather(1, col).squeeze(1)
-    if clean is None:
-        c, logp_clean = f, logp_train
-    else:
+    logp = torch.log_softmax(f, dim=1)  # the one (P, C) temporary, reused below
+    logp_train = logp.gather(1, col).squeeze(1)
+    c = f
+    if clean is not None:
         c = clean.to(dtype)
-        logp_clean = torch.log_softmax(c, dim=1).gather(1, col).squeeze(1)
-    top = c.topk(2, dim=1)
+        logp = torch.log_softmax(c, dim=1)
+    logp_clean = logp.gather(1, col).squeeze(1)
     f_y = c.gather(1, col).squeeze(1)
-    max_other = torch.where(top.indices[:, 0] == tgt, top.values[:, 1], top.values[:, 0])
+    # The largest other logit, from the log-probabilities: f_y - f_j = log p_y - log p_j, so
+    # one in-place write of -inf on the target column and one max pass (no sort, no copy).
+    logp.scatter_(1, col, -math.inf)
+    max_other = f_y - (logp_clean - logp.amax(dim=1))
     x = features.to(dtype)
     w_y = weight.detach().to(dtype)[tgt]
     return {"logp_train": logp_train, "logp_clean": logp_clean, "f_y": f_y,
