@@ -73,6 +73,7 @@ class Capture:
         self._grad: Tensor | None = None
         self._grad_features: Tensor | None = None
         self.backward_passes = 0
+        self.grad_scale: Tensor | float | None = None  # announced with the target, if any
         self.handles: list[RemovableHandle] = []
         if target is not None:
             self.set_target(target)

@@ -42,6 +42,17 @@ from satkit.validation import check_bool, check_int, check_real, check_reals
 __all__ = ["SaturationRecorder"]
 
 
+def _apply_grad_scales(caps: list[Capture], values: list[dict[str, Tensor]]) -> None:
+    """Announced gradient scales: the statistics multiply every gradient by the step's number
+    of positions, so a capture with its own scale is divided by that number first."""
+    positions = sum(v["valid"].sum() for v in values)
+    for cap, v in zip(caps, values, strict=True):
+        if cap.grad_scale is not None:
+            for key in ("grad_target", "grad_norm", "grad_features_norm"):
+                if key in v:
+                    v[key] = v[key] * cap.grad_scale / positions
+
+
 class SaturationRecorder:
     """Record, per optimizer step and per sample, how saturated a classifier's softmax is.
 
@@ -148,7 +159,7 @@ class SaturationRecorder:
         self._handle: RemovableHandle | None = head.register_forward_hook(
             self._on_forward, with_kwargs=True)
         self._captures: list[Capture] = []
-        self._target: Tensor | None = None
+        self._target: tuple[Tensor, Tensor | float | None] | None = None
         self._forwards = 0
         self._steps = 0
         self._warned_double_backward = False
@@ -161,13 +172,16 @@ class SaturationRecorder:
         if not (training and isinstance(output, Tensor) and output.requires_grad):
             return  # evaluation pass: not part of a training step
         self._forwards += 1
-        target, self._target = self._target, None
+        announced, self._target = self._target, None
         if self._steps % self.every:
             return
+        target, grad_scale = announced if announced is not None else (None, None)
         compiled = output.is_cuda if self._compile is None else self._compile
-        self._captures.append(capture_forward(
-            module, args, kwargs, output, target=target, ignore_index=self.ignore_index,
-            on_grad=self._on_grad, kernels=stats.kernels(compiled)))
+        cap = capture_forward(module, args, kwargs, output, target=target,
+                              ignore_index=self.ignore_index, on_grad=self._on_grad,
+                              kernels=stats.kernels(compiled))
+        cap.grad_scale = grad_scale
+        self._captures.append(cap)
 
     def _on_grad(self, cap: Capture, which: str, grad: Tensor) -> None:
         if self._handle is None:
@@ -177,17 +191,26 @@ class SaturationRecorder:
         else:
             cap.on_grad_features(grad)
 
-    def set_target(self, target: Tensor) -> None:
+    def set_target(self, target: Tensor, *, grad_scale: Tensor | float | None = None) -> None:
         """Announce the target of the head's next training forward ((N,) or (N, T) int64).
 
         Optional. With it, the recorder reduces the logits and their gradient as they come,
         keeping nothing of size (positions x classes) until :meth:`step` (what a language
         model head needs); a satkit head receives its target in forward and needs no call.
+
+        Args:
+            target: the forward's targets, ``ignore_index`` where a position has none.
+            grad_scale: what turns this forward's logits gradient into per-position gradients
+                (the gradient of each position's own loss), when the step's loss is not the
+                mean over the step's positions; e.g. the ``num_items_in_batch`` a Hugging Face
+                model divided its summed loss by. Default: the step's number of positions.
         """
         if not isinstance(target, Tensor) or target.dtype not in (torch.int64, torch.int32):
             raise ValueError(f"target must be an integer tensor, got "
                              f"{getattr(target, 'dtype', type(target).__name__)}")
-        self._target = target
+        if grad_scale is not None and not isinstance(grad_scale, Tensor):
+            grad_scale = check_real("grad_scale", grad_scale, lo=0.0, lo_open=True)
+        self._target = (target, grad_scale)
 
     def remove(self) -> None:
         """Remove every hook this recorder registered (idempotent)."""
@@ -262,6 +285,8 @@ class SaturationRecorder:
                                                                               strict=True)):
             self._warn_double_backward()
         keys = [k for k in values[0] if all(k in v for v in values)]
+        if any(c.grad_scale is not None for c in caps):
+            _apply_grad_scales(caps, values)
         merged = values[0] if len(values) == 1 else {k: torch.cat([v[k] for v in values])
                                                      for k in keys}
         targets.check_index(index, n, self.num_samples)

@@ -161,13 +161,15 @@ class RecordingSession:
         self._started = time.perf_counter()
         self.closed = False
 
-    def announce(self, target: Tensor, index: Tensor | None = None) -> None:
-        """The target (and the dataset indices) of the head's next training forward.
+    def announce(self, target: Tensor, index: Tensor | None = None, *,
+                 grad_scale: Tensor | float | None = None) -> None:
+        """The target (and the dataset indices) of the head's next training forward, and what
+        turns its logits gradient into per-position gradients (None: the recorder's default).
 
         No host sync: the target goes to :meth:`SaturationRecorder.set_target`, the index is
         kept until :meth:`step`.
         """
-        self.recorder.set_target(target)
+        self.recorder.set_target(target, grad_scale=grad_scale)
         if index is not None:
             self._indices.append(index)
 

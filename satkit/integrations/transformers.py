@@ -33,8 +33,8 @@ the recorder's positions. In transformers 5.24 two cases differ, and the end-of-
 
 * a causal LM whose ``loss_type`` the Trainer does not recognise as shifting its labels (GPT-2)
   gets ``num_items_in_batch`` counted over the unshifted labels, one token per sequence too
-  many: the columns are (recorded tokens / counted labels) x |p_y - 1|, e.g. 0.97 for 32-token
-  sequences;
+  many; the callback announces that count to the recorder as the forward's gradient scale
+  (``set_target(grad_scale=...)``), so the columns are |p_y - 1| exactly all the same;
 * a model whose forward takes ``**kwargs`` but ignores ``num_items_in_batch`` (BERT's
   classification heads) returns a per-micro-batch mean that the Trainer then does not divide by
   ``gradient_accumulation_steps``: the columns (and the gradients the model trains with) are
@@ -280,7 +280,10 @@ class SaturationCallback(_Base):
             raise ValueError(f"index_key={self.index_key!r}: the training batch has no such "
                              "column; the Trainer removes columns the model does not take "
                              "unless TrainingArguments(remove_unused_columns=False)")
-        self._session.announce(target, index)
+        # A causal LM divides its summed loss by the Trainer's num_items_in_batch: announced,
+        # it makes the gradient columns per position (|dL_i/df_y| = 1 - p_y) exactly.
+        scale = kwargs.get("num_items_in_batch") if self._shift else None
+        self._session.announce(target, index, grad_scale=scale)
         return args, kwargs
 
     def _remove_hook(self) -> None:

@@ -170,3 +170,28 @@ def test_a_wrongly_shaped_target_is_refused():
         F.cross_entropy(head(h).reshape(-1, V), y.reshape(-1)).backward()
         with pytest.raises(ValueError, match=r"shape \(3, 4\)"):
             rec.step(y.reshape(-1))
+
+
+def test_an_announced_grad_scale_makes_the_gradient_columns_per_position():
+    # A Hugging Face causal LM divides its summed loss by a count of its own (here 1.5 x the
+    # tokens): with that count announced, |dL_i/df_y| is 1 - p_y again.
+    torch.manual_seed(0)
+    head = nn.Linear(D, V)
+    h, y = lm_batch()
+    tokens = int((y != -100).sum())
+    rows = {}
+    for scale in (None, 1.5 * tokens):
+        with SaturationRecorder(head) as rec:
+            rec.set_target(y, grad_scale=scale)
+            logits = head(h)
+            loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1), reduction="sum")
+            (loss / (1.5 * tokens)).backward()
+            rec.step()
+            rows[scale] = rec.metrics().iloc[0]
+        head.zero_grad()
+        h.grad = None
+    p = rows[None]["p_target_mean"]
+    assert rows[1.5 * tokens]["grad_target_mean"] == pytest.approx(1 - p, rel=1e-5)
+    assert rows[None]["grad_target_mean"] == pytest.approx((1 - p) / 1.5, rel=1e-5)
+    with pytest.raises(ValueError, match="grad_scale"):
+        SaturationRecorder(head).set_target(y, grad_scale=0)
