@@ -26,6 +26,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from queue import Empty
 
 import nbformat
 import pytest
@@ -142,6 +143,36 @@ def _left_behind(directory: Path) -> list[str]:
     return [path.name for path in sorted(directory.iterdir()) if not _tools_own(path)]
 
 
+class _Client(NotebookClient):
+    """nbclient, with the shell channel polled in slices of at most :attr:`POLL_S` seconds.
+
+    After a cell that opens ipywidgets (notebook 01's sliders), the execute reply sometimes
+    sits unnoticed on the shell socket until the cell's whole timeout has passed: zmq's poll
+    does not wake up for it (jupyter/nbclient#312, open). The cell then "takes" 120 s and the
+    notebook blows its budget, at random. Polling in short slices reads the reply within a
+    second; a cell that really hangs still times out at ``timeout``.
+    """
+
+    POLL_S = 1.0
+
+    async def async_start_new_kernel_client(self):
+        kc = await super().async_start_new_kernel_client()
+        get_msg = kc.shell_channel.get_msg
+
+        async def sliced(timeout: float | None = None):
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                left = self.POLL_S if deadline is None else deadline - time.monotonic()
+                try:
+                    return await get_msg(timeout=max(0.0, min(self.POLL_S, left)))
+                except Empty:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise
+
+        kc.shell_channel.get_msg = sliced
+        return kc
+
+
 def test_notebooks_are_numbered_in_reading_order():
     names = [p.name for p in NOTEBOOKS]
     assert len(names) >= 5, f"expected the notebooks 01-05 in {NOTEBOOK_DIR}, found {names}"
@@ -166,8 +197,8 @@ def test_notebook_runs_in_its_quick_setting(path: Path, tmp_path: Path,
     temp.mkdir()
     cwd.mkdir()
     monkeypatch.setenv("TMPDIR", str(temp))
-    client = NotebookClient(nb, timeout=int(BUDGET_S), kernel_name="python3",
-                            resources={"metadata": {"path": str(cwd)}})
+    client = _Client(nb, timeout=int(BUDGET_S), kernel_name="python3",
+                     resources={"metadata": {"path": str(cwd)}})
     started = time.perf_counter()
     client.execute()  # raises CellExecutionError, naming the cell, on any error
     elapsed = time.perf_counter() - started
