@@ -173,32 +173,14 @@ def test_the_package_points_at_the_docs():
 
 #: Files outside the repository that the project's text has cited.
 _OUTSIDE = re.compile(r"PAPER\.md|STYLE\.md|poster\.txt|(?<![\w.-])shared/")
-#: Files other developers are rewriting now, which still cite PAPER.md; the integrator removes
-#: each from this list once its references point at docs/ (strict=False: a fixed one XPASSes).
-NOT_YET_FIXED = (
-    "README.md",
-)
 _SHIPPED = [ROOT / "README.md", *NOTEBOOKS, *PAGES, *SOURCES]
 
 
-def _shipped_param(path: Path):
-    name = _rel(path)
-    if name not in NOT_YET_FIXED:
-        return pytest.param(path, id=name)
-    reason = (f"{name} still cites PAPER.md (another branch is rewriting it); remove it from "
-              "NOT_YET_FIXED once its references point at docs/")
-    return pytest.param(path, id=name, marks=pytest.mark.xfail(strict=False, reason=reason))
-
-
-@pytest.mark.parametrize("path", [_shipped_param(p) for p in _SHIPPED])
+@pytest.mark.parametrize("path", _SHIPPED, ids=_rel)
 def test_nothing_cites_a_file_outside_the_repository(path):
     lines = [f"{_rel(path)}:{i}: {line.strip()}"
              for i, line in enumerate(_text(path).splitlines(), 1) if _OUTSIDE.search(line)]
     assert not lines, "\n".join(lines)
-
-
-def test_not_yet_fixed_lists_existing_files():
-    assert all((ROOT / name).exists() for name in NOT_YET_FIXED)
 
 
 # -- the docs name what the code declares -------------------------------------------------
