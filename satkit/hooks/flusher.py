@@ -166,7 +166,7 @@ class Flusher:
         out = []
         for i, s in enumerate(steps):
             if s % self.histogram_every == 0:
-                for name in ("p_target", "noise"):
+                for name in ("p_target", "p_target_noisy", "noise"):
                     values = logged[i, stats.LOGGED.index(name)]
                     out.append(Histogram(s, name, values[np.isfinite(values)]))
         return out

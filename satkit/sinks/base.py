@@ -3,8 +3,8 @@
 A sink needs two methods, ``write(rows)`` and ``close()``. The others of :class:`Sink` are
 optional: a sink that defines them gets
 
-* ``write_histograms(histograms)``: per-sample distributions (:class:`Histogram`) of the clean
-  p_target and of the noise, for the steps the recorder samples them;
+* ``write_histograms(histograms)``: per-sample distributions (:class:`Histogram`) of p_target
+  in both views and of the noise, for the steps the recorder samples them;
 * ``write_samples(frame)``: the per-sample ``samples`` table, once, at the recorder's close;
 * ``write_hparams(hparams, metrics, step=...)`` and ``write_scalars(step, values, group=...)``:
   a run's hyperparameters with its final figures, and figures that are not recorder rows
@@ -35,7 +35,8 @@ class Histogram(NamedTuple):
 
     Attributes:
         step: the step index.
-        name: ``"p_target"`` (clean target probability) or ``"noise"``.
+        name: ``"p_target"`` (clean target probability), ``"p_target_noisy"`` (under the
+            training logits) or ``"noise"``.
         values: 1-D float64 array of the finite per-sample values of the step's batch.
     """
 

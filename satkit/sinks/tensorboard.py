@@ -32,7 +32,11 @@ from satkit.validation import check_int
 
 __all__ = ["TensorBoardSink", "comparison_layout", "tag_for", "write_comparison_layout"]
 
-_HISTOGRAM_TAGS = {"p_target": "saturation/p_target", "noise": "noise/noise"}
+_HISTOGRAM_TAGS = {"p_target": "saturation/p_target",
+                   "p_target_noisy": "saturation/p_target_noisy", "noise": "noise/noise"}
+# p_y histograms on 40 equal buckets of [0, 1]: TensorBoard's default buckets grow
+# geometrically, so its last one below 1 would span 0.92-1.0 and hide saturation at 0.99.
+_P_BINS = [i / 40 for i in range(41)]
 
 
 def tag_for(column: str) -> str | None:
@@ -195,13 +199,17 @@ class TensorBoardSink:
         self._writer.flush()
 
     def write_histograms(self, histograms: list[Histogram]) -> None:
-        """Log the per-sample distributions (``saturation/p_target``, ``noise/noise``)."""
+        """Log the per-sample distributions (``saturation/p_target``,
+        ``saturation/p_target_noisy`` on 40 equal buckets of [0, 1]; ``noise/noise``)."""
+        import numpy as np
+
         for h in histograms:
             if self.histogram_every is not None and h.step % self.histogram_every:
                 continue
             if len(h.values):
                 tag = _HISTOGRAM_TAGS.get(h.name, f"other/{h.name}")
-                self._writer.add_histogram(tag, h.values, h.step)
+                bins = np.asarray(_P_BINS) if h.name.startswith("p_target") else "tensorflow"
+                self._writer.add_histogram(tag, h.values, h.step, bins=bins)
         self._writer.flush()
 
     def write_scalars(self, step: int, values: Mapping[str, float], *, group: str) -> None:

@@ -276,10 +276,11 @@ def test_histograms_and_samples_reach_sinks(net, data):
         for _ in range(5):
             train_step(net, x, y, rec, index=torch.arange(12), lr=0.1)
     assert [(h.step, h.name) for h in sink.histograms] == [
-        (s, name) for s in (0, 2, 4) for name in ("p_target", "noise")]
+        (s, name) for s in (0, 2, 4) for name in ("p_target", "p_target_noisy", "noise")]
     p0 = sink.histograms[0].values
     assert p0.shape == (12,) and np.all((p0 > 0) & (p0 < 1))
-    assert np.all(sink.histograms[1].values >= 0)
+    assert np.all(sink.histograms[2].values >= 0)  # the noise
+    assert np.all(sink.histograms[1].values <= p0 + 1e-6)  # the noise lowers p_y
     assert sink.samples["last_seen_step"].tolist() == [4] * 12
 
 

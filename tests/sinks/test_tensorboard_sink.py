@@ -71,10 +71,13 @@ def test_scalars_histograms_and_layout_read_back(tmp_path):
         assert [e.step for e in events] == metrics["step"].tolist()
         np.testing.assert_allclose([e.value for e in events], metrics[column].astype(float),
                                    rtol=1e-6)
-    assert set(acc.Tags()["histograms"]) == {"saturation/p_target", "noise/noise"}
+    assert set(acc.Tags()["histograms"]) == {"saturation/p_target",
+                                             "saturation/p_target_noisy", "noise/noise"}
     hist = acc.Histograms("saturation/p_target")
     assert [h.step for h in hist] == [0, 2, 4]
     assert hist[0].histogram_value.num == 16 and 0 < hist[0].histogram_value.min < 1
+    limits = np.asarray(hist[0].histogram_value.bucket_limit)  # equal buckets of 0.025, so
+    np.testing.assert_allclose(np.diff(limits), 0.025, atol=1e-6)  # 0.99 is not hidden
     layout = _layout(acc)
     assert [c.title for c in layout.category] == [
         "saturation: clean p_y vs p_y under the training logits", "learning curves",
