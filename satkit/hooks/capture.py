@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from satkit.heads.base import ClassifierHead
 from satkit.hooks import stats
 
 __all__ = ["Capture", "capture_forward", "check_head"]
@@ -54,13 +55,14 @@ class Capture:
 
     def __init__(self, logits: Tensor, clean: Tensor | None, noise: Tensor, features: Tensor,
                  weight: Tensor, target: Tensor | None, ignore_index: int,
-                 kernels: stats.Kernels) -> None:
+                 kernels: stats.Kernels, checked: bool = False) -> None:
         n = logits.shape[0]
         self.sizes = (n, logits.shape[1] if logits.dim() == 3 else 1)
         c = logits.shape[-1]
         p = self.sizes[0] * self.sizes[1]
         self.ignore_index = ignore_index
         self.kernels = kernels
+        self.checked = checked  # the target came through a head that validated it
         self.num_classes = c
         self.out_of_range: Tensor | None = None
         self._pending: tuple[Any, ...] | None = (
@@ -85,10 +87,10 @@ class Capture:
     def set_target(self, target: Tensor) -> None:
         """Supply the target ((N,) or (N, T)) and reduce what is pending (no host sync)."""
         self.target = target.detach().reshape(self.positions).to(self.device, torch.int64)
-        used = self.target != self.ignore_index
-        # An out-of-range class is left out and counted (the recorder reports it).
-        self.out_of_range = used & ((self.target < 0) | (self.target >= self.num_classes))
-        valid = used & ~self.out_of_range
+        valid = self.target != self.ignore_index
+        if not self.checked:  # an out-of-range class is left out and counted (then reported)
+            self.out_of_range = valid & ((self.target < 0) | (self.target >= self.num_classes))
+            valid = valid & ~self.out_of_range
         if self._pending is not None:
             logits, clean, noise, features, weight = self._pending
             self.values.update(self.kernels.forward_values(logits, clean, self.target, valid,
@@ -176,7 +178,8 @@ def capture_forward(module: nn.Module, args: tuple, kwargs: dict, output: Tensor
             and isinstance(getattr(module, "last_noise", None), Tensor):
         clean = stats.clean_logits(output.detach(), head_target, noise)  # noise on f_y only
     cap = Capture(output, clean, noise, features, module.weight, target, ignore_index,
-                  kernels or stats.kernels(False))
+                  kernels or stats.kernels(False),
+                  checked=isinstance(head_target, Tensor) and isinstance(module, ClassifierHead))
     cap.handles.append(output.register_hook(lambda g: on_grad(cap, "logits", g)))
     if features.requires_grad:
         cap.handles.append(features.register_hook(lambda g: on_grad(cap, "features", g)))

@@ -252,8 +252,9 @@ class SaturationRecorder:
             RuntimeError: no training forward (or no backward) of the head since the last step;
                 the recorder is closed.
             ValueError: a target or index of the wrong shape or dtype, ``index`` without
-                ``num_samples``, index values out of range (checked here for CPU tensors, at
-                the next flush on accelerators, where reading them would sync).
+                ``num_samples``, target values out of range (checked here for CPU tensors, at
+                the next flush on accelerators, where reading them would sync). Out-of-range
+                dataset indices are reported at the next flush, on every device.
         """
         if self._closed:
             raise RuntimeError("step() on a closed SaturationRecorder")
@@ -326,6 +327,10 @@ class SaturationRecorder:
             Exception: the first error a sink raised (the other sinks are still written).
         """
         self._flusher.flush(wait=True)
+
+    def wait_for_writes(self) -> None:
+        """Block until the rows of earlier flushes are written (the buffer stays buffered)."""
+        self._flusher.writer.wait()
 
     # -- tables ----------------------------------------------------------------------------
     def metrics(self) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,10 +35,13 @@ class Pause:
     n: int
     flag: Path
 
-    def at(self, point: str, n: int) -> None:
-        """Pause here if this is the configured point and occurrence."""
+    def at(self, point: str, n: int, before: Callable[[], None] | None = None) -> None:
+        """Pause here if this is the configured point and occurrence (after ``before()``,
+        e.g. letting writes already under way finish, so a kill tests what is promised)."""
         if point != self.point or n != self.n:
             return
+        if before is not None:
+            before()
         self.flag.touch()
         while self.flag.exists():
             time.sleep(0.01)

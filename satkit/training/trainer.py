@@ -167,6 +167,11 @@ class Trainer:
         self._first_bad = torch.where(bad & (self._first_bad < 0), self.step, self._first_bad)
         return loss
 
+    def _writes_done(self) -> None:
+        wait = getattr(self.recorder, "wait_for_writes", None)
+        if wait is not None:
+            wait()
+
     def _check_finite(self) -> None:
         if int(self._first_bad) >= 0:  # sync point (every sync_every steps)
             raise self._nonfinite("training loss")
@@ -274,7 +279,7 @@ class Trainer:
         started = time.perf_counter()
         for batch in self._batches():
             if self._pause is not None:
-                self._pause.at("step", self.step)
+                self._pause.at("step", self.step, before=self._writes_done)
             self.train_step(*_split_batch(batch))
             self.step += 1
             self.batch_in_epoch += 1
