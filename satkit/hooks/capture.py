@@ -5,12 +5,18 @@ on, output requiring grad) into a :class:`Capture`, and puts tensor hooks on the
 the features to catch their gradients in ``backward``. Logits may be (N, C) or (N, T, C)
 (sequence models); they are seen as P = N*T positions.
 
-When the target is known at forward time (a satkit head receives it; or the caller announced
-it with ``SaturationRecorder.set_target``), the capture reduces the logits and their gradient
-to (P,) vectors at once (:func:`~satkit.hooks.stats.forward_values`,
-:func:`~satkit.hooks.stats.gradient_values`) and keeps nothing of size (P x C): what a
-language-model head needs. Otherwise it keeps references to the tensors (no copies) until
-``step()`` supplies the target.
+Two ways to a step's numbers, chosen by size:
+
+* a *small* capture (``P * (C + D) <= DEFER_LIMIT``: a classifier's batch) is only kept, as
+  references to the step's tensors (no copies), and reduced at the flush together with every
+  other buffered step (:mod:`satkit.hooks.deferred`): a handful of operations per step instead
+  of several dozen, which is what keeps the recorder cheap on a small step;
+* a *large* one (a language model's tokens x vocabulary) is reduced to (P,) vectors as soon as
+  its target is known (:func:`~satkit.hooks.stats.forward_values`,
+  :func:`~satkit.hooks.stats.gradient_values`), in the hooks when the target is known at
+  forward time (a satkit head receives it; or the caller announced it with
+  ``SaturationRecorder.set_target``), so nothing of size (P x C) is kept; otherwise at
+  ``step()``, which supplies the target.
 """
 
 from __future__ import annotations
@@ -25,7 +31,11 @@ from torch.utils.hooks import RemovableHandle
 from satkit.heads.base import ClassifierHead
 from satkit.hooks import stats
 
-__all__ = ["Capture", "capture_forward", "check_head"]
+__all__ = ["DEFER_LIMIT", "Capture", "capture_forward", "check_head"]
+
+#: A capture with P * (C + D) at most this many values (positions x (classes + features)) is
+#: reduced at the flush with the other buffered steps rather than at once.
+DEFER_LIMIT = 1 << 16
 
 
 def check_head(head: object) -> nn.Module:
@@ -70,6 +80,10 @@ class Capture:
             None if clean is None else clean.detach().reshape(p, c),
             noise.detach().reshape(p), features.detach().reshape(p, features.shape[-1]), weight)
         self.device = logits.device
+        d = features.shape[-1]
+        self.deferred = p * (c + d) <= DEFER_LIMIT and c * d <= DEFER_LIMIT
+        self._leaf = features.is_leaf
+        self._valid: Tensor | None = None
         self.target: Tensor | None = None
         self.values: dict[str, Tensor] = {}
         self._grad: Tensor | None = None
@@ -91,10 +105,18 @@ class Capture:
         if not self.checked:  # an out-of-range class is left out and counted (then reported)
             self.out_of_range = valid & ((self.target < 0) | (self.target >= self.num_classes))
             valid = valid & ~self.out_of_range
+        self._valid = valid
+        if not self.deferred:
+            self._reduce()
+
+    def _reduce(self) -> None:
+        """Reduce what is pending to (P,) vectors (the target is known; W is this step's)."""
+        valid = self._valid
         if self._pending is not None:
             logits, clean, noise, features, weight = self._pending
+            rows = weight.detach()[torch.where(valid, self.target, 0)]
             self.values.update(self.kernels.forward_values(logits, clean, self.target, valid,
-                                                           noise, features, weight))
+                                                           noise, features, rows))
             self._pending = None
         if self._grad is not None:
             self.values.update(self.kernels.gradient_values(self._grad, self.target, valid))
@@ -103,7 +125,7 @@ class Capture:
     def on_grad_logits(self, grad: Tensor) -> None:
         self.backward_passes += 1
         grad = grad.detach().reshape(self.positions, grad.shape[-1])
-        if self.target is None:  # keep (summed over backward passes) until step()
+        if self.target is None or self.deferred:  # keep (summed over passes) until later
             self._grad = grad if self._grad is None else self._grad + grad
         elif self.backward_passes == 1:
             self.values.update(self.kernels.gradient_values(grad, self.target,
@@ -114,10 +136,29 @@ class Capture:
 
     def on_grad_features(self, grad: Tensor) -> None:
         grad = grad.detach().reshape(self.positions, grad.shape[-1])
-        self._grad_features = grad if self._grad_features is None else self._grad_features + grad
+        if self._grad_features is None:
+            # Kept for later: a copy when the features are a leaf, since autograd may then adopt
+            # this very tensor as their .grad and add later steps' gradients into it in place.
+            self._grad_features = grad.clone() if self.deferred and self._leaf else grad
+        else:
+            self._grad_features = self._grad_features + grad
+
+    @property
+    def has_grad_features(self) -> bool:
+        return self._grad_features is not None
+
+    def raw(self) -> dict[str, Any]:
+        """What a deferred capture keeps for the flush (the target must be known): references
+        to its tensors, its target copied (a loop may refill its target tensor in place)."""
+        logits, clean, noise, features, _ = self._pending
+        return {"logits": logits, "clean": clean, "noise": noise, "features": features,
+                "target": self.target.clone(), "valid": self._valid, "grad": self._grad,
+                "grad_features": self._grad_features, "grad_scale": self.grad_scale}
 
     def finish(self) -> dict[str, Tensor]:
-        """The capture's per-position values (the target must be known)."""
+        """The capture's per-position values now (the target must be known)."""
+        if self._pending is not None or self._grad is not None:
+            self._reduce()
         if self._grad_features is not None:
             g = self._grad_features
             self.values["grad_features_norm"] = torch.linalg.vector_norm(

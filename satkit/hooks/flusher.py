@@ -23,6 +23,7 @@ from torch import Tensor
 
 from satkit.hooks import distributed, stats
 from satkit.hooks.buffer import StepBuffer, StepMeta
+from satkit.hooks.deferred import fill_deferred
 from satkit.hooks.fanout import Fanout
 from satkit.hooks.quantities import column_dtypes
 from satkit.hooks.rows import finalize
@@ -68,24 +69,31 @@ class Flusher:
         self.tracker = (SampleTracker(num_samples, layout.thresholds[-1], sequence_level)
                         if num_samples is not None else None)
         self.buffer: StepBuffer | None = None
+        self.kernels = stats.kernels(False)  # the recorder sets the compiled ones on CUDA
 
     @property
     def buffered(self) -> int:
         return 0 if self.buffer is None else len(self.buffer)
 
-    def add(self, meta: StepMeta, packed: Tensor, scalars: Tensor,
-            index: Tensor | None) -> None:
-        """Buffer one recorded step (no host sync); flushes in the background when full."""
-        device = packed.device
-        if self.buffer is not None and self.buffer.device != device:
-            self.flush(wait=False)  # the head moved to another device: a new buffer there
+    def add(self, meta: StepMeta, packed: Tensor | None, scalars: Tensor,
+            index: Tensor | None, *, positions: int, deferred: list[dict] | None = None,
+            weight: Tensor | None = None) -> None:
+        """Buffer one recorded step (no host sync): its packed vectors, or, deferred, its
+        captures and the head's weight (see :meth:`StepBuffer.append`). Flushes in the
+        background when the buffer is full."""
+        device = scalars.device
+        if self.buffer is not None and (self.buffer.device != device or (
+                weight is not None and not self.buffer.accepts(weight))):
+            self.flush(wait=False)  # the head moved or changed: a new buffer
             self.buffer = None
         if self.buffer is None:
-            capacity = max(1, min(self.flush_every, _BUFFER_VALUES // max(packed.numel(), 1)))
+            per_step = len(stats.PACKED) * positions
+            capacity = max(1, min(self.flush_every, _BUFFER_VALUES // max(per_step, 1)))
             self.buffer = StepBuffer(capacity, len(stats.PACKED), len(stats.STEP_SCALARS),
-                                     packed.shape[1], meta.samples, device)
+                                     positions, meta.samples, device)
         self.buffer.append(meta, packed, scalars, None if index is None
-                           else index.to(device, torch.int64))
+                           else index.to(device, torch.int64), positions=positions,
+                           deferred=deferred, weight=weight)
         if self.buffer.full:
             self.flush(wait=False)
 
@@ -108,6 +116,8 @@ class Flusher:
 
     def _submit(self, buf: StepBuffer) -> None:
         steps = [m.step for m in buf.meta]
+        if buf.deferred:
+            fill_deferred(buf.packed, buf.weights, buf.deferred, self.kernels)
         packed, scalars, index = buf.views()
         raw, logged, per_sample = stats.reduce_rows(packed, scalars, index, buf.meta,
                                                     self.layout, self.num_samples)

@@ -177,9 +177,11 @@ class SaturationRecorder:
             return
         target, grad_scale = announced if announced is not None else (None, None)
         compiled = output.is_cuda if self._compile is None else self._compile
+        kernels = stats.kernels(compiled)
+        self._flusher.kernels = kernels
         cap = capture_forward(module, args, kwargs, output, target=target,
                               ignore_index=self.ignore_index, on_grad=self._on_grad,
-                              kernels=stats.kernels(compiled))
+                              kernels=kernels)
         cap.grad_scale = grad_scale
         self._captures.append(cap)
 
@@ -281,6 +283,26 @@ class SaturationRecorder:
                                "step; call step() after loss.backward()")
         targets.supply_targets(caps, target)
         n = sum(c.sizes[0] for c in caps)
+        targets.check_index(index, n, self.num_samples)
+        if loss is not None and not isinstance(loss, (Tensor, int, float)):
+            raise TypeError(f"loss must be a scalar tensor or a number, got {type(loss).__name__}")
+        if isinstance(loss, Tensor) and loss.numel() != 1:
+            raise ValueError(f"loss must be a scalar, got shape {tuple(loss.shape)}")
+        weight = self.head.weight
+        grad_w = (None if weight.grad is None
+                  else torch.linalg.vector_norm(weight.grad.detach().float()))
+        bad_target = targets.bad_targets(caps)
+        sizes = tuple(c.sizes for c in caps)
+        positions = sum(c.positions for c in caps)
+        if all(c.deferred for c in caps):  # a small step: reduced with the others at the flush
+            scalars = stats.pack_scalars(caps[0].device, loss=loss, grad_weight_norm=grad_w,
+                                         bad_target=bad_target)
+            meta = StepMeta(step, sizes, loss is not None,
+                            all(c.backward_passes > 0 for c in caps),
+                            all(c.has_grad_features for c in caps), index is not None)
+            self._flusher.add(meta, None, scalars, index, positions=positions,
+                              deferred=[c.raw() for c in caps], weight=weight)
+            return
         values = [c.finish() for c in caps]
         if any(c.backward_passes > 1 and "grad_target" not in v for c, v in zip(caps, values,
                                                                               strict=True)):
@@ -290,18 +312,11 @@ class SaturationRecorder:
             _apply_grad_scales(caps, values)
         merged = values[0] if len(values) == 1 else {k: torch.cat([v[k] for v in values])
                                                      for k in keys}
-        targets.check_index(index, n, self.num_samples)
-        if loss is not None and not isinstance(loss, (Tensor, int, float)):
-            raise TypeError(f"loss must be a scalar tensor or a number, got {type(loss).__name__}")
-        if isinstance(loss, Tensor) and loss.numel() != 1:
-            raise ValueError(f"loss must be a scalar, got shape {tuple(loss.shape)}")
-        grad = self.head.weight.grad
-        grad_w = None if grad is None else torch.linalg.vector_norm(grad.detach().float())
         packed, scalars = stats.pack_step(merged, loss=loss, grad_weight_norm=grad_w,
-                                          bad_target=targets.bad_targets(caps))
-        meta = StepMeta(step, tuple(c.sizes for c in caps), loss is not None,
-                        "grad_norm" in merged, "grad_features_norm" in merged, index is not None)
-        self._flusher.add(meta, packed, scalars, index)
+                                          bad_target=bad_target)
+        meta = StepMeta(step, sizes, loss is not None, "grad_norm" in merged,
+                        "grad_features_norm" in merged, index is not None)
+        self._flusher.add(meta, packed, scalars, index, positions=positions)
 
     def _warn_double_backward(self) -> None:
         if not self._warned_double_backward:

@@ -57,12 +57,12 @@ def clean_logits(logits: Tensor, target: Tensor, noise: Tensor) -> Tensor:
 
 
 def forward_values(logits: Tensor, clean: Tensor | None, target: Tensor, valid: Tensor,
-                   noise: Tensor, features: Tensor, weight: Tensor) -> dict[str, Tensor]:
+                   noise: Tensor, features: Tensor, weight_rows: Tensor) -> dict[str, Tensor]:
     """The per-position forward quantities of one micro-batch (pure; no host sync).
 
     Cost: one log-softmax and one max over the (P, C) logits (and one more log-softmax over
-    the clean logits when they differ), one gather of the P target rows of W; the
-    log-softmax allocates the one temporary (P, C) tensor, reused for the max.
+    the clean logits when they differ); the log-softmax allocates the one temporary (P, C)
+    tensor, reused for the max.
 
     Args:
         logits: the training logits, (P, C).
@@ -71,7 +71,8 @@ def forward_values(logits: Tensor, clean: Tensor | None, target: Tensor, valid: 
         valid: positions to use, (P,) bool.
         noise: how far the training target logit lies below the clean one, (P,).
         features: the head's input X, (P, D).
-        weight: the class weights W, (C, D).
+        weight_rows: W_y, the class-weight row of each position's target (any row where
+            ``valid`` is False), (P, D).
 
     Returns:
         (P,) float tensors (float64 for float64 logits, else float32): ``logp_train`` and
@@ -96,7 +97,7 @@ def forward_values(logits: Tensor, clean: Tensor | None, target: Tensor, valid: 
     logp.scatter_(1, col, -math.inf)
     max_other = f_y - (logp_clean - logp.amax(dim=1))
     x = features.to(dtype)
-    w_y = weight.detach().to(dtype)[tgt]
+    w_y = weight_rows.detach().to(dtype)
     return {"logp_train": logp_train, "logp_clean": logp_clean, "f_y": f_y,
             "max_other": max_other, "noise": noise.to(dtype),
             "feature_norm": torch.linalg.vector_norm(x, dim=1),
@@ -213,17 +214,25 @@ def pack_step(c: dict[str, Tensor], *, loss: Tensor | float | None = None,
         ``packed`` (len(PACKED), P) float32 and ``scalars`` (len(STEP_SCALARS),) float32.
     """
     like = c["f_y"]
-    nan, zero = _constant(like.device)
+    nan, _ = _constant(like.device)
     rows = [c[k] if k in c else nan.to(like.dtype).expand_as(like) for k in PACKED[:-1]]
     packed = torch.stack([*rows, c["valid"].to(like.dtype)])
     if packed.dtype != torch.float32:
         packed = packed.float()
+    return packed, pack_scalars(like.device, loss=loss, grad_weight_norm=grad_weight_norm,
+                                bad_target=bad_target)
+
+
+def pack_scalars(device: torch.device, *, loss: Tensor | float | None = None,
+                 grad_weight_norm: Tensor | None = None,
+                 bad_target: Tensor | None = None) -> Tensor:
+    """The step's scalars, (len(STEP_SCALARS),) float32 on ``device`` (see :func:`pack_step`)."""
+    nan, zero = _constant(device)
     if isinstance(loss, (int, float)):
         loss = zero + float(loss)
-    scalars = torch.stack([nan if loss is None else loss.detach().reshape(()).float(),
-                           nan if grad_weight_norm is None else grad_weight_norm.reshape(()),
-                           zero if bad_target is None else bad_target.reshape(()).float()])
-    return packed, scalars
+    return torch.stack([nan if loss is None else loss.detach().reshape(()).float(),
+                        nan if grad_weight_norm is None else grad_weight_norm.reshape(()),
+                        zero if bad_target is None else bad_target.reshape(()).float()])
 
 
 def reduce_rows(packed: Tensor, scalars: Tensor, index: Tensor, meta: Sequence[Any],
@@ -335,7 +344,7 @@ def per_sample_statistics(logits: Tensor, target: Tensor, noise: Tensor, feature
     if clean is None:
         clean = clean_logits(logits, target, noise)
     valid = torch.ones_like(target, dtype=torch.bool)
-    c = forward_values(logits, clean, target, valid, noise, features, weight)
+    c = forward_values(logits, clean, target, valid, noise, features, weight[target])
     if grad_logits is not None:
         c.update(gradient_values(grad_logits, target, valid))
     if grad_features is not None:
