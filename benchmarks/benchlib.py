@@ -30,29 +30,44 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(step: Step, device: torch.device, n: int) -> float:
-    """Seconds per call of ``step``, over ``n`` calls (synchronised on CUDA)."""
+def timed(step: Step, device: torch.device, n: int,
+          clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds per call of ``step``, over ``n`` calls (synchronised on CUDA), by ``clock``."""
     sync(device)
-    t0 = time.perf_counter()
+    t0 = clock()
     for _ in range(n):
         step()
     sync(device)
-    return (time.perf_counter() - t0) / n
+    return (clock() - t0) / n
 
 
 def interleaved(steps: dict[str, Step], device: torch.device, rounds: int, n: int,
-                warmup: int = 3) -> dict[str, list[float]]:
-    """Per-block seconds per step of each variant, in rounds whose order rotates."""
+                warmup: int = 3, clock: Callable[[], float] = time.perf_counter,
+                ) -> dict[str, list[float]]:
+    """Per-block seconds per step of each variant, in rounds whose order rotates.
+
+    ``clock``: wall time by default; ``time.process_time`` gives the CPU time of every thread
+    of the process instead (the work done, which another tenant's load on a shared machine
+    does not inflate the way it does wall time)."""
     names = list(steps)
     for step in steps.values():
-        timed(step, device, warmup)
+        timed(step, device, warmup, clock)
     times: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
-            times[name].append(timed(steps[name], device, n))
+            times[name].append(timed(steps[name], device, n, clock))
     return times
 
 
 def medians(times: dict[str, list[float]]) -> dict[str, float]:
     return {name: statistics.median(v) for name, v in times.items()}
+
+
+def paired_ratio(times: dict[str, list[float]], name: str, base: str) -> tuple[float, float, float]:
+    """Median, first and third quartile over rounds of ``name``'s block time divided by
+    ``base``'s block time *in the same round*: drift between rounds (a shared machine's
+    several percent) cancels in each pair, which a ratio of overall medians does not do."""
+    ratios = sorted(a / b for a, b in zip(times[name], times[base], strict=True))
+    q1, med, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+    return med, q1, q3

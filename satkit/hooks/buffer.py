@@ -52,7 +52,6 @@ class StepBuffer:
         self.packed = torch.full((capacity, fields, positions), math.nan, device=device)
         self.scalars = torch.zeros(capacity, scalars, device=device)
         self.index = torch.full((capacity, samples), -1, dtype=torch.int64, device=device)
-        self.weights: Tensor | None = None  # (capacity, C, D): W at each deferred step
         self.deferred: list[tuple[int, list[dict]]] = []  # (row, captures) to reduce at flush
         self.meta: list[StepMeta] = []
 
@@ -77,11 +76,10 @@ class StepBuffer:
             dest[..., n:].fill_(fill)
 
     def append(self, meta: StepMeta, packed: Tensor | None, scalars: Tensor,
-               index: Tensor | None, *, positions: int, deferred: list[dict] | None = None,
-               weight: Tensor | None = None) -> None:
+               index: Tensor | None, *, positions: int,
+               deferred: list[dict] | None = None) -> None:
         """Store one step (no host sync): packed (F, P), or for a deferred step its captures
-        and the head's ``weight`` (C, D) (copied: the optimizer changes it in place; the row is
-        filled at the flush); scalars (S,), index (N,) or None."""
+        (its row is filled at the flush); scalars (S,), index (N,) or None."""
         if positions > self.packed.shape[-1]:
             self._widen("packed", positions, math.nan)
         if meta.samples > self.index.shape[-1]:
@@ -90,19 +88,11 @@ class StepBuffer:
         if packed is not None:
             self._put(self.packed[r], packed, math.nan)
         else:
-            if self.weights is None:
-                self.weights = weight.new_empty((self.capacity, *weight.shape))
-            self.weights[r].copy_(weight.detach())
             self.deferred.append((r, deferred))
         self.scalars[r].copy_(scalars)
         if index is not None:  # rows without an index are never read (meta.has_index)
             self._put(self.index[r], index, -1)
         self.meta.append(meta)
-
-    def accepts(self, weight: Tensor) -> bool:
-        """Whether a deferred step with this ``weight`` fits the buffer's copies of W."""
-        return self.weights is None or (self.weights.shape[1:] == weight.shape
-                                        and self.weights.dtype == weight.dtype)
 
     def views(self) -> list[Tensor]:
         """The filled rows: packed, scalars, index."""

@@ -7,16 +7,20 @@ the features to catch their gradients in ``backward``. Logits may be (N, C) or (
 
 Two ways to a step's numbers, chosen by size:
 
-* a *small* capture (``P * (C + D) <= DEFER_LIMIT``: a classifier's batch) is only kept, as
-  references to the step's tensors (no copies), and reduced at the flush together with every
-  other buffered step (:mod:`satkit.hooks.deferred`): a handful of operations per step instead
-  of several dozen, which is what keeps the recorder cheap on a small step;
-* a *large* one (a language model's tokens x vocabulary) is reduced to (P,) vectors as soon as
-  its target is known (:func:`~satkit.hooks.stats.forward_values`,
-  :func:`~satkit.hooks.stats.gradient_values`), in the hooks when the target is known at
-  forward time (a satkit head receives it; or the caller announced it with
-  ``SaturationRecorder.set_target``), so nothing of size (P x C) is kept; otherwise at
-  ``step()``, which supplies the target.
+* every capture reduces its (P, D) features to (P,) vectors (||X||, ||W_y||, W_y.X:
+  :func:`~satkit.hooks.stats.feature_values`) as soon as its target is known, while W is
+  this step's, and its features' gradient to its norms at ``step()``;
+* a *small* capture (``P * C <= DEFER_LIMIT``: a classifier's batch) keeps its logits and
+  their gradient as references (no copies), reduced at the flush together with every other
+  buffered step (:mod:`satkit.hooks.deferred`): a handful of operations per step instead of
+  two dozen, which is what keeps the recorder cheap on a small step;
+* a *large* one (a language model's tokens x vocabulary) reduces them to (P,) vectors as soon
+  as its target is known (:func:`~satkit.hooks.stats.logit_values`,
+  :func:`~satkit.hooks.stats.gradient_values`).
+
+The target is known in the forward hook when the head receives it (a satkit head) or the
+caller announced it (``SaturationRecorder.set_target``), so nothing of size (P x C) or (P x D)
+is kept; otherwise at ``step()``, which supplies it.
 """
 
 from __future__ import annotations
@@ -33,9 +37,10 @@ from satkit.hooks import stats
 
 __all__ = ["DEFER_LIMIT", "Capture", "capture_forward", "check_head"]
 
-#: A capture with P * (C + D) at most this many values (positions x (classes + features)) is
-#: reduced at the flush with the other buffered steps rather than at once.
-DEFER_LIMIT = 1 << 16
+#: A capture whose logits have at most this many values (positions x classes) is reduced at
+#: the flush with the other buffered steps rather than at once (a full buffer then holds at
+#: most ``flush_every`` x 2 x 128 KiB of float32 logits and gradients).
+DEFER_LIMIT = 1 << 15
 
 
 def check_head(head: object) -> nn.Module:
@@ -80,8 +85,7 @@ class Capture:
             None if clean is None else clean.detach().reshape(p, c),
             noise.detach().reshape(p), features.detach().reshape(p, features.shape[-1]), weight)
         self.device = logits.device
-        d = features.shape[-1]
-        self.deferred = p * (c + d) <= DEFER_LIMIT and c * d <= DEFER_LIMIT
+        self.deferred = p * c <= DEFER_LIMIT
         self._leaf = features.is_leaf
         self._valid: Tensor | None = None
         self.target: Tensor | None = None
@@ -99,24 +103,27 @@ class Capture:
         return self.sizes[0] * self.sizes[1]
 
     def set_target(self, target: Tensor) -> None:
-        """Supply the target ((N,) or (N, T)) and reduce what is pending (no host sync)."""
+        """Supply the target ((N,) or (N, T)) and reduce what can be (no host sync): the
+        features at once (W is this step's; a small capture keeps no (P, D) tensor), the
+        logits too unless the capture is small (they wait for the flush then)."""
         self.target = target.detach().reshape(self.positions).to(self.device, torch.int64)
         valid = self.target != self.ignore_index
         if not self.checked:  # an out-of-range class is left out and counted (then reported)
             self.out_of_range = valid & ((self.target < 0) | (self.target >= self.num_classes))
             valid = valid & ~self.out_of_range
         self._valid = valid
+        logits, clean, noise, features, weight = self._pending
+        self.values.update(self.kernels.feature_values(features, weight, self.target, valid))
+        self._pending = (logits, clean, noise)
         if not self.deferred:
             self._reduce()
 
     def _reduce(self) -> None:
-        """Reduce what is pending to (P,) vectors (the target is known; W is this step's)."""
+        """Reduce the pending logits and gradient to (P,) vectors (the target is known)."""
         valid = self._valid
         if self._pending is not None:
-            logits, clean, noise, features, weight = self._pending
-            rows = weight.detach()[torch.where(valid, self.target, 0)]
-            self.values.update(self.kernels.forward_values(logits, clean, self.target, valid,
-                                                           noise, features, rows))
+            self.values.update(self.kernels.logit_values(*self._pending[:2], self.target, valid,
+                                                         self._pending[2]))
             self._pending = None
         if self._grad is not None:
             self.values.update(self.kernels.gradient_values(self._grad, self.target, valid))
@@ -137,9 +144,9 @@ class Capture:
     def on_grad_features(self, grad: Tensor) -> None:
         grad = grad.detach().reshape(self.positions, grad.shape[-1])
         if self._grad_features is None:
-            # Kept for later: a copy when the features are a leaf, since autograd may then adopt
-            # this very tensor as their .grad and add later steps' gradients into it in place.
-            self._grad_features = grad.clone() if self.deferred and self._leaf else grad
+            # Kept until step(): a copy when the features are a leaf, since autograd may then
+            # adopt this very tensor as their .grad and add a later micro-batch's into it.
+            self._grad_features = grad.clone() if self._leaf else grad
         else:
             self._grad_features = self._grad_features + grad
 
@@ -149,11 +156,16 @@ class Capture:
 
     def raw(self) -> dict[str, Any]:
         """What a deferred capture keeps for the flush (the target must be known): references
-        to its tensors, its target copied (a loop may refill its target tensor in place)."""
-        logits, clean, noise, features, _ = self._pending
-        return {"logits": logits, "clean": clean, "noise": noise, "features": features,
+        to its logits, noise and gradient, its target copied (a loop may refill its target
+        tensor in place), and its feature-side (P,) vectors."""
+        logits, clean, noise = self._pending
+        g = self._grad_features
+        return {"logits": logits, "clean": clean, "noise": noise,
                 "target": self.target.clone(), "valid": self._valid, "grad": self._grad,
-                "grad_features": self._grad_features, "grad_scale": self.grad_scale}
+                "features": self.values,
+                "grad_features_norm": None if g is None else torch.linalg.vector_norm(
+                    g.to(torch.float64 if g.dtype == torch.float64 else torch.float32), dim=1),
+                "grad_scale": self.grad_scale}
 
     def finish(self) -> dict[str, Tensor]:
         """The capture's per-position values now (the target must be known)."""

@@ -1,12 +1,13 @@
 """Deferred steps: the statistics of many small steps, computed together at the flush.
 
 A small capture (a classifier's batch; see :data:`satkit.hooks.capture.DEFER_LIMIT`) keeps
-only references to its step's tensors, and the step copies the head's class weights W (they
-change at the optimizer step). At the flush, :func:`fill_deferred` concatenates the buffered
-steps' positions and runs :func:`~satkit.hooks.stats.forward_values` and
-:func:`~satkit.hooks.stats.gradient_values` once over all of them, then writes each step's
+references to its step's logits and their gradient, and the (P,) vectors its features were
+reduced to at the step (they need W as it was then; concatenating the (P, D) features of a
+hundred steps would cost more than reducing them). At the flush, :func:`fill_deferred`
+concatenates the buffered steps' positions and runs :func:`~satkit.hooks.stats.logit_values`
+and :func:`~satkit.hooks.stats.gradient_values` once over all of them, then writes each step's
 vectors into its row of the buffer, exactly as an immediate step would have: the same numbers,
-for a few operations per step instead of several dozen.
+for a few operations per step instead of two dozen.
 """
 
 from __future__ import annotations
@@ -31,14 +32,13 @@ def _cat_where(parts: list[Tensor | None], sizes: list[int], like: Tensor) -> Te
                       for p, n in zip(parts, sizes, strict=True)])
 
 
-def fill_deferred(packed: Tensor, weights: Tensor, entries: list[tuple[int, list[dict[str, Any]]]],
+def fill_deferred(packed: Tensor, entries: list[tuple[int, list[dict[str, Any]]]],
                   kernels: stats.Kernels) -> None:
     """Compute the packed vectors of deferred steps and write them into their rows.
 
     Args:
         packed: the buffer's (capacity, len(PACKED), W) tensor; rows of ``entries`` are
             overwritten (NaN beyond each step's positions).
-        weights: the buffer's (capacity, C, D) copies of W, one per step.
         entries: (row, captures) per deferred step; a capture is
             :meth:`satkit.hooks.capture.Capture.raw`'s dict.
         kernels: the per-step functions to use (eager or compiled).
@@ -64,11 +64,10 @@ def fill_deferred(packed: Tensor, weights: Tensor, entries: list[tuple[int, list
     clean = None
     if any(c["clean"] is not None for c in caps):
         clean = torch.cat([c["clean"] if c["clean"] is not None else c["logits"] for c in caps])
-    tgt = torch.where(valid, target, 0)
-    rows_of_w = weights[row_id, tgt]  # each position's W_y, as W was at its step
-    values = kernels.forward_values(logits, clean, target, valid, cat("noise"), cat("features"),
-                                    rows_of_w)
+    values = kernels.logit_values(logits, clean, target, valid, cat("noise"))
     like = values["f_y"]
+    for key in ("feature_norm", "weight_norm", "dot"):
+        values[key] = torch.cat([c["features"][key] for c in caps]).to(like.dtype)
     with_grad = [i for i, c in enumerate(caps) if c["grad"] is not None]
     if with_grad:
         grads = kernels.gradient_values(torch.cat([caps[i]["grad"] for i in with_grad]),
@@ -80,14 +79,10 @@ def fill_deferred(packed: Tensor, weights: Tensor, entries: list[tuple[int, list
             for i, part in zip(with_grad, parts, strict=True):
                 full[i] = part
             values[key] = _cat_where(full, sizes, like)
-    feature_grads = [c["grad_features"] for c in caps]
-    if all(g is not None for g in feature_grads):  # one pass over all of them
-        values["grad_features_norm"] = torch.linalg.vector_norm(
-            torch.cat(feature_grads).to(like.dtype), dim=1)
-    elif any(g is not None for g in feature_grads):
-        norms = [None if g is None else torch.linalg.vector_norm(g.to(like.dtype), dim=1)
-                 for g in feature_grads]
-        values["grad_features_norm"] = _cat_where(norms, sizes, like)
+    values["grad_features_norm"] = _cat_where([c["grad_features_norm"] for c in caps], sizes,
+                                              like)
+    if values["grad_features_norm"] is None:
+        del values["grad_features_norm"]
     _scale_announced(values, caps, sizes, rows, valid, row_id, packed.shape[0])
     nan = like.new_full((like.shape[0],), math.nan)
     stacked = torch.stack([values.get(k, nan) for k in stats.PACKED[:-1]]

@@ -76,15 +76,14 @@ class Flusher:
         return 0 if self.buffer is None else len(self.buffer)
 
     def add(self, meta: StepMeta, packed: Tensor | None, scalars: Tensor,
-            index: Tensor | None, *, positions: int, deferred: list[dict] | None = None,
-            weight: Tensor | None = None) -> None:
+            index: Tensor | None, *, positions: int,
+            deferred: list[dict] | None = None) -> None:
         """Buffer one recorded step (no host sync): its packed vectors, or, deferred, its
-        captures and the head's weight (see :meth:`StepBuffer.append`). Flushes in the
-        background when the buffer is full."""
+        captures (see :meth:`StepBuffer.append`). Flushes in the background when the buffer
+        is full."""
         device = scalars.device
-        if self.buffer is not None and (self.buffer.device != device or (
-                weight is not None and not self.buffer.accepts(weight))):
-            self.flush(wait=False)  # the head moved or changed: a new buffer
+        if self.buffer is not None and self.buffer.device != device:
+            self.flush(wait=False)  # the head moved: a new buffer
             self.buffer = None
         if self.buffer is None:
             per_step = len(stats.PACKED) * positions
@@ -93,7 +92,7 @@ class Flusher:
                                      positions, meta.samples, device)
         self.buffer.append(meta, packed, scalars, None if index is None
                            else index.to(device, torch.int64), positions=positions,
-                           deferred=deferred, weight=weight)
+                           deferred=deferred)
         if self.buffer.full:
             self.flush(wait=False)
 
@@ -117,7 +116,7 @@ class Flusher:
     def _submit(self, buf: StepBuffer) -> None:
         steps = [m.step for m in buf.meta]
         if buf.deferred:
-            fill_deferred(buf.packed, buf.weights, buf.deferred, self.kernels)
+            fill_deferred(buf.packed, buf.deferred, self.kernels)
         packed, scalars, index = buf.views()
         raw, logged, per_sample = stats.reduce_rows(packed, scalars, index, buf.meta,
                                                     self.layout, self.num_samples)

@@ -301,7 +301,7 @@ class SaturationRecorder:
                             all(c.backward_passes > 0 for c in caps),
                             all(c.has_grad_features for c in caps), index is not None)
             self._flusher.add(meta, None, scalars, index, positions=positions,
-                              deferred=[c.raw() for c in caps], weight=weight)
+                              deferred=[c.raw() for c in caps])
             return
         values = [c.finish() for c in caps]
         if any(c.backward_passes > 1 and "grad_target" not in v for c, v in zip(caps, values,

@@ -3,12 +3,15 @@
 A step is turned into numbers in three stages, so that the per-step part stays small and on
 the device, and the reduction across ranks is exact:
 
-1. per micro-batch (a training forward of the head), :func:`forward_values` and
-   :func:`gradient_values` reduce the captured (P, C) logits, (P, D) features and their
-   gradients to a few (P,) vectors, one pass over each big tensor: log p_y of the training and
-   the clean logits, the clean target logit and the largest other one, ||X||, ||W_y||, W_y.X,
-   |dL/df_y| and ||dL/df||. With the target known at forward time this happens in the hooks,
-   and nothing of size (positions x classes) is kept until ``step()``;
+1. per micro-batch (a training forward of the head), :func:`logit_values`,
+   :func:`feature_values` and :func:`gradient_values` reduce the captured (P, C) logits,
+   (P, D) features and their gradients to a few (P,) vectors, one pass over each big tensor:
+   log p_y of the training and the clean logits, the clean target logit and the largest other
+   one, ||X||, ||W_y||, W_y.X, |dL/df_y| and ||dL/df||. With the target known at forward time
+   this happens in the hooks, and nothing of size (positions x classes) is kept until
+   ``step()``. A small step (a classifier's batch) reduces its features at once and leaves
+   its logits and their gradient to the flush, which reduces all buffered steps together
+   (:mod:`satkit.hooks.deferred`);
 2. per step, :func:`pack_step` stacks those vectors into one (12, P) tensor for the device
    buffer: two small writes per step, nothing else;
 3. per flush, :func:`reduce_rows` evaluates the declared per-position values
@@ -37,8 +40,9 @@ from satkit.hooks import quantities
 from satkit.hooks.quantities import column_names, threshold_column
 
 __all__ = ["LOGGED", "PACKED", "STEP_SCALARS", "Kernels", "Layout", "clean_logits",
-           "column_names", "forward_values", "gradient_values", "kernels", "pack_step",
-           "per_sample_statistics", "reduce_rows", "threshold_column"]
+           "column_names", "feature_values", "forward_values", "gradient_values", "kernels",
+           "logit_values", "pack_step", "per_sample_statistics", "reduce_rows",
+           "threshold_column"]
 
 #: Per-position values kept for every recorded step (quantiles at the flush; histograms).
 LOGGED = ("p_target", "p_target_noisy", "noise")
@@ -56,9 +60,9 @@ def clean_logits(logits: Tensor, target: Tensor, noise: Tensor) -> Tensor:
     return logits.scatter_add(1, target.unsqueeze(1), noise.to(logits.dtype).unsqueeze(1))
 
 
-def forward_values(logits: Tensor, clean: Tensor | None, target: Tensor, valid: Tensor,
-                   noise: Tensor, features: Tensor, weight_rows: Tensor) -> dict[str, Tensor]:
-    """The per-position forward quantities of one micro-batch (pure; no host sync).
+def logit_values(logits: Tensor, clean: Tensor | None, target: Tensor, valid: Tensor,
+                 noise: Tensor) -> dict[str, Tensor]:
+    """The per-position quantities of one micro-batch's logits (pure; no host sync).
 
     Cost: one log-softmax and one max over the (P, C) logits (and one more log-softmax over
     the clean logits when they differ); the log-softmax allocates the one temporary (P, C)
@@ -70,19 +74,15 @@ def forward_values(logits: Tensor, clean: Tensor | None, target: Tensor, valid: 
         target: class indices, (P,) int64 (any value where ``valid`` is False).
         valid: positions to use, (P,) bool.
         noise: how far the training target logit lies below the clean one, (P,).
-        features: the head's input X, (P, D).
-        weight_rows: W_y, the class-weight row of each position's target (any row where
-            ``valid`` is False), (P, D).
 
     Returns:
         (P,) float tensors (float64 for float64 logits, else float32): ``logp_train`` and
         ``logp_clean`` (log p_y of the training and the clean logits), ``f_y`` (the clean
-        target logit), ``max_other`` (the largest other clean logit), ``noise``,
-        ``feature_norm``, ``weight_norm``, ``dot`` (W_y.X); and ``valid``.
+        target logit), ``max_other`` (the largest other clean logit), ``noise``; and
+        ``valid``.
     """
     dtype = _dtype(logits)
-    tgt = torch.where(valid, target, 0)
-    col = tgt.unsqueeze(1)
+    col = torch.where(valid, target, 0).unsqueeze(1)
     f = logits.to(dtype)
     logp = torch.log_softmax(f, dim=1)  # the one (P, C) temporary, reused below
     logp_train = logp.gather(1, col).squeeze(1)
@@ -96,13 +96,44 @@ def forward_values(logits: Tensor, clean: Tensor | None, target: Tensor, valid: 
     # one in-place write of -inf on the target column and one max pass (no sort, no copy).
     logp.scatter_(1, col, -math.inf)
     max_other = f_y - (logp_clean - logp.amax(dim=1))
-    x = features.to(dtype)
-    w_y = weight_rows.detach().to(dtype)
     return {"logp_train": logp_train, "logp_clean": logp_clean, "f_y": f_y,
-            "max_other": max_other, "noise": noise.to(dtype),
-            "feature_norm": torch.linalg.vector_norm(x, dim=1),
-            "weight_norm": torch.linalg.vector_norm(w_y, dim=1),
-            "dot": (w_y * x).sum(dim=1), "valid": valid}
+            "max_other": max_other, "noise": noise.to(dtype), "valid": valid}
+
+
+def feature_values(features: Tensor, weight: Tensor, target: Tensor,
+                   valid: Tensor) -> dict[str, Tensor]:
+    """||X||, ||W_y|| and W_y.X per position (pure; no host sync): one pass over the (P, D)
+    features; W_y.X from the (P, C) product X W^T when there are few classes (C <= 64: cheaper
+    than gathering P rows of W), from the gathered (P, D) rows of W otherwise.
+
+    Args:
+        features: the head's input X, (P, D).
+        weight: the class weights W, (C, D), as they are at this step.
+        target: class indices, (P,) int64 (any value where ``valid`` is False).
+        valid: positions to use, (P,) bool.
+
+    Returns:
+        ``feature_norm``, ``weight_norm`` and ``dot``, (P,) each (float64 for float64
+        features, else float32).
+    """
+    dtype = _dtype(features)
+    x = features.to(dtype)
+    w = weight.detach().to(dtype)
+    tgt = torch.where(valid, target, 0)
+    if w.shape[0] <= 64:
+        dot = torch.mm(x, w.T).gather(1, tgt.unsqueeze(1)).squeeze(1)
+    else:
+        dot = (w.index_select(0, tgt) * x).sum(dim=1)
+    return {"feature_norm": torch.linalg.vector_norm(x, dim=1),
+            "weight_norm": torch.linalg.vector_norm(w, dim=1).index_select(0, tgt), "dot": dot}
+
+
+def forward_values(logits: Tensor, clean: Tensor | None, target: Tensor, valid: Tensor,
+                   noise: Tensor, features: Tensor, weight: Tensor) -> dict[str, Tensor]:
+    """:func:`logit_values` and :func:`feature_values` of one micro-batch, in one dict
+    (``weight`` is W, (C, D)); see those for the shapes and the cost."""
+    return {**logit_values(logits, clean, target, valid, noise),
+            **feature_values(features, weight, target, valid)}
 
 
 def gradient_values(grad_logits: Tensor, target: Tensor, valid: Tensor) -> dict[str, Tensor]:
@@ -117,7 +148,8 @@ def gradient_values(grad_logits: Tensor, target: Tensor, valid: Tensor) -> dict[
 class Kernels(NamedTuple):
     """The per-step functions the hooks call: eager, or compiled (:func:`kernels`)."""
 
-    forward_values: Any
+    logit_values: Any
+    feature_values: Any
     gradient_values: Any
 
 
@@ -129,10 +161,10 @@ def kernels(compiled: bool) -> Kernels:
     dynamic shapes, and shared by every recorder). They give the same numbers either way (a
     test checks); compiling pays where each operation is a kernel launch (CUDA)."""
     if not compiled:
-        return Kernels(forward_values, gradient_values)
+        return Kernels(logit_values, feature_values, gradient_values)
     if not _COMPILED:
-        _COMPILED.append(Kernels(torch.compile(forward_values, dynamic=True),
-                                 torch.compile(gradient_values, dynamic=True)))
+        _COMPILED.append(Kernels(*(torch.compile(f, dynamic=True) for f in (
+            logit_values, feature_values, gradient_values))))
     return _COMPILED[0]
 
 
@@ -344,7 +376,7 @@ def per_sample_statistics(logits: Tensor, target: Tensor, noise: Tensor, feature
     if clean is None:
         clean = clean_logits(logits, target, noise)
     valid = torch.ones_like(target, dtype=torch.bool)
-    c = forward_values(logits, clean, target, valid, noise, features, weight[target])
+    c = forward_values(logits, clean, target, valid, noise, features, weight)
     if grad_logits is not None:
         c.update(gradient_values(grad_logits, target, valid))
     if grad_features is not None:

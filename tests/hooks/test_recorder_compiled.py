@@ -13,7 +13,8 @@ def test_compiled_statistics_equal_eager(monkeypatch):
     calls = []
     compiled = stats.kernels(True)
     monkeypatch.setattr(stats, "_COMPILED", [stats.Kernels(
-        lambda *a: calls.append("forward") or compiled.forward_values(*a),
+        lambda *a: calls.append("logits") or compiled.logit_values(*a),
+        lambda *a: calls.append("features") or compiled.feature_values(*a),
         lambda *a: calls.append("gradient") or compiled.gradient_values(*a))])
     x, y = make_data(n=12)
     tables = []
@@ -23,6 +24,7 @@ def test_compiled_statistics_equal_eager(monkeypatch):
             for _ in range(3):
                 train_step(net, x, y, rec, index=torch.arange(12), lr=0.5)
             tables.append((rec.metrics(), rec.samples()))
-    assert calls and set(calls) == {"forward", "gradient"}  # only the compiled run used them
+    # only the compiled run used them
+    assert calls and set(calls) == {"logits", "features", "gradient"}
     pd.testing.assert_frame_equal(tables[0][0], tables[1][0], rtol=1e-5)
     pd.testing.assert_frame_equal(tables[0][1], tables[1][1], rtol=1e-5)
