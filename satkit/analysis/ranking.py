@@ -7,8 +7,8 @@ them on, and :func:`ranking_markdown` renders it. The figures, per method over i
 (seeds):
 
 * **test error** -- mean and Student-t interval over seeds (lower is better);
-* **saturation onset** -- the step at which the batch median of the clean p_y first reaches
-  tau (:func:`satkit.analysis.onset_step`), mean over seeds (later is better);
+* **saturation onset** -- the step at which the batch median of p_y first reaches tau
+  (:func:`satkit.analysis.onset_step`), mean over seeds (later is better);
 * **median individual-saturation time** -- the Kaplan-Meier median step at which a training
   sample saturates, the seeds' samples pooled, each censored at its run's last step
   (:func:`satkit.analysis.median_time_to_saturation`; later is better);
@@ -17,7 +17,10 @@ them on, and :func:`ranking_markdown` renders it. The figures, per method over i
 * **cost per step relative to softmax** -- see :func:`rank_methods` (lower is better).
 
 "Better" for the saturation figures means "postpones saturation more"; whether that helps is
-what the test-error column says.
+what the test-error column says. The saturation figures are of one view, ``saturation=``
+``"clean"`` (the eval-mode logits) or ``"noisy"`` (the logits each loss trained on: where
+Noisy Softmax, a margin or a temperature postpone saturation; the same as clean for softmax
+and the loss-side regularisers).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from satkit.analysis.runs import Run, as_runs
 from satkit.analysis.seeds import GROUP_KEYS, sort_methods, t_interval, with_method_columns
 from satkit.analysis.summary import run_table
 from satkit.analysis.survival_analysis import median_time_to_saturation
-from satkit.schema import DEFAULT_TAU
+from satkit.schema import DEFAULT_TAU, view_column
 
 __all__ = ["RANKING_COLUMNS", "has_several_methods", "rank_methods", "ranking_markdown"]
 
@@ -73,7 +76,8 @@ def has_several_methods(runs_or_table) -> bool:
 
 
 def _onset_key(rows: pd.DataFrame, runs: list[Run], stat: str) -> float:
-    """Mean onset, a run that never saturated counting as its last step + 1 (a lower bound)."""
+    """Mean onset, a run that never saturated counting as its last step + 1 (a lower bound);
+    ``stat`` named in the view's naming."""
     keys = []
     for i, row in rows.iterrows():
         if math.isfinite(row["onset_step"]):
@@ -88,13 +92,14 @@ def _never(rows: pd.DataFrame, runs: list[Run], stat: str) -> int:
                    and stat in runs[i].metrics for i, row in rows.iterrows()))
 
 
-def _survival(runs: list[Run]) -> dict:
-    with_samples = [r for r in runs if len(r.samples)]
+def _survival(runs: list[Run], saturation: str) -> dict:
+    column = view_column("first_saturated_step", saturation)  # absent from older runs
+    with_samples = [r for r in runs if len(r.samples) and column in r.samples]
     if not with_samples:
         return {"median_saturation_step": math.nan, "median_saturation_ci_low": math.nan,
                 "median_saturation_ci_high": math.nan, "saturated_fraction": math.nan,
                 "_median_key": math.nan}
-    m = median_time_to_saturation(with_samples)
+    m = median_time_to_saturation(with_samples, saturation=saturation)
     last = max((r.last_step for r in with_samples if r.last_step is not None), default=None)
     # not reached: more than half the samples were still unsaturated at the end -> the
     # median lies beyond the last step; rank it as last step + 1 (a lower bound)
@@ -113,7 +118,8 @@ def _mean(values: pd.Series) -> float:
 
 
 def rank_methods(runs, *, tau: float = DEFAULT_TAU, stat: str = "p_target_median", window: int = 1,
-                 late: Window = 0.25, confidence: float = 0.95) -> pd.DataFrame:
+                 late: Window = 0.25, confidence: float = 0.95,
+                 saturation: str = "clean") -> pd.DataFrame:
     """One row per method with the figures issue 7 ranks on, and a rank per figure.
 
     Cost per step is *measured*: each run's ``seconds_per_step`` (summary.json: training
@@ -125,9 +131,12 @@ def rank_methods(runs, *, tau: float = DEFAULT_TAU, stat: str = "p_target_median
 
     Args:
         runs: runs, or paths / globs / comparison directories.
-        tau, stat, window: the onset definition (:func:`satkit.analysis.onset_step`).
+        tau, stat, window: the onset definition (:func:`satkit.analysis.onset_step`; ``stat``
+            in clean naming).
         late: the late window of each run (see :func:`satkit.analysis.run_table`).
         confidence: level of the test error's Student-t interval over seeds.
+        saturation: the view of the onset and the median individual-saturation time,
+            ``"clean"`` or ``"noisy"`` (a run without the noisy view's columns has NaN there).
 
     Returns:
         Columns :data:`RANKING_COLUMNS`: the group keys (``dataset, loss, setting, noise,
@@ -153,6 +162,8 @@ def rank_methods(runs, *, tau: float = DEFAULT_TAU, stat: str = "p_target_median
     """
     runs = as_runs(runs)
     table = with_method_columns(run_table(runs, tau=tau, stat=stat, window=window, late=late))
+    table["onset_step"] = table[view_column("onset_step", saturation)]
+    stat = view_column(stat, saturation)
     rows = []
     for keys, group in table.groupby(list(GROUP_KEYS), sort=False, dropna=False):
         members = [runs[i] for i in group.index]
@@ -165,7 +176,7 @@ def rank_methods(runs, *, tau: float = DEFAULT_TAU, stat: str = "p_target_median
             "test_error": mean, "test_error_ci_low": low, "test_error_ci_high": high,
             "onset_step": _mean(group["onset_step"]), "onset_never": _never(group, runs, stat),
             "_onset_key": _onset_key(group, runs, stat),
-            **_survival(members),
+            **_survival(members, saturation),
             "grad_target_late": _mean(group["grad_target_late"]),
             "seconds_per_step": _mean(group["seconds_per_step"]),
         })

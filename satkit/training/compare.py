@@ -119,8 +119,9 @@ def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True) -> C
 
     When the runs compare softmax regularisers (not only softmax / Noisy Softmax alpha2
     settings), the ranking of :func:`satkit.analysis.rank_methods` is what ``markdown``
-    holds (what ``satkit compare`` prints), ``comparison.md`` gains it as a section and
-    ``ranking.csv`` holds it in full; an alpha2 comparison is summarised as before.
+    holds (what ``satkit compare`` prints), in both views, ``comparison.md`` gains it as a
+    section and ``ranking.csv`` / ``ranking_noisy.csv`` hold it in full (clean view / under the
+    training logits); an alpha2 comparison is summarised as before.
     """
     from satkit.analysis import (
         comparison_table,
@@ -151,10 +152,14 @@ def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True) -> C
         text = short
     if has_several_methods(per_run):
         table = rank_methods(loaded)
+        noisy = rank_methods(loaded, saturation="noisy")
         table.to_csv(out_dir / "ranking.csv", index=False)
+        noisy.to_csv(out_dir / "ranking_noisy.csv", index=False)
         text = ("Ranking of the methods ((#k): rank on that figure; cost: measured training "
-                "wall time per step relative to softmax on this machine):\n\n"
-                + ranking_markdown(table))
+                "wall time per step relative to softmax on this machine). Clean view:\n\n"
+                + ranking_markdown(table) + "\n\nUnder the training logits (onset and median "
+                "sample onset of the softmax each loss trained on):\n\n"
+                + ranking_markdown(noisy))
         ranking = text + "\n"
     atomic_write_text(out_dir / "comparison.md",
                       f"{short}\n\n{ranking}"

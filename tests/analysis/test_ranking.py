@@ -153,3 +153,49 @@ def test_report_of_an_alpha2_sweep_has_no_ranking(make_run):
     for alpha2 in (0.0, 0.1):
         root = make_run(alpha2=alpha2, steps=60).parent
     assert "## Ranking" not in report(root)
+
+
+def test_rank_in_each_view_known_answers_both_ways(tmp_path, run_writer, metrics_factory,
+                                                    samples_factory):
+    """softmax saturates late in the clean view and early under its training logits; label
+    smoothing the other way round: each view ranks the other method first."""
+    early, late = metrics_factory(STEPS, 0.0), metrics_factory(STEPS, 0.2)
+    s_early, s_late = samples_factory(STEPS, 0.0, 200), samples_factory(STEPS, 0.2, 200)
+
+    def mixed(clean, noisy):
+        cols = [c for c in clean.columns if "noisy" in c]
+        return clean.assign(**{c: noisy[c] for c in cols})
+
+    root = tmp_path / "views"
+    for loss, (metrics, samples) in {"softmax": (mixed(late, early), mixed(s_late, s_early)),
+                                     "label-smoothing": (mixed(early, late),
+                                                         mixed(s_early, s_late))}.items():
+        run_writer(root, name=loss, steps=STEPS, test_error=1.0, metrics=metrics,
+                   samples=samples, config_extra={"loss": loss, "method": loss,
+                                                  "effective_alpha2": 0.0, "epsilon": 0.1},
+                   summary_extra={"loss": loss, "seconds_per_step": 0.1})
+    clean = rank_methods(root).set_index("loss")
+    noisy = rank_methods(root, saturation="noisy").set_index("loss")
+    late_onset = math.ceil(20 * 2.0 * 1.2 * math.log(100)) - 1  # alpha2 = 0.2, noisy view
+    assert clean.loc["softmax", "onset_step"] == _onset(0.2)
+    assert clean.loc["label-smoothing", "onset_step"] == _onset(0.0)
+    assert noisy.loc["softmax", "onset_step"] == _onset(0.0)
+    assert noisy.loc["label-smoothing", "onset_step"] == late_onset
+    assert (clean.loc["softmax", "rank_onset"], clean.loc["label-smoothing", "rank_onset"]) \
+        == (1, 2)
+    assert (noisy.loc["softmax", "rank_onset"], noisy.loc["label-smoothing", "rank_onset"]) \
+        == (2, 1)
+    assert (clean.loc["softmax", "rank_median_saturation"],
+            noisy.loc["softmax", "rank_median_saturation"]) == (1, 2)
+    ls = load_run(root / "label-smoothing")
+    assert noisy.loc["label-smoothing", "median_saturation_step"] == \
+        median_time_to_saturation(ls, saturation="noisy")["median"]
+    with pytest.raises(ValueError, match="saturation must be one of clean, noisy"):
+        rank_methods(root, saturation="training")
+
+
+def test_runs_without_the_noisy_view_rank_nothing_there(ranked):
+    noisy = rank_methods(ranked, saturation="noisy")  # runs recorded before the noisy view
+    assert noisy["median_saturation_step"].isna().all()
+    assert noisy["rank_median_saturation"].isna().all()
+    assert noisy["test_error"].tolist() == rank_methods(ranked)["test_error"].tolist()

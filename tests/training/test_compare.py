@@ -41,6 +41,12 @@ def test_compare_ranks_the_methods(comparison):
     cost = ranking.set_index("loss")["cost_vs_softmax"]
     assert cost["softmax"] == 1.0 and all(c > 0 and math.isfinite(c) for c in cost)
     assert ranking["rank_test_error"].min() == 1
+    noisy = pd.read_csv(comparison.out / "ranking_noisy.csv", keep_default_na=False,
+                        na_values=[""])
+    assert list(noisy.columns) == list(RANKING_COLUMNS)
+    # these three losses do not change the logits: both views give the same onsets
+    pd.testing.assert_series_equal(noisy["onset_step"], ranking["onset_step"])
+    assert "Under the training logits" in comparison.markdown
     # what `satkit compare` prints, and comparison.md
     assert comparison.markdown.startswith("Ranking of the methods")
     for label in ("label smoothing ε=0.1", "focal loss γ=2", "cost vs softmax", "(#1)"):
