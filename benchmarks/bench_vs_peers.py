@@ -372,8 +372,12 @@ def main() -> None:
               + "; ".join(f"{k} {v}" for k, v in r.recorded.items() if v))
         for config, note in r.notes.items():
             print(f"{r.model}, {config}: {note}")
-    if max(load_start, load_end) > os.cpu_count() and torch.get_num_threads() > 1:
-        print(f"\nThe machine was busy (load average above its {os.cpu_count()} CPUs): with more "
+    # Other load: the start's, or the end's less this benchmark's own threads.
+    others = max(load_start, load_end - torch.get_num_threads())
+    free = max(os.cpu_count() - torch.get_num_threads(), 0)
+    if others > free + 0.75 and torch.get_num_threads() > 1:
+        print(f"\nThe machine was busy (load average {others:.1f} besides this benchmark's "
+              f"threads, on {os.cpu_count()} CPUs): with more "
               "threads than free cores every step waits for descheduled threads, the bare one "
               "most, and the ratios shrink; `--threads 1` suffers least.")
     if missing is not None:
