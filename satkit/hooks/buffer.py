@@ -52,7 +52,8 @@ class StepBuffer:
         self.packed = torch.full((capacity, fields, positions), math.nan, device=device)
         self.scalars = torch.zeros(capacity, scalars, device=device)
         self.index = torch.full((capacity, samples), -1, dtype=torch.int64, device=device)
-        self.deferred: list[tuple[int, list[dict]]] = []  # (row, captures) to reduce at flush
+        # (row, captures, (loss, grad_weight_norm, bad_target)) of each step reduced at flush
+        self.deferred: list[tuple[int, list[dict], tuple]] = []
         self.meta: list[StepMeta] = []
 
     @property
@@ -75,11 +76,12 @@ class StepBuffer:
         if n < dest.shape[-1]:
             dest[..., n:].fill_(fill)
 
-    def append(self, meta: StepMeta, packed: Tensor | None, scalars: Tensor,
+    def append(self, meta: StepMeta, packed: Tensor | None, scalars: Tensor | tuple,
                index: Tensor | None, *, positions: int,
                deferred: list[dict] | None = None) -> None:
-        """Store one step (no host sync): packed (F, P), or for a deferred step its captures
-        (its row is filled at the flush); scalars (S,), index (N,) or None."""
+        """Store one step (no host sync): packed (F, P) and scalars (S,), or for a deferred
+        step its captures and the (loss, grad_weight_norm, bad_target) its scalars are made
+        of (its rows are filled at the flush); index (N,) or None."""
         if positions > self.packed.shape[-1]:
             self._widen("packed", positions, math.nan)
         if meta.samples > self.index.shape[-1]:
@@ -87,9 +89,9 @@ class StepBuffer:
         r = len(self.meta)
         if packed is not None:
             self._put(self.packed[r], packed, math.nan)
+            self.scalars[r].copy_(scalars)
         else:
-            self.deferred.append((r, deferred))
-        self.scalars[r].copy_(scalars)
+            self.deferred.append((r, deferred, scalars))
         if index is not None:  # rows without an index are never read (meta.has_index)
             self._put(self.index[r], index, -1)
         self.meta.append(meta)

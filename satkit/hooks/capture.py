@@ -43,6 +43,26 @@ __all__ = ["DEFER_LIMIT", "Capture", "capture_forward", "check_head"]
 DEFER_LIMIT = 1 << 15
 
 
+_CONSTANTS: dict[tuple[int, torch.device, torch.dtype, int], Tensor] = {}
+
+
+def _constant(positions: int, device: torch.device, dtype: torch.dtype, value: int) -> Tensor:
+    """A (P,) tensor filled with ``value``, made once per size, device and dtype and only ever
+    read (all-valid masks, zero noise): a step allocates nothing for them."""
+    key = (positions, device, dtype, value)
+    if key not in _CONSTANTS:
+        if len(_CONSTANTS) >= 32:
+            _CONSTANTS.clear()
+        _CONSTANTS[key] = torch.full((positions,), value, dtype=dtype, device=device)
+    return _CONSTANTS[key]
+
+
+def _flat(t: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """``t`` detached, reshaped to ``shape`` (without a reshape when it has it already)."""
+    t = t.detach() if t.requires_grad else t
+    return t if t.shape == shape else t.reshape(shape)
+
+
 def check_head(head: object) -> nn.Module:
     """Return ``head`` if it is Linear-like: an ``nn.Module`` with a 2-D ``weight``.
 
@@ -70,7 +90,8 @@ class Capture:
 
     def __init__(self, logits: Tensor, clean: Tensor | None, noise: Tensor, features: Tensor,
                  weight: Tensor, target: Tensor | None, ignore_index: int,
-                 kernels: stats.Kernels, checked: bool = False) -> None:
+                 kernels: stats.Kernels, checked: bool = False,
+                 clean_from_noise: bool = False) -> None:
         n = logits.shape[0]
         self.sizes = (n, logits.shape[1] if logits.dim() == 3 else 1)
         c = logits.shape[-1]
@@ -78,16 +99,20 @@ class Capture:
         self.ignore_index = ignore_index
         self.kernels = kernels
         self.checked = checked  # the target came through a head that validated it
+        # the clean logits are the training ones with `noise` added back on the target column
+        # (stats.clean_logits), computed when the logits are reduced (for a small capture: at
+        # the flush, with the other buffered steps)
+        self.clean_from_noise = clean_from_noise
         self.num_classes = c
         self.out_of_range: Tensor | None = None
         self._pending: tuple[Any, ...] | None = (
-            logits.detach().reshape(p, c),
-            None if clean is None else clean.detach().reshape(p, c),
-            noise.detach().reshape(p), features.detach().reshape(p, features.shape[-1]), weight)
+            _flat(logits, (p, c)), None if clean is None else _flat(clean, (p, c)),
+            _flat(noise, (p,)), _flat(features, (p, features.shape[-1])), weight)
         self.device = logits.device
         self.deferred = p * c <= DEFER_LIMIT
         self._leaf = features.is_leaf
         self._valid: Tensor | None = None
+        self._rows: Tensor | None = None
         self.target: Tensor | None = None
         self.values: dict[str, Tensor] = {}
         self._grad: Tensor | None = None
@@ -106,14 +131,22 @@ class Capture:
         """Supply the target ((N,) or (N, T)) and reduce what can be (no host sync): the
         features at once (W is this step's; a small capture keeps no (P, D) tensor), the
         logits too unless the capture is small (they wait for the flush then)."""
-        self.target = target.detach().reshape(self.positions).to(self.device, torch.int64)
-        valid = self.target != self.ignore_index
-        if not self.checked:  # an out-of-range class is left out and counted (then reported)
-            self.out_of_range = valid & ((self.target < 0) | (self.target >= self.num_classes))
-            valid = valid & ~self.out_of_range
-        self._valid = valid
+        target = _flat(target, (self.positions,))
+        if target.device != self.device or target.dtype != torch.int64:
+            target = target.to(self.device, torch.int64)
+        self.target = target
+        if self.checked and not 0 <= self.ignore_index < self.num_classes:
+            # a head validated every target, and none can equal ignore_index: all valid
+            valid, rows = _constant(self.positions, self.device, torch.bool, 1), target
+        else:
+            valid = target != self.ignore_index
+            if not self.checked:  # an out-of-range class is left out, counted, then reported
+                self.out_of_range = valid & ((target < 0) | (target >= self.num_classes))
+                valid = valid & ~self.out_of_range
+            rows = torch.where(valid, target, 0)
+        self._valid, self._rows = valid, rows
         logits, clean, noise, features, weight = self._pending
-        self.values.update(self.kernels.feature_values(features, weight, self.target, valid))
+        self.values.update(self.kernels.feature_values(features, weight, rows))
         self._pending = (logits, clean, noise)
         if not self.deferred:
             self._reduce()
@@ -122,8 +155,11 @@ class Capture:
         """Reduce the pending logits and gradient to (P,) vectors (the target is known)."""
         valid = self._valid
         if self._pending is not None:
-            self.values.update(self.kernels.logit_values(*self._pending[:2], self.target, valid,
-                                                         self._pending[2]))
+            logits, clean, noise = self._pending
+            if clean is None and self.clean_from_noise:
+                clean = stats.clean_logits(logits, self._rows, noise)
+            self.values.update(self.kernels.logit_values(logits, clean, self.target, valid,
+                                                         noise))
             self._pending = None
         if self._grad is not None:
             self.values.update(self.kernels.gradient_values(self._grad, self.target, valid))
@@ -131,7 +167,7 @@ class Capture:
 
     def on_grad_logits(self, grad: Tensor) -> None:
         self.backward_passes += 1
-        grad = grad.detach().reshape(self.positions, grad.shape[-1])
+        grad = _flat(grad, (self.positions, grad.shape[-1]))
         if self.target is None or self.deferred:  # keep (summed over passes) until later
             self._grad = grad if self._grad is None else self._grad + grad
         elif self.backward_passes == 1:
@@ -142,7 +178,7 @@ class Capture:
             self.values.pop("grad_norm", None)
 
     def on_grad_features(self, grad: Tensor) -> None:
-        grad = grad.detach().reshape(self.positions, grad.shape[-1])
+        grad = _flat(grad, (self.positions, grad.shape[-1]))
         if self._grad_features is None:
             # Kept until step(): a copy when the features are a leaf, since autograd may then
             # adopt this very tensor as their .grad and add a later micro-batch's into it.
@@ -160,8 +196,9 @@ class Capture:
         tensor in place), and its feature-side (P,) vectors."""
         logits, clean, noise = self._pending
         g = self._grad_features
-        return {"logits": logits, "clean": clean, "noise": noise,
-                "target": self.target.clone(), "valid": self._valid, "grad": self._grad,
+        return {"logits": logits, "clean": clean, "clean_from_noise": self.clean_from_noise,
+                "noise": noise, "target": self.target.clone(), "valid": self._valid,
+                "grad": self._grad,
                 "features": self.values,
                 "grad_features_norm": None if g is None else torch.linalg.vector_norm(
                     g.to(torch.float64 if g.dtype == torch.float64 else torch.float32), dim=1),
@@ -219,20 +256,25 @@ def capture_forward(module: nn.Module, args: tuple, kwargs: dict, output: Tensor
     p = output.shape[:-1].numel()
     noise = getattr(module, "last_noise", None)
     if not isinstance(noise, Tensor) or noise.shape != output.shape[:-1]:
-        noise = output.new_zeros(p)
-    clean = None
+        noise = _constant(p, output.device, output.dtype, 0)
+    clean, from_noise = None, False
     applies = getattr(module, "applies", None)
-    if callable(getattr(module, "clean_logits", None)) and isinstance(head_target, Tensor) \
+    if isinstance(module, ClassifierHead) and \
+            type(module).clean_logits is ClassifierHead.clean_logits:
+        # the base head's inverse is "noise back on the target column": done later, batched
+        from_noise = isinstance(head_target, Tensor) and module.applies(head_target)
+    elif callable(getattr(module, "clean_logits", None)) and isinstance(head_target, Tensor) \
             and (applies is None or applies(head_target)):
         # The head's own inverse of its training-time change, taken now, while its state
         # (noise, temperature, margin) is this forward's: right under accumulation too.
         clean = module.clean_logits(output.detach(), head_target)
     elif isinstance(head_target, Tensor) and output.dim() == 2 \
             and isinstance(getattr(module, "last_noise", None), Tensor):
-        clean = stats.clean_logits(output.detach(), head_target, noise)  # noise on f_y only
+        from_noise = True  # noise on f_y only
     cap = Capture(output, clean, noise, features, module.weight, target, ignore_index,
                   kernels or stats.kernels(False),
-                  checked=isinstance(head_target, Tensor) and isinstance(module, ClassifierHead))
+                  checked=isinstance(head_target, Tensor) and isinstance(module, ClassifierHead),
+                  clean_from_noise=from_noise)
     cap.handles.append(output.register_hook(lambda g: on_grad(cap, "logits", g)))
     if features.requires_grad:
         cap.handles.append(features.register_hook(lambda g: on_grad(cap, "features", g)))

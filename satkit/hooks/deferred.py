@@ -32,19 +32,24 @@ def _cat_where(parts: list[Tensor | None], sizes: list[int], like: Tensor) -> Te
                       for p, n in zip(parts, sizes, strict=True)])
 
 
-def fill_deferred(packed: Tensor, entries: list[tuple[int, list[dict[str, Any]]]],
+def fill_deferred(packed: Tensor, scalars: Tensor,
+                  entries: list[tuple[int, list[dict[str, Any]], tuple]],
                   kernels: stats.Kernels) -> None:
-    """Compute the packed vectors of deferred steps and write them into their rows.
+    """Compute the packed vectors and the scalars of deferred steps; write them into their rows.
 
     Args:
         packed: the buffer's (capacity, len(PACKED), W) tensor; rows of ``entries`` are
             overwritten (NaN beyond each step's positions).
-        entries: (row, captures) per deferred step; a capture is
-            :meth:`satkit.hooks.capture.Capture.raw`'s dict.
+        scalars: the buffer's (capacity, len(STEP_SCALARS)) tensor; rows of ``entries`` are
+            overwritten.
+        entries: (row, captures, (loss, grad_weight_norm, bad_target)) per deferred step; a
+            capture is :meth:`satkit.hooks.capture.Capture.raw`'s dict; the three are what
+            :func:`satkit.hooks.stats.pack_scalars` takes.
         kernels: the per-step functions to use (eager or compiled).
     """
+    _fill_scalars(scalars, entries)
     rows, caps, offsets = [], [], []
-    for row, raws in entries:
+    for row, raws, _ in entries:
         start = 0
         for raw in raws:
             rows.append(row)
@@ -60,11 +65,17 @@ def fill_deferred(packed: Tensor, entries: list[tuple[int, list[dict[str, Any]]]
     def cat(key: str) -> Tensor:
         return torch.cat([c[key] for c in caps])
 
-    logits, target, valid = cat("logits"), cat("target"), cat("valid")
+    logits, target, valid, noise = cat("logits"), cat("target"), cat("valid"), cat("noise")
     clean = None
-    if any(c["clean"] is not None for c in caps):
+    from_noise = [c["clean_from_noise"] for c in caps]
+    if any(c["clean"] is not None for c in caps) or any(from_noise):
         clean = torch.cat([c["clean"] if c["clean"] is not None else c["logits"] for c in caps])
-    values = kernels.logit_values(logits, clean, target, valid, cat("noise"))
+    if any(from_noise):  # the training logits with the noise added back on the target column
+        add = noise if all(from_noise) else torch.where(
+            torch.from_numpy(np.repeat(from_noise, sizes)).to(device), noise, 0)
+        clean.scatter_add_(1, torch.where(valid, target, 0).unsqueeze(1),
+                           add.to(clean.dtype).unsqueeze(1))
+    values = kernels.logit_values(logits, clean, target, valid, noise)
     like = values["f_y"]
     for key in ("feature_norm", "weight_norm", "dot"):
         values[key] = torch.cat([c["features"][key] for c in caps]).to(like.dtype)
@@ -87,8 +98,22 @@ def fill_deferred(packed: Tensor, entries: list[tuple[int, list[dict[str, Any]]]
     nan = like.new_full((like.shape[0],), math.nan)
     stacked = torch.stack([values.get(k, nan) for k in stats.PACKED[:-1]]
                           + [valid.to(like.dtype)], dim=1).to(packed.dtype)  # (P_total, F)
-    packed[sorted({r for r, _ in entries})] = math.nan
+    packed[sorted({r for r, _, _ in entries})] = math.nan
     packed[row_id, :, pos_id] = stacked
+
+
+def _fill_scalars(scalars: Tensor, entries: list[tuple[int, list, tuple]]) -> None:
+    """The deferred steps' scalars, stacked in one operation (a step made none)."""
+    nan, zero = stats.scalar_constants(scalars.device)
+    parts: list[Tensor] = []
+    for _, _, (loss, grad_weight_norm, bad_target) in entries:
+        if isinstance(loss, (int, float)):
+            loss = zero + float(loss)
+        parts += [nan if loss is None else loss.reshape(()).to(scalars.dtype),
+                  nan if grad_weight_norm is None else grad_weight_norm.reshape(()),
+                  zero if bad_target is None else bad_target.reshape(()).to(scalars.dtype)]
+    rows = [r for r, _, _ in entries]
+    scalars[rows] = torch.stack(parts).reshape(len(entries), -1).to(scalars.dtype)
 
 
 def _scale_announced(values: dict[str, Tensor], caps: list[dict[str, Any]], sizes: list[int],

@@ -75,13 +75,13 @@ class Flusher:
     def buffered(self) -> int:
         return 0 if self.buffer is None else len(self.buffer)
 
-    def add(self, meta: StepMeta, packed: Tensor | None, scalars: Tensor,
+    def add(self, meta: StepMeta, packed: Tensor | None, scalars: Tensor | tuple,
             index: Tensor | None, *, positions: int,
             deferred: list[dict] | None = None) -> None:
-        """Buffer one recorded step (no host sync): its packed vectors, or, deferred, its
-        captures (see :meth:`StepBuffer.append`). Flushes in the background when the buffer
-        is full."""
-        device = scalars.device
+        """Buffer one recorded step (no host sync): its packed vectors and scalars, or,
+        deferred, its captures and its (loss, grad_weight_norm, bad_target) (see
+        :meth:`StepBuffer.append`). Flushes in the background when the buffer is full."""
+        device = deferred[0]["target"].device if packed is None else scalars.device
         if self.buffer is not None and self.buffer.device != device:
             self.flush(wait=False)  # the head moved: a new buffer
             self.buffer = None
@@ -116,7 +116,7 @@ class Flusher:
     def _submit(self, buf: StepBuffer) -> None:
         steps = [m.step for m in buf.meta]
         if buf.deferred:
-            fill_deferred(buf.packed, buf.deferred, self.kernels)
+            fill_deferred(buf.packed, buf.scalars, buf.deferred, self.kernels)
         packed, scalars, index = buf.views()
         raw, logged, per_sample = stats.reduce_rows(packed, scalars, index, buf.meta,
                                                     self.layout, self.num_samples)

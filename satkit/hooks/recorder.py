@@ -251,7 +251,8 @@ class SaturationRecorder:
             index: the dataset indices of the step's N samples (sequences), for the
                 per-sample record.
             loss: the step's loss, a detached scalar tensor or a float; default: the mean
-                cross-entropy of the logits the head output.
+                cross-entropy of the logits the head output. A small step reads the tensor at
+                the next flush: pass one that nothing changes in place (``loss.detach()``).
 
         Raises:
             RuntimeError: no training forward (or no backward) of the head since the last step;
@@ -291,20 +292,21 @@ class SaturationRecorder:
             raise TypeError(f"loss must be a scalar tensor or a number, got {type(loss).__name__}")
         if isinstance(loss, Tensor) and loss.numel() != 1:
             raise ValueError(f"loss must be a scalar, got shape {tuple(loss.shape)}")
-        weight = self.head.weight
-        grad_w = (None if weight.grad is None
-                  else torch.linalg.vector_norm(weight.grad.detach().float()))
+        grad_w = None
+        if self.head.weight.grad is not None:
+            g = self.head.weight.grad.detach()
+            grad_w = torch.linalg.vector_norm(g if g.dtype == torch.float32 else g.float())
         bad_target = targets.bad_targets(caps)
         sizes = tuple(c.sizes for c in caps)
         positions = sum(c.positions for c in caps)
         if all(c.deferred for c in caps):  # a small step: reduced with the others at the flush
-            scalars = stats.pack_scalars(caps[0].device, loss=loss, grad_weight_norm=grad_w,
-                                         bad_target=bad_target)
             meta = StepMeta(step, sizes, loss is not None,
                             all(c.backward_passes > 0 for c in caps),
                             all(c.has_grad_features for c in caps), index is not None)
-            self._flusher.add(meta, None, scalars, index, positions=positions,
-                              deferred=[c.raw() for c in caps])
+            if isinstance(loss, Tensor) and loss.requires_grad:
+                loss = loss.detach()
+            self._flusher.add(meta, None, (loss, grad_w, bad_target), index,
+                              positions=positions, deferred=[c.raw() for c in caps])
             return
         values = [c.finish() for c in caps]
         if any(c.backward_passes > 1 and "grad_target" not in v for c, v in zip(caps, values,

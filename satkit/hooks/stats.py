@@ -42,7 +42,7 @@ from satkit.hooks.quantities import column_names, threshold_column
 __all__ = ["LOGGED", "PACKED", "STEP_SCALARS", "Kernels", "Layout", "clean_logits",
            "column_names", "feature_values", "forward_values", "gradient_values", "kernels",
            "logit_values", "pack_step", "per_sample_statistics", "reduce_rows",
-           "threshold_column"]
+           "scalar_constants", "threshold_column"]
 
 #: Per-position values kept for every recorded step (quantiles at the flush; histograms).
 LOGGED = ("p_target", "p_target_noisy", "noise")
@@ -100,8 +100,7 @@ def logit_values(logits: Tensor, clean: Tensor | None, target: Tensor, valid: Te
             "max_other": max_other, "noise": noise.to(dtype), "valid": valid}
 
 
-def feature_values(features: Tensor, weight: Tensor, target: Tensor,
-                   valid: Tensor) -> dict[str, Tensor]:
+def feature_values(features: Tensor, weight: Tensor, rows: Tensor) -> dict[str, Tensor]:
     """||X||, ||W_y|| and W_y.X per position (pure; no host sync): one pass over the (P, D)
     features; W_y.X from the (P, C) product X W^T when there are few classes (C <= 64: cheaper
     than gathering P rows of W), from the gathered (P, D) rows of W otherwise.
@@ -109,8 +108,8 @@ def feature_values(features: Tensor, weight: Tensor, target: Tensor,
     Args:
         features: the head's input X, (P, D).
         weight: the class weights W, (C, D), as they are at this step.
-        target: class indices, (P,) int64 (any value where ``valid`` is False).
-        valid: positions to use, (P,) bool.
+        rows: each position's target class, (P,) int64, every value a row of W (a position
+            to leave out may carry any class, e.g. 0).
 
     Returns:
         ``feature_norm``, ``weight_norm`` and ``dot``, (P,) each (float64 for float64
@@ -119,13 +118,12 @@ def feature_values(features: Tensor, weight: Tensor, target: Tensor,
     dtype = _dtype(features)
     x = features.to(dtype)
     w = weight.detach().to(dtype)
-    tgt = torch.where(valid, target, 0)
     if w.shape[0] <= 64:
-        dot = torch.mm(x, w.T).gather(1, tgt.unsqueeze(1)).squeeze(1)
+        dot = torch.mm(x, w.T).gather(1, rows.unsqueeze(1)).squeeze(1)
     else:
-        dot = (w.index_select(0, tgt) * x).sum(dim=1)
+        dot = (w.index_select(0, rows) * x).sum(dim=1)
     return {"feature_norm": torch.linalg.vector_norm(x, dim=1),
-            "weight_norm": torch.linalg.vector_norm(w, dim=1).index_select(0, tgt), "dot": dot}
+            "weight_norm": torch.linalg.vector_norm(w, dim=1).index_select(0, rows), "dot": dot}
 
 
 def forward_values(logits: Tensor, clean: Tensor | None, target: Tensor, valid: Tensor,
@@ -133,7 +131,7 @@ def forward_values(logits: Tensor, clean: Tensor | None, target: Tensor, valid: 
     """:func:`logit_values` and :func:`feature_values` of one micro-batch, in one dict
     (``weight`` is W, (C, D)); see those for the shapes and the cost."""
     return {**logit_values(logits, clean, target, valid, noise),
-            **feature_values(features, weight, target, valid)}
+            **feature_values(features, weight, torch.where(valid, target, 0))}
 
 
 def gradient_values(grad_logits: Tensor, target: Tensor, valid: Tensor) -> dict[str, Tensor]:
@@ -223,7 +221,7 @@ STEP_SCALARS = ("loss", "grad_weight_norm", "bad_target")
 _CONSTANTS: dict[torch.device, Tensor] = {}
 
 
-def _constant(device: torch.device) -> Tensor:
+def scalar_constants(device: torch.device) -> Tensor:
     """NaN and 0 as 0-d float32 tensors on ``device``, made once (a step creates nothing)."""
     if device not in _CONSTANTS:
         _CONSTANTS[device] = torch.tensor([math.nan, 0.0], device=device)
@@ -246,7 +244,7 @@ def pack_step(c: dict[str, Tensor], *, loss: Tensor | float | None = None,
         ``packed`` (len(PACKED), P) float32 and ``scalars`` (len(STEP_SCALARS),) float32.
     """
     like = c["f_y"]
-    nan, _ = _constant(like.device)
+    nan, _ = scalar_constants(like.device)
     rows = [c[k] if k in c else nan.to(like.dtype).expand_as(like) for k in PACKED[:-1]]
     packed = torch.stack([*rows, c["valid"].to(like.dtype)])
     if packed.dtype != torch.float32:
@@ -259,7 +257,7 @@ def pack_scalars(device: torch.device, *, loss: Tensor | float | None = None,
                  grad_weight_norm: Tensor | None = None,
                  bad_target: Tensor | None = None) -> Tensor:
     """The step's scalars, (len(STEP_SCALARS),) float32 on ``device`` (see :func:`pack_step`)."""
-    nan, zero = _constant(device)
+    nan, zero = scalar_constants(device)
     if isinstance(loss, (int, float)):
         loss = zero + float(loss)
     return torch.stack([nan if loss is None else loss.detach().reshape(()).float(),

@@ -11,12 +11,14 @@ from torch import nn
 from satkit.hooks import SaturationRecorder, capture
 
 
-def _run_classifier(kind, index=True):
+def _run_classifier(kind, index=True, toggle=False):
     x, y = make_data(n=12)
     net = make_net(kind)
     with SaturationRecorder(net.head, num_samples=12, thresholds=(0.3, 0.5),
                             flush_every=4) as rec:
         for step in range(7):
+            if toggle:  # noise on some steps only: clean logits differ on those alone
+                net.head.alpha2 = 0.5 if step % 2 else 0.0
             idx = torch.arange(12).roll(step)
             part = [slice(0, 5), slice(5, 12)] if step % 3 == 1 else [slice(0, 12)]
             net.zero_grad()
@@ -51,9 +53,11 @@ def _run_lm(scale):
 
 
 @pytest.mark.parametrize("run", [lambda: _run_classifier("fixed"),
+                                 lambda: _run_classifier("noisy", toggle=True),
                                  lambda: _run_classifier("linear", index=False),
                                  lambda: _run_lm(None), lambda: _run_lm(30.0)],
-                         ids=["noisy-head-accumulation", "linear-head", "lm", "lm-grad-scale"])
+                         ids=["noisy-head-accumulation", "noisy-softmax-some-steps",
+                              "linear-head", "lm", "lm-grad-scale"])
 def test_deferred_and_immediate_give_the_same_tables(run, monkeypatch):
     deferred = run()
     monkeypatch.setattr(capture, "DEFER_LIMIT", 0)  # every capture reduced at once
