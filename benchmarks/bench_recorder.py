@@ -13,11 +13,12 @@ recording every step, and every 10th step. All variants are timed in interleaved
 order rotates, so drift on a busy machine hits them alike. Printed: median ms/step; the
 ratio to bare, as the median over rounds of each round's pair of blocks (so drift between
 rounds cancels), with its quartiles; and the recorder's own work measured directly
-(:class:`TimedRecorder`: its hooks and ``step()`` on the training thread, and its writer
-thread's CPU time for the flushes) as a ratio to the bare step. The direct measure is an upper
-bound: the first operation after a big backward pays a cold start (tens of microseconds on a
-CPU) that the bare step pays too, in its optimizer. Targets on CPU: <= 1.02 every step,
-<= 1.01 with every=10.
+(:class:`TimedRecorder`: the CPU time of its hooks and ``step()`` on the training thread and
+of its writer thread's flushes) as a ratio to the bare step; and that less a control
+(:class:`ControlProbe`: one tiny operation at the same places, timed the same way; the
+first operation after a big forward or backward pays a cold start of tens of microseconds
+on a CPU, which the bare step pays too, in its optimizer). Targets on CPU: <= 1.02 every
+step, <= 1.01 with every=10.
 
 ``--scale`` also measures the per-sample record at N = 10 million samples (an
 ImageNet-21k-sized data set): its device memory, the flush of 100 buffered steps, and the
@@ -48,11 +49,11 @@ NUM_SAMPLES = 60_000
 
 
 class TimedRecorder(SaturationRecorder):
-    """The recorder with its own work timed: its hooks and ``step()`` on the training thread
-    (wall time), and the flushes its writer thread finishes (that thread's CPU time, which on
-    a 2-core machine competes with training). What the recorder costs, measured directly, so
-    it does not drown in the drift of a shared machine the way a difference of step times
-    does."""
+    """The recorder with its own work timed: the CPU time of its hooks and ``step()`` on the
+    training thread, and of the flushes its writer thread finishes (which on a 2-core machine
+    competes with training). What the recorder costs, measured directly as work done, so it
+    does not drown in the drift of a shared machine the way a difference of step times does
+    (CPU time does not count the moments another process holds the core)."""
 
     def __init__(self, *args, **kwargs) -> None:
         self.seconds = 0.0
@@ -69,11 +70,11 @@ class TimedRecorder(SaturationRecorder):
         self._flusher._finish = timed_finish
 
     def _timed(self, method, *args, **kwargs):
-        started = time.perf_counter()
+        started = time.thread_time()
         try:
             return method(*args, **kwargs)
         finally:
-            self.seconds += time.perf_counter() - started
+            self.seconds += time.thread_time() - started
 
     def _on_forward(self, *args, **kwargs):
         return self._timed(super()._on_forward, *args, **kwargs)
@@ -83,6 +84,33 @@ class TimedRecorder(SaturationRecorder):
 
     def step(self, *args, **kwargs):
         return self._timed(super().step, *args, **kwargs)
+
+
+class ControlProbe:
+    """The control for :class:`TimedRecorder`'s direct measure: a forward hook on the head and a
+    ``step()`` at the recorder's places, each making one tiny operation, timed the same way.
+    Their CPU time is what any code there pays (the first operation after a large forward or
+    backward starts cold; the bare step pays that in its optimizer instead), so the recorder's
+    own work less the control's is the work the recorder adds."""
+
+    def __init__(self, head: nn.Module) -> None:
+        self.seconds = 0.0
+        self._pair = [torch.zeros((), device=head.weight.device)] * 2
+        self._handle = head.register_forward_hook(lambda *args: self._touch())
+
+    def _touch(self) -> None:
+        started = time.thread_time()
+        torch.stack(self._pair)
+        self.seconds += time.thread_time() - started
+
+    def step(self, **kwargs) -> None:
+        self._touch()
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._handle.remove()
 
 
 def plain_cnn() -> nn.Sequential:
@@ -106,15 +134,18 @@ MODELS = {"plain": (plain_cnn, (1, 28, 28)), "bn": (small_cnn, (1, 28, 28)),
 
 
 def make_step(model: str, device: torch.device, x: torch.Tensor, y: torch.Tensor,
-              out: Path | None, every: int, amp: bool = False):
-    """A training step closure; with ``out``, recorded every ``every`` steps; ``amp``: bf16
-    autocast for the body (the head computes in float32 anyway)."""
+              out: Path | None, every: int, amp: bool = False, control: bool = False):
+    """A training step closure; with ``out``, recorded every ``every`` steps (``control``: the
+    :class:`ControlProbe` instead); ``amp``: bf16 autocast for the body (the head computes in
+    float32 anyway)."""
     torch.manual_seed(0)
     body = MODELS[model][0]().to(device)
     head = NoisySoftmax(256, 10, alpha2=0.1).to(device)
     opt = torch.optim.SGD([*body.parameters(), *head.parameters()], lr=0.01, momentum=0.9)
     rec = None
-    if out is not None:
+    if control:
+        rec = ControlProbe(head)
+    elif out is not None:
         rec = TimedRecorder(head, num_samples=NUM_SAMPLES, every=every,
                             sinks=[TableSink(out / "metrics.parquet")])
     g = torch.Generator().manual_seed(1)
@@ -142,20 +173,20 @@ def bench(model: str, device: torch.device, batch_size: int, rounds: int, steps:
     x = torch.randn(batch_size, *MODELS[model][1], generator=g).to(device)
     y = torch.randint(0, 10, (batch_size,), generator=g).to(device)
     with tempfile.TemporaryDirectory() as tmp:
-        variants, recorders = {}, []
-        for name, every in (("bare", None), ("every=1", 1), ("every=10", 10)):
+        variants, recorders = {}, {}
+        for name, every in (("bare", None), ("every=1", 1), ("every=10", 10), ("control", 1)):
             out = None if every is None else Path(tmp) / name
-            variants[name], rec = make_step(model, device, x, y, out, every or 1, amp)
+            variants[name], rec = make_step(model, device, x, y, out, every or 1, amp,
+                                            control=name == "control")
             if rec is not None:
                 variants[name]()
                 rec.flush()  # pays the one-off import of the Parquet writer outside the timing
-                recorders.append(rec)
-        for rec in recorders:
+                recorders[name] = rec
+        for rec in recorders.values():
             rec.seconds = 0.0
         times = interleaved(variants, device, rounds, steps)
-        own = {name: rec.seconds / (rounds * steps) for name, rec in
-               zip(("every=1", "every=10"), recorders, strict=True)}
-        for rec in recorders:
+        own = {name: rec.seconds / (rounds * steps) for name, rec in recorders.items()}
+        for rec in recorders.values():
             rec.close()
     med = medians(times)
     print(f"[{device.type}] model {model}{' (bf16 autocast)' if amp else ''}, batch {batch_size}, "
@@ -164,9 +195,13 @@ def bench(model: str, device: torch.device, batch_size: int, rounds: int, steps:
     for name, target in (("every=1", 1.02), ("every=10", 1.01)):
         ratio, q1, q3 = paired_ratio(times, name, "bare")
         direct = 1 + own[name] / med["bare"]
+        net = 1 + (own[name] - own["control"] / (1 if name == "every=1" else 10)) / med["bare"]
         print(f"  {name:10s}  {med[name] * 1e3:8.2f} ms/step  ratio {ratio:.3f} (target <= "
               f"{target}; median of per-round pairs, quartiles {q1:.3f}-{q3:.3f}); the "
-              f"recorder's own work {own[name] * 1e3:.3f} ms/step = {direct:.3f}")
+              f"recorder's own work {own[name] * 1e3:.3f} ms/step = {direct:.3f}, net of the "
+              f"control {net:.3f}")
+    print(f"  control     one tiny operation at the recorder's places: "
+          f"{own['control'] * 1e3:.3f} ms/step")
 
 
 def bench_scale(device: torch.device, n: int = 10_000_000, rows: int = 100,
