@@ -26,7 +26,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-__all__ = ["OPTIONAL_METHODS", "Histogram", "Sink", "SinkBase", "ensure_writable_dir",
+__all__ = ["OPTIONAL_METHODS", "Histogram", "Sink", "SinkBase", "ensure_writable_dir", "fsync_dir",
            "optional_methods"]
 
 
@@ -125,3 +125,18 @@ def ensure_writable_dir(directory: str | os.PathLike, sink: str) -> Path:
     except OSError as err:
         raise OSError(err.errno, f"{sink} cannot write to {path}: {err.strerror or err}") from err
     return path
+
+
+def fsync_dir(directory: str | os.PathLike) -> None:
+    """Make a rename or a new file in ``directory`` durable (fsync the directory); a no-op
+    where the platform or file system cannot open a directory."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from satkit.schema import SAMPLES
-from satkit.sinks.base import ensure_writable_dir
+from satkit.sinks.base import ensure_writable_dir, fsync_dir
 
 __all__ = ["TableSink", "parts_dir", "read_table"]
 
@@ -38,19 +38,6 @@ def parts_dir(path: str | os.PathLike) -> Path:
 _parts_dir = parts_dir
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # some platforms/filesystems cannot open directories
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _atomic_write(frame: pd.DataFrame | pa.Table, dest: Path) -> None:
     """Write ``frame`` to ``dest`` so that ``dest`` is either the old or the complete new file."""
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
@@ -64,7 +51,7 @@ def _atomic_write(frame: pd.DataFrame | pa.Table, dest: Path) -> None:
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
 
 
 def _part_files(path: Path) -> list[Path]:

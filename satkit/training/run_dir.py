@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from satkit.schema import CHECKPOINT
+from satkit.sinks.base import fsync_dir
 from satkit.training.config import TrainConfig
 
 __all__ = ["CHECKPOINT", "CLAIM", "RunDirError", "RunWriteError", "atomic_write_bytes",
@@ -171,19 +172,6 @@ def sweep_temporary(run_dir: Path) -> list[Path]:
     return stale
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *,
                        midway: Callable[[Path], None] | None = None) -> None:
     """Write ``data`` to ``path`` atomically: temporary sibling, fsync, ``os.replace``.
@@ -222,7 +210,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *,
     except BaseException:
         _discard(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _discard(tmp: Path) -> None:
