@@ -57,3 +57,19 @@ def assert_row_matches(recorded: dict, expected: dict, *, rtol: float = 1e-4,
     for key, want in expected.items():
         got = recorded[key]
         assert np.isclose(got, want, rtol=rtol, atol=atol), f"{key}: recorded {got}, by hand {want}"
+
+
+def guard_host_syncs(monkeypatch) -> dict[str, bool]:
+    """Make every Tensor method that reads a value back to the host raise while the returned
+    flag's ``"on"`` is True (what a callback's per-step hooks must never do: on a GPU each is
+    a sync)."""
+    active = {"on": False}
+    for name in ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__"):
+        original = getattr(torch.Tensor, name)
+
+        def guarded(t, *a, _original=original, _name=name, **k):
+            if active["on"]:
+                raise AssertionError(f"host sync in the callback: Tensor.{_name}")
+            return _original(t, *a, **k)
+        monkeypatch.setattr(torch.Tensor, name, guarded)
+    return active

@@ -20,6 +20,7 @@ from integration_helpers import (
     assert_row_matches,
     digits_dataset,
     expected_row,
+    guard_host_syncs,
     softmax_target,
 )
 from torch import nn
@@ -320,16 +321,7 @@ def test_an_error_in_training_removes_the_hooks_and_keeps_the_rows(tmp_path):
 
 def test_no_host_sync_in_the_callback_per_step(tmp_path, monkeypatch):
     """The callback's per-step hooks read no tensor back to the host (a sync on a GPU)."""
-    syncing = ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__")
-    active = {"on": False}
-    for name in syncing:
-        original = getattr(torch.Tensor, name)
-
-        def guarded(t, *a, _original=original, _name=name, **k):
-            if active["on"]:
-                raise AssertionError(f"host sync in the callback: Tensor.{_name}")
-            return _original(t, *a, **k)
-        monkeypatch.setattr(torch.Tensor, name, guarded)
+    active = guard_host_syncs(monkeypatch)
     callback = SaturationCallback("classifier", tmp_path / "run", flush_every=1000)
     for hook in ("on_train_batch_start", "on_before_optimizer_step", "on_train_batch_end"):
         method = getattr(callback, hook)

@@ -12,7 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from integration_helpers import assert_row_matches, expected_row, softmax_target
+from integration_helpers import (
+    assert_row_matches,
+    expected_row,
+    guard_host_syncs,
+    softmax_target,
+)
 from torch import nn
 
 transformers = pytest.importorskip("transformers")
@@ -288,16 +293,7 @@ def test_index_column_dropped_by_the_trainer_is_explained(tmp_path):
 
 @pytest.mark.filterwarnings(SCALE_WARNING)
 def test_no_host_sync_in_the_callback_per_step(tmp_path, monkeypatch):
-    syncing = ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__")
-    active = {"on": False}
-    for name in syncing:
-        original = getattr(torch.Tensor, name)
-
-        def guarded(t, *a, _original=original, _name=name, **k):
-            if active["on"]:
-                raise AssertionError(f"host sync in the callback: Tensor.{_name}")
-            return _original(t, *a, **k)
-        monkeypatch.setattr(torch.Tensor, name, guarded)
+    active = guard_host_syncs(monkeypatch)
     callback = SaturationCallback("lm_head", tmp_path / "run", index_key="index",
                                   flush_every=1000)
     for name in ("_before_forward", "on_pre_optimizer_step"):
