@@ -12,9 +12,11 @@ on a shared machine hits both variants alike (read the ratios):
   size, with and without :class:`satkit.integrations.transformers.SaturationCallback` on
   ``lm_head`` / ``classifier``;
 * ``lm-head``: the recorder alone on a language-model head at vocabulary 32,000 (8 x 128
-  positions, width 256): the bare step (forward, cross-entropy, backward) vs the recorded one
-  (``set_target`` before forward, ``step`` after backward), and the peak resident memory of
-  each, measured in separate processes.
+  positions, width 256): the bare step (forward, cross-entropy, backward) vs the recorded one,
+  in two ways: ``recorded`` (``set_target`` before forward, ``step`` after backward: the
+  recorder computes its own log-softmax) and ``with-loss`` (``set_target(loss_follows=True)``
+  and ``set_loss`` before backward, what both callbacks do: it reads the loss's), and the peak
+  resident memory of each, measured in separate processes.
 
 The framework step time is the wall time between the starts of consecutive optimizer steps
 after a warm-up, so it includes the callback's per-step hooks and, in the mean, its flushes
@@ -224,7 +226,10 @@ def bench_transformers(rounds: int, steps: int, warm: int, flush_every: int) -> 
 
 
 # -- the recorder on a 32k-vocabulary LM head -----------------------------------------------
-def _lm_step(recorded: bool) -> tuple[Callable[[], None], object]:
+LM_VARIANTS = ("bare", "recorded", "with-loss")
+
+
+def _lm_step(variant: str) -> tuple[Callable[[], None], object]:
     from satkit.hooks import SaturationRecorder
 
     (n, t), v, d = LM["positions"], LM["vocab"], LM["width"]
@@ -233,16 +238,21 @@ def _lm_step(recorded: bool) -> tuple[Callable[[], None], object]:
     features = torch.randn(n, t, d, requires_grad=True)
     target = torch.randint(0, v, (n, t))
     target[:, -1] = -100  # the last position has no next token
-    rec = SaturationRecorder(head, num_samples=n, histogram_every=None) if recorded else None
+    rec = SaturationRecorder(head, num_samples=n, histogram_every=None) \
+        if variant != "bare" else None
+    with_loss = variant == "with-loss"
     index = torch.arange(n)
 
     def step() -> None:
         head.zero_grad(set_to_none=True)
         features.grad = None
         if rec is not None:
-            rec.set_target(target)
+            rec.set_target(target, loss_follows=with_loss)
         logits = head(features)
-        F.cross_entropy(logits.flatten(0, 1), target.flatten()).backward()
+        loss = F.cross_entropy(logits.flatten(0, 1), target.flatten())
+        if with_loss:
+            rec.set_loss(loss)
+        loss.backward()
         if rec is not None:
             rec.step(index=index)
 
@@ -251,7 +261,7 @@ def _lm_step(recorded: bool) -> tuple[Callable[[], None], object]:
 
 def lm_memory(variant: str) -> None:
     """In a fresh process: peak RSS after 3 steps (the recorder imported in both variants)."""
-    step, rec = _lm_step(variant == "recorded")
+    step, rec = _lm_step(variant)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for _ in range(3):
         step()
@@ -261,7 +271,7 @@ def lm_memory(variant: str) -> None:
 
 def bench_lm_head(rounds: int, threads: int | None) -> None:
     (n, t), v, d = LM["positions"], LM["vocab"], LM["width"]
-    steps = {name: _lm_step(name == "recorded")[0] for name in ("bare", "recorded")}
+    steps = {name: _lm_step(name)[0] for name in LM_VARIANTS}
     times = interleaved(steps, torch.device("cpu"), rounds=rounds, n=5)
     med = medians(times)
     best = {k: min(x) for k, x in times.items()}
@@ -270,19 +280,20 @@ def bench_lm_head(rounds: int, threads: int | None) -> None:
     for name in steps:
         print(f"  {name:>8}: {1e3 * med[name]:8.1f} ms/step median, {1e3 * best[name]:8.1f} "
               "fastest block")
-    print(f"  ratio recorded/bare: {med['recorded'] / med['bare']:.3f} median, "
-          f"{best['recorded'] / best['bare']:.3f} fastest blocks")
+    for name in LM_VARIANTS[1:]:
+        print(f"  ratio {name}/bare: {med[name] / med['bare']:.3f} median, "
+              f"{best[name] / best['bare']:.3f} fastest blocks")
     peaks = {}
     env = {**os.environ, "OMP_NUM_THREADS": str(threads or torch.get_num_threads())}
-    for variant in ("bare", "recorded"):
+    for variant in LM_VARIANTS:
         out = subprocess.run([sys.executable, __file__, "--lm-memory", variant], env=env,
                              capture_output=True, text=True, check=True).stdout.split()
         peaks[variant] = (int(out[0]), int(out[1]))
     logits_mib = n * t * v * 4 / 2**20
-    extra = (peaks["recorded"][1] - peaks["bare"][1]) / 1024
-    print(f"  peak RSS: bare {peaks['bare'][1] / 1024:.0f} MiB, recorded "
-          f"{peaks['recorded'][1] / 1024:.0f} MiB: {extra:+.0f} MiB extra (one logits tensor "
-          f"is {logits_mib:.0f} MiB)")
+    extra = {name: (peaks[name][1] - peaks["bare"][1]) / 1024 for name in LM_VARIANTS[1:]}
+    print(f"  peak RSS: bare {peaks['bare'][1] / 1024:.0f} MiB, " + ", ".join(
+        f"{name} {peaks[name][1] / 1024:.0f} MiB ({extra[name]:+.0f})" for name in extra)
+        + f" (one logits tensor is {logits_mib:.0f} MiB)")
 
 
 def main() -> None:
@@ -298,7 +309,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's); on a busy machine 1 "
                              "measures the work without the threads' waiting")
-    parser.add_argument("--lm-memory", choices=["bare", "recorded"], help=argparse.SUPPRESS)
+    parser.add_argument("--lm-memory", choices=LM_VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)

@@ -16,7 +16,10 @@ Two ways to a step's numbers, chosen by size:
   two dozen, which is what keeps the recorder cheap on a small step;
 * a *large* one (a language model's tokens x vocabulary) reduces them to (P,) vectors as soon
   as its target is known (:func:`~satkit.hooks.stats.logit_values`,
-  :func:`~satkit.hooks.stats.gradient_values`).
+  :func:`~satkit.hooks.stats.gradient_values`); or, when the caller said the loss will follow
+  (``await_loss``), when the loss arrives before backward, from the log-softmax the loss
+  computed (:mod:`satkit.hooks.lossgraph`, :meth:`Capture.reduce_logits`): no second
+  log-softmax. If the loss never arrives, at the logits' gradient, from the logits.
 
 The target is known in the forward hook when the head receives it (a satkit head) or the
 caller announced it (``SaturationRecorder.set_target``), so nothing of size (P x C) or (P x D)
@@ -91,7 +94,7 @@ class Capture:
     def __init__(self, logits: Tensor, clean: Tensor | None, noise: Tensor, features: Tensor,
                  weight: Tensor, target: Tensor | None, ignore_index: int,
                  kernels: stats.Kernels, checked: bool = False,
-                 clean_from_noise: bool = False) -> None:
+                 clean_from_noise: bool = False, await_loss: bool = False) -> None:
         n = logits.shape[0]
         self.sizes = (n, logits.shape[1] if logits.dim() == 3 else 1)
         c = logits.shape[-1]
@@ -110,6 +113,12 @@ class Capture:
             _flat(noise, (p,)), _flat(features, (p, features.shape[-1])), weight)
         self.device = logits.device
         self.deferred = p * c <= DEFER_LIMIT
+        # A large capture of a plain head may wait for its loss (reduce_logits); `source` is
+        # the logits' autograd node, to find them in the loss's graph.
+        self.awaits_loss = (await_loss and not self.deferred and clean is None
+                            and not clean_from_noise and logits.grad_fn is not None)
+        self.source = logits.grad_fn if self.awaits_loss else None
+        self.reused_log_softmax = False
         self._leaf = features.is_leaf
         self._valid: Tensor | None = None
         self._rows: Tensor | None = None
@@ -148,21 +157,40 @@ class Capture:
         logits, clean, noise, features, weight = self._pending
         self.values.update(self.kernels.feature_values(features, weight, rows))
         self._pending = (logits, clean, noise)
-        if not self.deferred:
+        if not self.deferred and not self.awaits_loss:
             self._reduce()
 
-    def _reduce(self) -> None:
-        """Reduce the pending logits and gradient to (P,) vectors (the target is known)."""
-        valid = self._valid
-        if self._pending is not None:
+    @property
+    def logits(self) -> Tensor | None:
+        """The (P, C) logits while they wait to be reduced, else None."""
+        return None if self._pending is None else self._pending[0]
+
+    def reduce_logits(self, logp: Tensor | None = None) -> None:
+        """Reduce the pending logits (the target is known): from ``logp``, their log-softmax
+        the loss computed (:func:`satkit.hooks.lossgraph.find_log_softmax`), or else from the
+        logits themselves. No-op when they are reduced already."""
+        self.awaits_loss, self.source = False, None
+        if self._pending is None:
+            return
+        if logp is None:
             logits, clean, noise = self._pending
             if clean is None and self.clean_from_noise:
                 clean = stats.clean_logits(logits, self._rows, noise)
-            self.values.update(self.kernels.logit_values(logits, clean, self.target, valid,
-                                                         noise))
-            self._pending = None
+            self.values.update(self.kernels.logit_values(logits, clean, self.target,
+                                                         self._valid, noise))
+        else:
+            logits, _, noise = self._pending
+            self.values.update(stats.logit_values_from_log_softmax(
+                logits, logp, self.target, self._valid, noise))
+            self.reused_log_softmax = True
+        self._pending = None
+
+    def _reduce(self) -> None:
+        """Reduce the pending logits and gradient to (P,) vectors (the target is known)."""
+        self.reduce_logits()
         if self._grad is not None:
-            self.values.update(self.kernels.gradient_values(self._grad, self.target, valid))
+            self.values.update(self.kernels.gradient_values(self._grad, self.target,
+                                                            self._valid))
             self._grad = None
 
     def on_grad_logits(self, grad: Tensor) -> None:
@@ -171,8 +199,8 @@ class Capture:
         if self.target is None or self.deferred:  # keep (summed over passes) until later
             self._grad = grad if self._grad is None else self._grad + grad
         elif self.backward_passes == 1:
-            self.values.update(self.kernels.gradient_values(grad, self.target,
-                                                            self.values["valid"]))
+            self.reduce_logits()  # a loss announced but never given: from the logits
+            self.values.update(self.kernels.gradient_values(grad, self.target, self._valid))
         else:  # the first pass's gradient is reduced already; a sum is no longer possible
             self.values.pop("grad_target", None)
             self.values.pop("grad_norm", None)
@@ -224,7 +252,7 @@ class Capture:
 def capture_forward(module: nn.Module, args: tuple, kwargs: dict, output: Tensor, *,
                     target: Tensor | None, ignore_index: int,
                     on_grad: Callable[[Capture, str, Tensor], None],
-                    kernels: stats.Kernels | None = None) -> Capture:
+                    kernels: stats.Kernels | None = None, await_loss: bool = False) -> Capture:
     """Build the :class:`Capture` of one training forward and hook its gradients.
 
     Args:
@@ -234,6 +262,8 @@ def capture_forward(module: nn.Module, args: tuple, kwargs: dict, output: Tensor
         ignore_index: target value of positions to leave out.
         on_grad: called as ``on_grad(capture, "logits" | "features", grad)``.
         kernels: the per-step functions (default: eager).
+        await_loss: the caller will offer this forward's loss before backward
+            (:meth:`Capture.reduce_logits`).
 
     Raises:
         ValueError: logits not (N, C) or (N, T, C), features of another leading shape, a
@@ -274,7 +304,7 @@ def capture_forward(module: nn.Module, args: tuple, kwargs: dict, output: Tensor
     cap = Capture(output, clean, noise, features, module.weight, target, ignore_index,
                   kernels or stats.kernels(False),
                   checked=isinstance(head_target, Tensor) and isinstance(module, ClassifierHead),
-                  clean_from_noise=from_noise)
+                  clean_from_noise=from_noise, await_loss=await_loss and target is not None)
     cap.handles.append(output.register_hook(lambda g: on_grad(cap, "logits", g)))
     if features.requires_grad:
         cap.handles.append(features.register_hook(lambda g: on_grad(cap, "features", g)))

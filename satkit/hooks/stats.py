@@ -41,8 +41,8 @@ from satkit.hooks.quantities import column_names, threshold_column
 
 __all__ = ["LOGGED", "PACKED", "STEP_SCALARS", "Kernels", "Layout", "clean_logits",
            "column_names", "feature_values", "forward_values", "gradient_values", "kernels",
-           "logit_values", "pack_step", "per_sample_statistics", "reduce_rows",
-           "scalar_constants", "threshold_column"]
+           "logit_values", "logit_values_from_log_softmax", "pack_step",
+           "per_sample_statistics", "reduce_rows", "scalar_constants", "threshold_column"]
 
 #: Per-position values kept for every recorded step (quantiles at the flush; histograms).
 LOGGED = ("p_target", "p_target_noisy", "noise")
@@ -100,10 +100,42 @@ def logit_values(logits: Tensor, clean: Tensor | None, target: Tensor, valid: Te
             "max_other": max_other, "noise": noise.to(dtype), "valid": valid}
 
 
+def logit_values_from_log_softmax(logits: Tensor, logp: Tensor, target: Tensor, valid: Tensor,
+                                  noise: Tensor) -> dict[str, Tensor]:
+    """:func:`logit_values` of a plain head (clean logits = training logits) given ``logp``,
+    the log-softmax of ``logits`` its loss computed already (:mod:`satkit.hooks.lossgraph`):
+    the same values, from one max pass over ``logp`` and no (P, C) temporary.
+
+    ``logp`` is the loss's own tensor and is left as it was: for the max its target column is
+    set to -inf and then written back, through an alias autograd does not track, so the loss's
+    backward reads the same values and sees no in-place change. Eager only (no host sync).
+
+    Args:
+        logits: the logits, (P, C).
+        logp: ``log_softmax(logits)``, (P, C), float32 or float64 (float64 for float64 logits).
+        target, valid, noise: as for :func:`logit_values`.
+    """
+    dtype = _dtype(logits)
+    col = torch.where(valid, target, 0).unsqueeze(1)
+    lp = logp.data  # shares the storage, not the version counter
+    own = lp.gather(1, col)
+    lp.scatter_(1, col, -math.inf)
+    try:
+        other = lp.amax(dim=1)
+    finally:
+        lp.scatter_(1, col, own)
+    logp_y = own.squeeze(1).to(dtype)
+    f_y = logits.gather(1, col).squeeze(1).to(dtype)
+    return {"logp_train": logp_y, "logp_clean": logp_y, "f_y": f_y,
+            "max_other": f_y - (logp_y - other.to(dtype)), "noise": noise.to(dtype),
+            "valid": valid}
+
+
 def feature_values(features: Tensor, weight: Tensor, rows: Tensor) -> dict[str, Tensor]:
     """||X||, ||W_y|| and W_y.X per position (pure; no host sync): one pass over the (P, D)
-    features; W_y.X from the (P, C) product X W^T when there are few classes (C <= 64: cheaper
-    than gathering P rows of W), from the gathered (P, D) rows of W otherwise.
+    features; W_y.X from the (P, C) product X W^T and ||W_y|| from the C row norms when there
+    are few classes (C <= 64: cheaper than gathering P rows of W), both from the gathered
+    (P, D) rows of W otherwise (no pass over a vocabulary's W).
 
     Args:
         features: the head's input X, (P, D).
@@ -120,10 +152,13 @@ def feature_values(features: Tensor, weight: Tensor, rows: Tensor) -> dict[str, 
     w = weight.detach().to(dtype)
     if w.shape[0] <= 64:
         dot = torch.mm(x, w.T).gather(1, rows.unsqueeze(1)).squeeze(1)
-    else:
-        dot = (w.index_select(0, rows) * x).sum(dim=1)
-    return {"feature_norm": torch.linalg.vector_norm(x, dim=1),
-            "weight_norm": torch.linalg.vector_norm(w, dim=1).index_select(0, rows), "dot": dot}
+        weight_norm = torch.linalg.vector_norm(w, dim=1).index_select(0, rows)
+    else:  # a vocabulary: the P rows, not the C of W
+        w_y = w.index_select(0, rows)
+        dot = (w_y * x).sum(dim=1)
+        weight_norm = torch.linalg.vector_norm(w_y, dim=1)
+    return {"feature_norm": torch.linalg.vector_norm(x, dim=1), "weight_norm": weight_norm,
+            "dot": dot}
 
 
 def forward_values(logits: Tensor, clean: Tensor | None, target: Tensor, valid: Tensor,

@@ -12,6 +12,9 @@ How it hooks into Lightning:
 * ``on_train_batch_start`` reads the batch's targets (and dataset indices) and announces them
   to the recorder (``set_target``), so it reduces the logits and their gradients as they come
   and keeps nothing of size (tokens x vocabulary);
+* ``on_before_backward`` gives the recorder the loss (``set_loss``): when it is a
+  cross-entropy of the head's logits, the recorder reads log p_y from the loss's own
+  log-softmax instead of computing a second one;
 * ``on_before_optimizer_step`` (after backward, before the step and ``zero_grad``) closes the
   recorder's step: with ``accumulate_grad_batches=k`` once per k micro-batches, their targets
   and indices concatenated;
@@ -214,6 +217,10 @@ class SaturationCallback(_Base):
         if self._session is None:
             self._session = self._open(trainer, with_index=index is not None)
         self._session.announce(target, index)
+
+    def on_before_backward(self, trainer: Any, pl_module: nn.Module, loss: Tensor) -> None:
+        if self._session is not None:
+            self._session.loss(loss)
 
     def on_before_optimizer_step(self, trainer: Any, pl_module: nn.Module,
                                  optimizer: torch.optim.Optimizer) -> None:

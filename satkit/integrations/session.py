@@ -165,13 +165,19 @@ class RecordingSession:
                  grad_scale: Tensor | float | None = None) -> None:
         """The target (and the dataset indices) of the head's next training forward, and what
         turns its logits gradient into per-position gradients (None: the recorder's default).
+        The framework gives the forward's loss to :meth:`loss` before backward.
 
         No host sync: the target goes to :meth:`SaturationRecorder.set_target`, the index is
         kept until :meth:`step`.
         """
-        self.recorder.set_target(target, grad_scale=grad_scale)
+        self.recorder.set_target(target, grad_scale=grad_scale, loss_follows=True)
         if index is not None:
             self._indices.append(index)
+
+    def loss(self, loss: Tensor | None) -> None:
+        """The loss of the announced forward(s), before backward (None: the framework has
+        none to give): see :meth:`SaturationRecorder.set_loss`."""
+        self.recorder.set_loss(loss)
 
     def step(self) -> None:
         """Close the optimizer step: every forward announced since the last step belongs to it

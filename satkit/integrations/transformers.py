@@ -19,7 +19,9 @@ and ``satkit tensorboard`` read. Three kinds of models:
 How it hooks into the Trainer, which gives callbacks no batch: a forward pre-hook on the model
 reads ``labels`` from each training forward's keyword arguments and announces the aligned
 target to the recorder (``set_target``), which then reduces the logits and their gradient in
-its hooks and keeps nothing of size (tokens x vocabulary). ``on_pre_optimizer_step`` (after
+its hooks and keeps nothing of size (tokens x vocabulary); a forward hook gives it the loss the
+model returns (``set_loss``), whose own log-softmax of the logits it reads instead of computing
+a second one. ``on_pre_optimizer_step`` (after
 the backward of every accumulated micro-batch and gradient clipping, before the optimizer step
 and ``zero_grad``) closes the recorder's step, so ``gradient_accumulation_steps`` micro-batches
 make one recorded step. Evaluation runs the model in eval mode under ``no_grad``: ignored.
@@ -186,7 +188,7 @@ class SaturationCallback(_Base):
         self.run_dir: Path | None = None
         self.summary: dict[str, Any] | None = None
         self._session: RecordingSession | None = None
-        self._handle: RemovableHandle | None = None
+        self._handles: list[RemovableHandle] = []
         self._shift = False
         self._config_written: dict[str, Any] = {}
 
@@ -229,7 +231,8 @@ class SaturationCallback(_Base):
 
             write_json(run_dir / CONFIG, self._config_written)
         self._session = RecordingSession(head, run_dir, self.options, num_samples=num_samples)
-        self._handle = model.register_forward_pre_hook(self._before_forward, with_kwargs=True)
+        self._handles = [model.register_forward_pre_hook(self._before_forward, with_kwargs=True),
+                         model.register_forward_hook(self._after_forward)]
 
     def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._session is not None:
@@ -286,10 +289,17 @@ class SaturationCallback(_Base):
         self._session.announce(target, index, grad_scale=scale)
         return args, kwargs
 
+    def _after_forward(self, module: nn.Module, args: tuple, output: Any) -> None:
+        """Give the recorder the loss the model returned (None when it returned none)."""
+        if self._session is None or not (module.training and torch.is_grad_enabled()):
+            return
+        loss = output.get("loss") if isinstance(output, Mapping) else None
+        self._session.loss(loss if isinstance(loss, Tensor) else None)
+
     def _remove_hook(self) -> None:
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
 
     def _head_path(self, model: nn.Module, head: nn.Module) -> str:
         if isinstance(self.head, str):

@@ -49,6 +49,33 @@ def _sgd(net, lr=0.1):
             p -= lr * p.grad
 
 
+def test_no_host_sync_on_a_language_model_head_given_its_loss(monkeypatch):
+    """The vocabulary-sized path: targets announced, the loss given before backward, its
+    log-softmax read from the graph, all without a host read."""
+    guard = SyncGuard(monkeypatch)
+    n, t, d, vocab = 4, 64, 8, 300
+    g = torch.Generator().manual_seed(0)
+    head = torch.nn.Linear(d, vocab)
+    x = torch.randn(n, t, d, generator=g)
+    y = torch.randint(0, vocab, (n, t), generator=g)
+    y[0, -3:] = -100
+    flush_every = 3
+    rec = SaturationRecorder(head, num_samples=n, flush_every=flush_every, histogram_every=2)
+    for step in range(2 * flush_every):
+        flushing = (step + 1) % flush_every == 0
+        with guard.on() if not flushing else contextlib.nullcontext():
+            head.zero_grad(set_to_none=True)
+            rec.set_target(y, loss_follows=True)
+            loss = F.cross_entropy(head(x).flatten(0, 1), y.flatten())
+            rec.set_loss(loss)
+            loss.backward()
+            rec.step(index=torch.arange(n))
+            _sgd(head)
+    assert guard.calls == [] and rec.reused_log_softmax == 2 * flush_every
+    assert rec.metrics()["step"].tolist() == list(range(2 * flush_every))
+    rec.close()
+
+
 @pytest.mark.parametrize("kind", ["linear", "noisy"])
 def test_no_host_sync_on_recorded_non_flush_steps(monkeypatch, kind):
     guard = SyncGuard(monkeypatch)

@@ -73,3 +73,22 @@ def guard_host_syncs(monkeypatch) -> dict[str, bool]:
             return _original(t, *a, **k)
         monkeypatch.setattr(torch.Tensor, name, guarded)
     return active
+
+
+def record_as_a_language_model(monkeypatch) -> list:
+    """Make every capture take the path of a language model's head (reduced at the step, the
+    loss's log-softmax read when the callback gives the loss: ``DEFER_LIMIT`` 0 instead of a
+    vocabulary-sized model) and return the list the recorders given a loss are put in."""
+    from satkit.hooks import SaturationRecorder, capture
+
+    monkeypatch.setattr(capture, "DEFER_LIMIT", 0)
+    recorders: list = []
+    set_loss = SaturationRecorder.set_loss
+
+    def spy(self, loss):
+        if self not in recorders:
+            recorders.append(self)
+        return set_loss(self, loss)
+
+    monkeypatch.setattr(SaturationRecorder, "set_loss", spy)
+    return recorders

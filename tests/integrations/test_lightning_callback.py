@@ -21,6 +21,7 @@ from integration_helpers import (
     digits_dataset,
     expected_row,
     guard_host_syncs,
+    record_as_a_language_model,
     softmax_target,
 )
 from torch import nn
@@ -266,7 +267,11 @@ class TokenTagger(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
-def test_sequence_logits_per_token(tmp_path):
+@pytest.mark.parametrize("path", ["classifier", "language_model"])
+def test_sequence_logits_per_token(tmp_path, monkeypatch, path):
+    # "language_model": the path of a vocabulary-sized head, reading the training_step loss's
+    # own log-softmax (given by on_before_backward); the hand-checked row is the same
+    recorders = record_as_a_language_model(monkeypatch) if path == "language_model" else []
     g = torch.Generator().manual_seed(0)
     tokens = torch.randint(0, 16, (32, 6), generator=g)
     target = tokens.roll(-1, dims=1)
@@ -280,6 +285,8 @@ def test_sequence_logits_per_token(tmp_path):
     logits = start.out(start.embed(tokens[:8])).detach().numpy().reshape(-1, 16)
     assert_row_matches(row, expected_row(logits, target[:8].flatten().numpy()))
     assert row["batch_size"] == 4 * 4 + 4 * 6
+    if path == "language_model":
+        assert [r.reused_log_softmax for r in recorders] == [1]
 
 
 def test_bad_head_path_lists_the_children(tmp_path):
@@ -319,11 +326,14 @@ def test_an_error_in_training_removes_the_hooks_and_keeps_the_rows(tmp_path):
     assert load_run(callback.run_dir).metrics["step"].tolist() == [0, 1, 2]
 
 
-def test_no_host_sync_in_the_callback_per_step(tmp_path, monkeypatch):
+@pytest.mark.parametrize("path", ["classifier", "language_model"])
+def test_no_host_sync_in_the_callback_per_step(tmp_path, monkeypatch, path):
     """The callback's per-step hooks read no tensor back to the host (a sync on a GPU)."""
+    recorders = record_as_a_language_model(monkeypatch) if path == "language_model" else []
     active = guard_host_syncs(monkeypatch)
     callback = SaturationCallback("classifier", tmp_path / "run", flush_every=1000)
-    for hook in ("on_train_batch_start", "on_before_optimizer_step", "on_train_batch_end"):
+    for hook in ("on_train_batch_start", "on_before_backward", "on_before_optimizer_step",
+                 "on_train_batch_end"):
         method = getattr(callback, hook)
 
         def watched(*a, _method=method, **k):
@@ -336,6 +346,7 @@ def test_no_host_sync_in_the_callback_per_step(tmp_path, monkeypatch):
     trainer(tmp_path, [callback], max_steps=4).fit(
         DigitsMLP(), DataLoader(digits_dataset(), batch_size=BATCH, shuffle=True))
     assert len(load_run(callback.run_dir).metrics) == 4
+    assert [r.reused_log_softmax for r in recorders] == ([4] if recorders else [])
 
 
 def test_pytorch_lightning_trainer_too(tmp_path):

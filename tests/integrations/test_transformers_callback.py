@@ -16,6 +16,7 @@ from integration_helpers import (
     assert_row_matches,
     expected_row,
     guard_host_syncs,
+    record_as_a_language_model,
     softmax_target,
 )
 from torch import nn
@@ -190,7 +191,11 @@ def _warned_scale(record: list) -> bool:
     return any("gradient columns" in str(w.message) for w in record)
 
 
-def test_causal_lm_targets_are_the_shifted_labels(tmp_path):
+@pytest.mark.parametrize("path", ["classifier", "language_model"])
+def test_causal_lm_targets_are_the_shifted_labels(tmp_path, monkeypatch, path):
+    # "language_model": the path of a vocabulary-sized head, reading the model loss's own
+    # log-softmax; the hand-checked rows are the same
+    recorders = record_as_a_language_model(monkeypatch) if path == "language_model" else []
     model = gpt2()
     assert shifts_labels(model)
     probe = LastStep("lm_head")
@@ -211,6 +216,9 @@ def test_causal_lm_targets_are_the_shifted_labels(tmp_path):
     # counted the tokens that have a next token of the 8 sequences it saw
     assert _tokens_per_step(run, data.lengths - 1) == run.metrics["batch_size"].tolist()
     assert not model.lm_head._forward_hooks and not model._forward_pre_hooks
+    assert not model._forward_hooks
+    if path == "language_model":  # 2 micro-batches per step, 4 steps
+        assert [r.reused_log_softmax for r in recorders] == [8]
 
 
 @pytest.mark.filterwarnings(SCALE_WARNING)
@@ -292,11 +300,13 @@ def test_index_column_dropped_by_the_trainer_is_explained(tmp_path):
 
 
 @pytest.mark.filterwarnings(SCALE_WARNING)
-def test_no_host_sync_in_the_callback_per_step(tmp_path, monkeypatch):
+@pytest.mark.parametrize("path", ["classifier", "language_model"])
+def test_no_host_sync_in_the_callback_per_step(tmp_path, monkeypatch, path):
+    recorders = record_as_a_language_model(monkeypatch) if path == "language_model" else []
     active = guard_host_syncs(monkeypatch)
     callback = SaturationCallback("lm_head", tmp_path / "run", index_key="index",
                                   flush_every=1000)
-    for name in ("_before_forward", "on_pre_optimizer_step"):
+    for name in ("_before_forward", "_after_forward", "on_pre_optimizer_step"):
         method = getattr(callback, name)
 
         def watched(*a, _method=method, **k):
@@ -308,3 +318,4 @@ def test_no_host_sync_in_the_callback_per_step(tmp_path, monkeypatch):
         setattr(callback, name, watched)
     _train(gpt2(), callback, tmp_path, Tokens("lm"))
     assert len(load_run(callback.run_dir).metrics) == 4
+    assert [r.reused_log_softmax for r in recorders] == ([8] if recorders else [])
