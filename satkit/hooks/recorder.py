@@ -81,13 +81,16 @@ class SaturationRecorder:
     sequence (its dataset ``index``): ``last_p_target`` is its mean p_y over its tokens, and
     it counts as saturated at a visit when at least ``sequence_level`` of its tokens have
     p_y >= tau. Cost: the recorder keeps nothing of size (tokens x vocabulary) when the target
-    is known at forward time (:meth:`set_target`, which the framework callbacks use); its
-    statistics allocate one temporary of that size at a time (a log-softmax). Its time is one
-    log-softmax and one max over the logits and one norm over their gradient per recorded
-    step: at vocabulary 32,000 (8 x 128 tokens, width 256, 2 CPU cores) 1.2x the bare head
-    step and no extra peak memory (``benchmarks/bench_callbacks.py --section lm-head``);
-    ``every=10`` divides it by ten. Without an announced target an ``nn.Linear`` head's
-    logits and their gradient are kept (references, no copies) until :meth:`step`.
+    is known at forward time (:meth:`set_target`, which the framework callbacks use). Given
+    the loss before backward as well (:meth:`set_loss`; the callbacks do), it reads log p_y
+    from the cross-entropy's own log-softmax, and a recorded step costs one max over those
+    log-probabilities and one norm over the logits' gradient (two reads of a tokens x
+    vocabulary tensor, no exponentials, no temporary of that size): at vocabulary 32,000
+    (8 x 128 tokens, width 256, 2 CPU cores) 1.05x the bare head step, no extra peak memory.
+    Without the loss it computes a log-softmax of its own (one temporary of that size, and
+    1.18x). ``benchmarks/bench_callbacks.py --section lm-head`` measures both; ``every=10``
+    divides the cost by ten. Without an announced target an ``nn.Linear`` head's logits and
+    their gradient are kept (references, no copies) until :meth:`step`.
 
     Args:
         head: a ``satkit`` head (:class:`satkit.heads.base.SaturationHead`) or any module with
