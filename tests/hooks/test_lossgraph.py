@@ -222,3 +222,24 @@ def test_set_loss_none_reduces_at_once_and_bad_loss_is_refused():
         assert len(rec.metrics()) == 1
     with pytest.raises(ValueError, match="loss_follows"):
         SaturationRecorder(head).set_target(y, loss_follows="yes")
+
+
+def test_autocast_cross_entropy_is_found():
+    """Under autocast the head gives bfloat16 logits and cross-entropy casts them to float32
+    first: the one cast allowed, so the float32 log-softmax is read."""
+    head, x, y = batch()
+    rec = SaturationRecorder(head, background=False)
+    rec.set_target(y, loss_follows=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = head(x)
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+    assert logits.dtype == torch.bfloat16
+    rec.set_loss(loss)
+    loss.backward()
+    rec.step()
+    row = rec.metrics().iloc[0]
+    rec.close()
+    assert rec.reused_log_softmax == 1
+    keep = y.flatten() != -100
+    p = torch.softmax(logits.detach().double().flatten(0, 1), 1)[keep, y.flatten()[keep]]
+    assert row["p_target_mean"] == pytest.approx(p.mean().item(), rel=1e-5)

@@ -137,3 +137,41 @@ def test_no_sync_under_cuda_sync_debug_mode():
     step()  # step 3 flushes
     assert rec.metrics()["step"].tolist() == [0, 1, 2, 3]
     rec.close()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_no_sync_on_a_language_model_head_under_cuda_sync_debug_mode():
+    """The vocabulary-sized path on CUDA: the loss's log-softmax read from the graph (also
+    under autocast, whose cast to float32 is the one cast allowed), no sync."""
+    device = torch.device("cuda")
+    n, t, d, vocab = 4, 64, 32, 1000
+    g = torch.Generator().manual_seed(0)
+    head = torch.nn.Linear(d, vocab).to(device)
+    x = torch.randn(n, t, d, generator=g).to(device)
+    y = torch.randint(0, vocab, (n, t), generator=g).to(device)
+    rec = SaturationRecorder(head, num_samples=n, flush_every=4, histogram_every=2)
+    index = torch.arange(n, device=device)
+
+    def step(autocast: bool):
+        head.zero_grad(set_to_none=True)
+        rec.set_target(y, loss_follows=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            loss = F.cross_entropy(head(x).flatten(0, 1), y.flatten())
+        rec.set_loss(loss)
+        loss.backward()
+        rec.step(index=index)
+        _sgd(head)
+
+    step(False)  # warm-up: buffers are allocated
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        step(False)  # steps 1, 2: recorded, no flush
+        step(True)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    step(False)  # step 3 flushes
+    assert rec.metrics()["step"].tolist() == [0, 1, 2, 3]
+    assert rec.reused_log_softmax == 4
+    rec.close()
