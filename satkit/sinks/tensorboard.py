@@ -173,29 +173,36 @@ class TensorBoardSink:
         if layout:
             self._writer.add_custom_scalars(comparison_layout())
 
-    def _scalar(self, tag: str, value: float, step: int) -> None:
-        """One scalar event; the first of each tag carries its description (hover text)."""
+    def _scalars(self, values: list[tuple[str, float]], step: int) -> None:
+        """One event holding the scalars ``(tag, value)`` of ``step`` (one event per step,
+        not per scalar: a fraction of the writing cost); the first value of each tag carries
+        its description (hover text)."""
         from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
 
-        entry = Summary.Value(tag=tag, simple_value=value)
-        if tag not in self._described:
-            self._described.add(tag)
-            entry.metadata.CopyFrom(SummaryMetadata(
-                display_name=tag, summary_description=_description(tag),
-                plugin_data=SummaryMetadata.PluginData(plugin_name="scalars")))
-        self._writer._get_file_writer().add_summary(Summary(value=[entry]), step)
+        entries = []
+        for tag, value in values:
+            entry = Summary.Value(tag=tag, simple_value=value)
+            if tag not in self._described:
+                self._described.add(tag)
+                entry.metadata.CopyFrom(SummaryMetadata(
+                    display_name=tag, summary_description=_description(tag),
+                    plugin_data=SummaryMetadata.PluginData(plugin_name="scalars")))
+            entries.append(entry)
+        if entries:
+            self._writer._get_file_writer().add_summary(Summary(value=entries), step)
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         """Log each row's columns as scalars at its ``step`` (NaN values are skipped)."""
         for row in rows:
-            step = int(row["step"])
+            values = []
             for column, value in row.items():
                 tag = tag_for(column)
                 if tag is None or value is None:
                     continue
                 value = float(value)
                 if not math.isnan(value):
-                    self._scalar(tag, value, step)
+                    values.append((tag, value))
+            self._scalars(values, int(row["step"]))
         self._writer.flush()
 
     def write_histograms(self, histograms: list[Histogram]) -> None:
@@ -218,9 +225,8 @@ class TensorBoardSink:
         For figures that are not recorder rows, e.g. the per-epoch learning curves
         (``group="epoch"``: ``epoch/train_loss``, ``epoch/test_error``, ...) on the step axis.
         """
-        for name, value in values.items():
-            if value is not None and not math.isnan(float(value)):
-                self._scalar(f"{group}/{name}", float(value), int(step))
+        self._scalars([(f"{group}/{name}", float(value)) for name, value in values.items()
+                       if value is not None and not math.isnan(float(value))], int(step))
         self._writer.flush()
 
     def write_hparams(self, hparams: Mapping[str, Any], metrics: Mapping[str, float], *,
@@ -266,8 +272,7 @@ class TensorBoardSink:
         file_writer = self._writer._get_file_writer()
         for summary in (experiment, start, end):
             file_writer.add_summary(summary)
-        for tag, value in values.items():
-            self._scalar(tag, value, int(step))
+        self._scalars(list(values.items()), int(step))
         self._writer.flush()
 
     def close(self) -> None:
