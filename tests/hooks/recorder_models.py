@@ -6,6 +6,7 @@ distributed test spawns can import it; ``conftest.py`` turns it into fixtures.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -79,3 +80,38 @@ def train_step(net: TinyNet, x: Tensor, y: Tensor, rec=None, *, index=None, lr=0
             for p in net.parameters():
                 p -= lr * p.grad
     return loss.detach()
+
+
+def hand_token_columns(head: nn.Linear, h: Tensor, y: Tensor, tau: float = 0.5,
+                       ignore_index: int = -100) -> tuple[dict[str, float], np.ndarray]:
+    """The metrics row of one step of an ``nn.Linear`` head on features ``h`` (N, T, D) with
+    targets ``y`` (N, T), in float64 numpy: loss = mean cross-entropy over the positions whose
+    target is not ``ignore_index``; also their p_y."""
+    w = head.weight.detach().double().numpy()
+    b = head.bias.detach().double().numpy()
+    c, d = w.shape
+    x = h.detach().double().numpy().reshape(-1, d)
+    t = y.numpy().reshape(-1)
+    keep = t != ignore_index
+    x, t = x[keep], t[keep]
+    f = x @ w.T + b
+    p_all = np.exp(f - f.max(1, keepdims=True))
+    p_all /= p_all.sum(1, keepdims=True)
+    n = len(t)
+    p = p_all[np.arange(n), t]
+    g = p_all.copy()
+    g[np.arange(n), t] -= 1.0  # per-position dL_i/df
+    gx = g @ w
+    grad_w = g.T @ x / n
+    others = np.where(np.eye(c, dtype=bool)[t], -np.inf, f).max(1)
+    return {"batch_size": n, "loss": -np.log(p).mean(), "p_target_mean": p.mean(),
+            "p_target_median": np.median(p), "p_target_noisy_mean": p.mean(),
+            f"saturated_frac_{tau:g}": np.mean(p >= tau),
+            "grad_target_mean": np.abs(g[np.arange(n), t]).mean(),
+            "grad_logits_norm_mean": np.linalg.norm(g, axis=1).mean(),
+            "grad_features_norm_mean": np.linalg.norm(gx, axis=1).mean(),
+            "grad_weight_norm": np.linalg.norm(grad_w),
+            "feature_norm_mean": np.linalg.norm(x, axis=1).mean(),
+            "weight_norm_target_mean": np.linalg.norm(w[t], axis=1).mean(),
+            "logit_target_mean": f[np.arange(n), t].mean(),
+            "logit_margin_mean": (f[np.arange(n), t] - others).mean(), "noise_max": 0.0}, p

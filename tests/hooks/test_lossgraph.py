@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from recorder_models import hand_token_columns
 from torch import nn
 
 from satkit.hooks import SaturationRecorder, stats
@@ -136,30 +137,6 @@ def test_values_from_the_log_softmax_match_float64_and_leave_it_unchanged():
     assert leaf.grad is not None
 
 
-def hand_columns(head, x, y):
-    """Per-token columns in float64 for a mean cross-entropy over the non-ignored tokens."""
-    w = head.weight.detach().double().numpy()
-    b = head.bias.detach().double().numpy()
-    xs = x.detach().double().numpy().reshape(-1, D)
-    t = y.numpy().reshape(-1)
-    keep = t != -100
-    xs, t = xs[keep], t[keep]
-    f = xs @ w.T + b
-    p_all = np.exp(f - f.max(1, keepdims=True))
-    p_all /= p_all.sum(1, keepdims=True)
-    n = len(t)
-    p = p_all[np.arange(n), t]
-    g = p_all.copy()
-    g[np.arange(n), t] -= 1.0
-    others = np.where(np.eye(V, dtype=bool)[t], -np.inf, f).max(1)
-    return {"batch_size": n, "p_target_mean": p.mean(), "p_target_noisy_mean": p.mean(),
-            "grad_target_mean": np.abs(g[np.arange(n), t]).mean(),
-            "grad_logits_norm_mean": np.linalg.norm(g, axis=1).mean(),
-            "logit_target_mean": f[np.arange(n), t].mean(),
-            "logit_margin_mean": (f[np.arange(n), t] - others).mean(),
-            "weight_norm_target_mean": np.linalg.norm(w[t], axis=1).mean()}
-
-
 def record(loss_fn, *, loss_follows, give_loss, micro=1):
     head, x, y = batch()
     rec = SaturationRecorder(head, background=False, histogram_every=None)
@@ -194,7 +171,7 @@ def test_rows_from_the_loss_match_a_hand_computation():
                                            give_loss=True)
     assert reused == 1
     row = rows.iloc[0]
-    for col, value in hand_columns(head, x, y).items():
+    for col, value in hand_token_columns(head, x, y, tau=0.9)[0].items():
         assert row[col] == pytest.approx(value, rel=1e-5, abs=1e-6), col
 
 

@@ -2,11 +2,11 @@
 
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from recorder_models import hand_token_columns
 from torch import nn
 
 from satkit.hooks import SaturationRecorder
@@ -21,36 +21,6 @@ def lm_batch(seed=0, n=3, t=4):
     y[0, 2:] = -100  # padding of the first sequence
     y[2, 0] = -100
     return h, y
-
-
-def hand(head, h, y, tau):
-    """Per-token columns in float64: loss = mean CE over the non-ignored tokens."""
-    w = head.weight.detach().double().numpy()
-    b = head.bias.detach().double().numpy()
-    x = h.detach().double().numpy().reshape(-1, D)
-    t = y.numpy().reshape(-1)
-    keep = t != -100
-    x, t = x[keep], t[keep]
-    f = x @ w.T + b
-    p_all = np.exp(f - f.max(1, keepdims=True))
-    p_all /= p_all.sum(1, keepdims=True)
-    n = len(t)
-    p = p_all[np.arange(n), t]
-    g = p_all.copy()
-    g[np.arange(n), t] -= 1.0  # per-token dL_i/df
-    gx = g @ w
-    grad_w = g.T @ x / n
-    others = np.where(np.eye(V, dtype=bool)[t], -np.inf, f).max(1)
-    return {"batch_size": n, "loss": -np.log(p).mean(), "p_target_mean": p.mean(),
-            "p_target_median": np.median(p), "p_target_noisy_mean": p.mean(),
-            f"saturated_frac_{tau:g}": np.mean(p >= tau),
-            "grad_target_mean": np.abs(g[np.arange(n), t]).mean(),
-            "grad_logits_norm_mean": np.linalg.norm(g, axis=1).mean(),
-            "grad_features_norm_mean": np.linalg.norm(gx, axis=1).mean(),
-            "grad_weight_norm": np.linalg.norm(grad_w),
-            "feature_norm_mean": np.linalg.norm(x, axis=1).mean(),
-            "logit_target_mean": f[np.arange(n), t].mean(),
-            "logit_margin_mean": (f[np.arange(n), t] - others).mean(), "noise_max": 0.0}, p
 
 
 @pytest.mark.parametrize("announce", [False, True])
@@ -68,7 +38,7 @@ def test_token_columns_match_a_hand_computation(announce):
         rec.step(None if announce else y, index=torch.tensor([0, 2, 4]))
         row = rec.metrics().iloc[0]
         samples = rec.samples()
-    want, p = hand(head, h, y, tau)
+    want, p = hand_token_columns(head, h, y, tau)
     for col, value in want.items():
         assert row[col] == pytest.approx(value, rel=1e-5, abs=1e-7), col
     # per sequence: mean p_y over its tokens (2, 4 and 3 tokens)
