@@ -26,7 +26,7 @@ def batch(dtype=torch.float32, seed=0):
     with torch.no_grad():
         head.weight.copy_(torch.randn(V, D, generator=g) * 0.5)
         head.bias.copy_(torch.randn(V, generator=g))
-    x = torch.randn(N, T, D, generator=g, dtype=dtype)
+    x = torch.randn(N, T, D, generator=g, dtype=dtype).requires_grad_()
     y = torch.randint(0, V, (N, T), generator=g)
     y[0, :5] = -100
     return head, x, y
