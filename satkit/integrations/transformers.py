@@ -21,10 +21,10 @@ reads ``labels`` from each training forward's keyword arguments and announces th
 target to the recorder (``set_target``), which then reduces the logits and their gradient in
 its hooks and keeps nothing of size (tokens x vocabulary); a forward hook gives it the loss the
 model returns (``set_loss``), whose own log-softmax of the logits it reads instead of computing
-a second one. ``on_pre_optimizer_step`` (after
-the backward of every accumulated micro-batch and gradient clipping, before the optimizer step
-and ``zero_grad``) closes the recorder's step, so ``gradient_accumulation_steps`` micro-batches
-make one recorded step. Evaluation runs the model in eval mode under ``no_grad``: ignored.
+a second one. ``on_pre_optimizer_step`` (after the backward of every accumulated micro-batch
+and gradient clipping, before the optimizer step and ``zero_grad``) closes the recorder's step,
+so ``gradient_accumulation_steps`` micro-batches make one recorded step. Evaluation runs the
+model in eval mode under ``no_grad``: ignored.
 
 The gradient columns are the step's token count times the gradient the Trainer's loss sent to
 the logits: |p_y - 1| per position when the step's loss is the mean over the step's positions.
