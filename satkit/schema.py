@@ -155,6 +155,8 @@ SUMMARY_FIELDS: Mapping[str, str] = MappingProxyType({
     "alpha2": "Noisy Softmax's alpha^2 as applied (0 for every other method)",
     "noise": "the noise family as applied (none unless Noisy Softmax)",
     "seed": "the training seed",
+    "label_noise": "fraction of the training labels actually corrupted by --label-noise (0: "
+                   "none), counted in the samples table's label_corrupted",
     "finished": "true when every epoch ran; false for a run stopped early",
     "epochs": "epochs finished",
     "epochs_planned": "epochs the config asked for",

@@ -41,7 +41,9 @@ class TrainConfig:
     ``NoisySoftmax`` head with the noise off). ``loss`` picks the method: Noisy Softmax
     (default) or one of the regularisers it is compared with; each reads only its own
     settings (``epsilon``, ``beta``, ``disturb_alpha``, ``gamma``, ``temperature``,
-    ``scale``/``margin``). The learning rate is divided by ``lr_gamma``'s
+    ``scale``/``margin``). ``label_noise`` corrupts that fraction of the training labels
+    (:func:`satkit.data.corrupt_labels`), for a data set with a known answer to "which labels
+    are wrong". The learning rate is divided by ``lr_gamma``'s
     inverse at each fraction of the total epochs in ``lr_milestones`` (the "lr 0.1 divided by
     10 at fixed steps" of the L-Softmax setup that Noisy Softmax, arXiv 1708.03769, compares
     against).
@@ -88,6 +90,12 @@ class TrainConfig:
     """Training seed, in [0, 2**32 - 1]."""
     split_seed: int = 0
     """Seed of the digits train/test split, kept apart from ``seed`` so seeds share a test set."""
+    label_noise: float = 0.0
+    """Fraction of the training labels to corrupt, in [0, 1) (0: none; test labels never)."""
+    label_noise_kind: Literal["symmetric", "pairs"] = "symmetric"
+    """symmetric: to a uniformly drawn other class; pairs: class c to class c + 1 mod C."""
+    label_noise_seed: int = 0
+    """Seed of which training labels are corrupted and to what (kept apart from seed)."""
     data_dir: str | None = None
     out: str | None = None
     """Run directory; default ``runs/<dataset>_alpha2=<alpha2>_seed=<seed>``."""
@@ -111,6 +119,9 @@ class TrainConfig:
             check_int(name, getattr(self, name), minimum=1, **err)
         check_int("seed", self.seed, minimum=0, maximum=MAX_SEED, **err)
         check_int("split_seed", self.split_seed, minimum=0, maximum=MAX_SEED, **err)
+        check_int("label_noise_seed", self.label_noise_seed, minimum=0, maximum=MAX_SEED, **err)
+        check_real("label_noise", self.label_noise, lo=0.0, hi=1.0, hi_open=True, **err)
+        check_choice("label_noise_kind", self.label_noise_kind, ("symmetric", "pairs"), **err)
         check_real("alpha2", self.alpha2, lo=0.0, **err)
         for setting in _all_settings(self.loss):
             value = getattr(self, setting.field)

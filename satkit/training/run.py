@@ -51,7 +51,8 @@ __all__ = ["RunResult", "default_run_dir", "run_label", "train"]
 
 #: Config fields that must match between a checkpoint and ``--resume``.
 _RESUME_KEYS = ("dataset", "model", "loss", "alpha2", "noise", "xi_per", "epochs", "batch_size",
-                "lr", "seed", "split_seed", "thresholds", "every")
+                "lr", "seed", "split_seed", "label_noise", "label_noise_kind",
+                "label_noise_seed", "thresholds", "every")
 
 
 @dataclass

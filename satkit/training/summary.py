@@ -24,7 +24,8 @@ HPARAM_METRICS = ("test_error", "best_test_error", "onset_step", "grad_target_la
                   "median_sample_onset", "onset_step_noisy", "median_sample_onset_noisy")
 #: Training settings logged as hparams besides the method's own (bookkeeping is left out).
 _TRAINING = ("dataset", "model", "epochs", "batch_size", "lr", "momentum", "weight_decay",
-             "lr_gamma", "augment", "compile", "seed", "split_seed")
+             "lr_gamma", "augment", "compile", "seed", "split_seed", "label_noise",
+             "label_noise_kind", "label_noise_seed")
 
 
 def _finite(value: Any) -> Any:
@@ -51,6 +52,7 @@ def run_summary(config: TrainConfig, run: Any, *, steps: int, seconds: float,
     summary = {
         "dataset": config.dataset, "model": config.model, "loss": config.method,
         "alpha2": config.effective_alpha2, "noise": config.effective_noise, "seed": config.seed,
+        "label_noise": _corrupted_fraction(config, run.samples),
         "finished": finished, "epochs": len(epochs), "epochs_planned": config.epochs,
         "steps": steps,
         "test_error": _finite(float(errors[-1])) if errors else None,
@@ -62,6 +64,14 @@ def run_summary(config: TrainConfig, run: Any, *, steps: int, seconds: float,
         "satkit_version": __version__,
     }
     return {field: summary[field] for field in SUMMARY_FIELDS}
+
+
+def _corrupted_fraction(config: TrainConfig, samples: Any) -> float | None:
+    """The fraction of labels the run trained on corrupted: counted in the samples table;
+    without one (a run that wrote none), 0 when no noise was asked for, else unknown."""
+    if "label_corrupted" in samples and len(samples):
+        return float(samples["label_corrupted"].astype(bool).mean())
+    return 0.0 if config.label_noise == 0 else None
 
 
 def hparams(config: TrainConfig, device: torch.device) -> dict[str, Any]:
