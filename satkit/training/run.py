@@ -28,7 +28,14 @@ import torch.distributed as dist
 from satkit import schema
 from satkit._version import __version__
 from satkit.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from satkit.training.compose import Recording, RunParts, build_parts, build_recording, check_config
+from satkit.training.compose import (
+    Recording,
+    RunParts,
+    build_parts,
+    build_recording,
+    check_config,
+    label_columns,
+)
 from satkit.training.config import ConfigError, TrainConfig
 from satkit.training.distributed import DistContext, setup_distributed
 from satkit.training.faults import pause_from_env
@@ -133,12 +140,17 @@ def _trainer(config: TrainConfig, parts: RunParts, ctx: DistContext, run_dir: Pa
     saved = 0
 
     def on_epoch(result: EpochResult) -> None:
+        # every rank flushes (a collective under torch.distributed); rank 0 writes
+        samples = recording.recorder.samples() if recording.recorder.num_samples else None
         if ctx.is_main:
             _write_epochs(run_dir / schema.EPOCHS, trainer.history)
+            step = max(result.step - 1, 0)
             recording.tensorboard.write_scalars(
-                max(result.step - 1, 0), {k: getattr(result, k) for k in (
+                step, {k: getattr(result, k) for k in (
                     "train_loss", "train_error", "test_loss", "test_error", "lr")},
                 group="epoch")
+            if samples is not None:
+                _write_data_map(recording, samples, parts, step)
 
     def on_checkpoint(state: dict[str, Any]) -> None:
         nonlocal saved
@@ -155,6 +167,17 @@ def _trainer(config: TrainConfig, parts: RunParts, ctx: DistContext, run_dir: Pa
                       amp=config.amp and ctx.device.type == "cuda", progress=progress,
                       on_epoch=on_epoch, on_checkpoint=on_checkpoint)
     return trainer
+
+
+def _write_data_map(recording: Recording, samples: Any, parts: RunParts, step: int) -> None:
+    """The data map's region fractions, and the mean confidence of corrupted vs clean samples,
+    as TensorBoard scalars ``data_map/<name>`` at the epoch's last step."""
+    from satkit.analysis.label_issues import data_map_scalars
+
+    labels = label_columns(parts.labels)
+    if labels is not None:
+        samples = samples.assign(label_corrupted=labels["label_corrupted"].to_numpy())
+    recording.tensorboard.write_scalars(step, data_map_scalars(samples), group="data_map")
 
 
 def _restore(trainer: Trainer, state: dict[str, Any], recording: Recording,

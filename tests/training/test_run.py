@@ -76,11 +76,21 @@ def test_run_directory_holds_every_output(tmp_path):
 
 def test_tensorboard_gets_epoch_curves_and_the_effective_hparams(tmp_path):
     result = train(TrainConfig(**{**QUICK, "epochs": 2, "alpha2": 0.0, "noise": "free"},
-                               out=str(tmp_path / "run")))
+                               label_noise=0.2, out=str(tmp_path / "run")))
     scalars, hparams, metric_tags = _events(result.run_dir)
     last = result.summary["steps"] - 1
     epoch_steps = sorted({s for t, s, _ in scalars if t == "epoch/test_error"})
     assert epoch_steps == [22, last]
+    # the data map per epoch: region fractions summing to 1, corrupted vs clean confidence
+    data_map = {(t, s): v for t, s, v in scalars if t.startswith("data_map/")}
+    assert {t for t, _ in data_map} == {f"data_map/{k}" for k in (
+        "easy-to-learn", "ambiguous", "hard-to-learn", "confidence_corrupted",
+        "confidence_clean")}
+    for step in epoch_steps:
+        assert sum(data_map[f"data_map/{r}", step] for r in (
+            "easy-to-learn", "ambiguous", "hard-to-learn")) == pytest.approx(1.0)
+        assert data_map["data_map/confidence_corrupted", step] < data_map[
+            "data_map/confidence_clean", step]
     assert {t for t, _, _ in scalars if t.startswith("epoch/")} == {
         f"epoch/{k}" for k in ("train_loss", "train_error", "test_loss", "test_error", "lr")}
     metrics = {t: (s, v) for t, s, v in scalars if t.startswith("hparams/")}
