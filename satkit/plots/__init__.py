@@ -11,6 +11,7 @@ drawn, and changes no global style either.
 """
 
 from satkit.plots.composite import dashboard
+from satkit.plots.data_maps import data_map, region_survival, score_distributions
 from satkit.plots.curves import (
     feature_norms,
     gradient_curves,
@@ -38,14 +39,17 @@ __all__ = [
     "alpha2_palette",
     "alpha_sweep",
     "dashboard",
+    "data_map",
     "feature_norms",
     "gradient_curves",
     "method_color",
     "method_comparison",
     "noise_curves",
     "p_target_heatmap",
+    "region_survival",
     "run_style",
     "saturated_fraction",
     "saturation_curves",
+    "score_distributions",
     "survival",
 ]
