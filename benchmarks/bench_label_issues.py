@@ -57,6 +57,18 @@ SETTINGS = (("symmetric", 0.1), ("symmetric", 0.3), ("pairs", 0.2))
 FOLDS = 5
 
 
+def noise_setting(text: str) -> tuple[str, float]:
+    kind, _, fraction = text.partition(":")
+    try:
+        value = float(fraction)
+    except ValueError:
+        value = math.nan
+    if kind not in ("symmetric", "pairs") or not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected symmetric:F or pairs:F with F in (0, 1), "
+                                         f"got {text}")
+    return kind, value
+
+
 def config_for(kind: str, fraction: float, seed: int, args: argparse.Namespace,
                out: Path) -> TrainConfig:
     return TrainConfig(dataset="digits", model="digits-cnn", epochs=args.epochs,
@@ -161,6 +173,10 @@ def verdict(rows: pd.DataFrame) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--noise", type=noise_setting, nargs="+", default=list(SETTINGS),
+                        metavar="KIND:FRACTION",
+                        help="label-noise settings (default: symmetric:0.1 symmetric:0.3 "
+                             "pairs:0.2)")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.1)
@@ -177,7 +193,7 @@ def main() -> None:
         # warm-up, untimed: imports, first allocations (else the first configuration pays them)
         train(config_for("symmetric", 0.1, 0, argparse.Namespace(**{**vars(args), "epochs": 1}),
                          Path(tmp) / "warm-up"))
-        for kind, fraction in SETTINGS:
+        for kind, fraction in args.noise:
             for seed in args.seeds:
                 config = config_for(kind, fraction, seed, args,
                                     Path(tmp) / f"{kind}_{fraction}_{seed}")
