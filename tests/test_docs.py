@@ -229,6 +229,7 @@ def test_glossary_values_samples_epochs_and_summary_match_the_schema():
     page = _page("glossary.md")
     assert _names(_section(page, "Per-position values")) == set(VALUES)
     assert _names(_section(page, "Samples columns")) == set(schema.SAMPLE_COLUMNS)
+    assert _names(_section(page, "Label columns")) == set(schema.SAMPLE_LABEL_COLUMNS)
     assert _names(_section(page, "Epochs columns")) == set(schema.EPOCH_COLUMNS)
     assert _names(_section(page, "summary.json fields")) == set(schema.SUMMARY_FIELDS)
 
@@ -246,7 +247,7 @@ def test_run_directory_names_every_file_column_and_field():
         if dtype != "float64":
             assert f"`{column}` ({dtype})" in metrics, column
     samples = " ".join(_section(page, "samples.parquet").split())
-    for column, (dtype, _) in schema.SAMPLE_COLUMNS.items():
+    for column, (dtype, _) in {**schema.SAMPLE_COLUMNS, **schema.SAMPLE_LABEL_COLUMNS}.items():
         assert f"`{column}` ({dtype})" in samples, column
     epochs = _section(page, "epochs.csv")
     assert re.findall(r"`(\w+)`", epochs)[:len(schema.EPOCH_COLUMNS)] == list(schema.EPOCH_COLUMNS)
