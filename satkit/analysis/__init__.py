@@ -14,10 +14,10 @@ per sample two events (``event="first"`` or ``"settled"``): see :mod:`satkit.ana
 No torch import here.
 """
 
+from satkit.analysis.detection import auroc, average_precision, precision_at_k
 from satkit.analysis.distribution import p_target_distribution
 from satkit.analysis.errors import RunError
 from satkit.analysis.eventfiles import from_tensorboard, histograms_from_tensorboard
-from satkit.analysis.detection import auroc, average_precision, precision_at_k
 from satkit.analysis.label_issues import (
     REGIONS,
     SCORES,

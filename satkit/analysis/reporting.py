@@ -290,10 +290,11 @@ def report(runs, *, tau: float = DEFAULT_TAU, window: int = 1, late: Window = 0.
     when the runs hold a softmax regulariser besides softmax / Noisy Softmax, see
     :func:`satkit.analysis.has_several_methods`), across-seed intervals, postponement
     against softmax, individual saturation (survival medians, one-sided log-rank p-values),
-    which samples never saturate (Data Maps regions, the most suspicious samples, and the
-    detection quality of runs trained with ``--label-noise``), the paired test of test error (two-sided), the paper's table. Onsets and per-sample
-    medians are given in the clean view and under the training logits; figures a run did
-    not record (the training-logit view of older runs) read "–".
+    which samples never saturate (Data Maps regions, the most suspicious samples, and
+    the detection quality of runs trained with ``--label-noise``), the paired test of test
+    error (two-sided), the paper's table. Onsets and per-sample medians are given in the
+    clean view and under the training logits; figures a run did not record (the
+    training-logit view of older runs) read "–".
 
     Args:
         runs: runs or paths / globs / comparison directories.

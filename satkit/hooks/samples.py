@@ -151,7 +151,7 @@ class SampleTracker:
         in_range = (index >= 0) & (index < self.num_samples)
         seen = in_range & torch.isfinite(per_sample[:, 0]).reshape(-1)
         self._last_seen(index, seen, step)
-        for v, view in enumerate(_VIEWS):
+        for view in _VIEWS:
             p = per_sample[:, _ROW[f"p_{view}"]].reshape(-1)
             share = per_sample[:, _ROW[f"share_{view}"]].reshape(-1)
             valid = in_range & torch.isfinite(p)

@@ -11,7 +11,6 @@ drawn, and changes no global style either.
 """
 
 from satkit.plots.composite import dashboard
-from satkit.plots.data_maps import data_map, region_survival, score_distributions
 from satkit.plots.curves import (
     feature_norms,
     gradient_curves,
@@ -19,6 +18,7 @@ from satkit.plots.curves import (
     saturated_fraction,
     saturation_curves,
 )
+from satkit.plots.data_maps import data_map, region_survival, score_distributions
 from satkit.plots.distribution import p_target_heatmap
 from satkit.plots.methods import method_comparison
 from satkit.plots.palette import (

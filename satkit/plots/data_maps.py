@@ -11,9 +11,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from satkit.analysis import Run
+from satkit.analysis import Run, label_issue_scores, survival
 from satkit.analysis import data_map as data_map_table
-from satkit.analysis import label_issue_scores, survival
 from satkit.analysis.label_issues import REGIONS
 from satkit.analysis.views import VIEW_LABELS, check_view
 from satkit.plots._common import STEP_LABEL, PlotData, get_ax, note, runs_of
