@@ -17,9 +17,12 @@ softmax, Noisy Softmax at alpha2 = 0.1 and 1, DisturbLabel, label smoothing and 
 
 Printed: one Markdown table, mean ± half-width of the 95 % Student-t interval over seeds
 (medians not reached within the run are averaged as missing: the cell says in how many
-seeds it was reached). Each run is a real ``satkit train`` run directory under ``--out``.
+seeds it was reached); then the paired differences to softmax (same seed, so the same
+initialisation, data order and flipped labels) of test error and memorized share. Each run
+is a real ``satkit train`` run directory under ``--out``.
 
-Run: ``nice -n 10 .venv/bin/python benchmarks/study_label_noise.py --out DIR [--seeds 0 1 2]``.
+Run: ``nice -n 10 .venv/bin/python benchmarks/study_label_noise.py --out DIR [--seeds 0 1 2]
+[--epochs 12] [--noise 0 0.2 0.4]``.
 A study, not a test: nothing is asserted.
 """
 
@@ -90,11 +93,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="where the runs go")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--noise", type=float, nargs="+", default=list(NOISE),
+                        help="label-noise fractions (symmetric)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (pinned)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
-    for noise in NOISE:
+    for noise in args.noise:
         for name, fields in METHODS.items():
             for seed in args.seeds:
                 out = args.out / f"noise={noise}" / f"{name.replace(' ', '_')}_seed={seed}"
@@ -124,6 +129,28 @@ def main() -> None:
     print(f"\ndigits-cnn, {args.epochs} epochs, seeds {args.seeds}; last step "
           f"{int(frame['last_step'].max())}\n")
     print("\n".join(lines))
+    print("\nPaired with softmax (same seed, same flipped labels): the run's figure minus "
+          "softmax's, mean ± half-width of the 95 % Student-t interval over seeds\n")
+    print("\n".join(paired(frame)))
+
+
+def paired(frame: pd.DataFrame) -> list[str]:
+    """Markdown rows: per noise and method, the paired differences to softmax."""
+    figures = {"test_error": ("test error %", ".2f"), "memorized": ("corrupted memorized", ".3f")}
+    lines = ["| label noise | method | " + " | ".join(f"Δ {t}" for t, _ in figures.values())
+             + " |", "|---|---|" + "---|" * len(figures)]
+    for noise, g in frame.groupby("noise", sort=False):
+        base = g[g["method"] == "softmax"].set_index("seed")
+        for name, m in g[g["method"] != "softmax"].groupby("method", sort=False):
+            m = m.set_index("seed")
+            cells = []
+            for column, (_, fmt) in figures.items():
+                if column not in m or m[column].isna().all():
+                    cells.append("–")
+                    continue
+                cells.append(cell((m[column] - base.loc[m.index, column]).tolist(), fmt))
+            lines.append(f"| {noise:.0%} | {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 if __name__ == "__main__":
