@@ -18,7 +18,8 @@ softmax, Noisy Softmax at alpha2 = 0.1 and 1, DisturbLabel, label smoothing and 
 Printed: one Markdown table, mean ± half-width of the 95 % Student-t interval over seeds
 (medians not reached within the run are averaged as missing: the cell says in how many
 seeds it was reached); then the paired differences to softmax (same seed, so the same
-initialisation, data order and flipped labels) of test error and memorized share. Each run
+initialisation, data order and flipped labels) of test error, memorized share, median step
+of memorization and saturated share. Each run
 is a real ``satkit train`` run directory under ``--out``.
 
 Run: ``nice -n 10 .venv/bin/python benchmarks/study_label_noise.py --out DIR [--seeds 0 1 2]
@@ -136,7 +137,9 @@ def main() -> None:
 
 def paired(frame: pd.DataFrame) -> list[str]:
     """Markdown rows: per noise and method, the paired differences to softmax."""
-    figures = {"test_error": ("test error %", ".2f"), "memorized": ("corrupted memorized", ".3f")}
+    figures = {"test_error": ("test error %", ".2f"), "memorized": ("corrupted memorized", ".3f"),
+               "memorized_median": ("median step memorized", ".0f"),
+               "saturated": ("corrupted saturated", ".3f")}
     lines = ["| label noise | method | " + " | ".join(f"Δ {t}" for t, _ in figures.values())
              + " |", "|---|---|" + "---|" * len(figures)]
     for noise, g in frame.groupby("noise", sort=False):
