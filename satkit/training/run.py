@@ -105,7 +105,8 @@ def _config_record(config: TrainConfig, parts: RunParts, ctx: DistContext,
             "effective_alpha2": config.effective_alpha2,
             "effective_noise": config.effective_noise, "out": str(run_dir),
             "satkit_version": __version__, "torch_version": torch.__version__,
-            "device": str(ctx.device), "world_size": ctx.world_size,
+            "device": str(ctx.device), "threads": torch.get_num_threads(),
+            "world_size": ctx.world_size,
             "train_size": int(parts.data.train_x.shape[0]),
             "test_size": int(parts.data.test_x.shape[0]), "num_classes": parts.data.num_classes}
 

@@ -16,13 +16,13 @@ import os
 import signal
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+from child_runs import assert_same_settings, satkit_process, satkit_run
 
 from satkit.analysis import load_run
 from satkit.cli import main
@@ -35,12 +35,7 @@ STEPS = 2 * 12  # 1437 digits in batches of 128
 TIMINGS = ("seconds", "seconds_per_step", "wall_seconds")
 
 
-def _satkit(*args: str, pause: str | None = None, **kw) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    if pause is not None:
-        env["SATKIT_FAULT_PAUSE"] = pause
-    return subprocess.Popen([sys.executable, "-m", "satkit", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+_satkit = satkit_process  # a child process with one thread: every compared run is made so
 
 
 def _wait_for(flag: Path, proc: subprocess.Popen) -> None:
@@ -75,6 +70,7 @@ def _visible(run: Path) -> set[str]:
 
 
 def _assert_same_run(a: Path, b: Path) -> None:
+    assert_same_settings(a, b)
     pd.testing.assert_frame_equal(pd.read_parquet(a / "metrics.parquet"),
                                   pd.read_parquet(b / "metrics.parquet"),
                                   check_exact=False, rtol=1e-5, atol=1e-7)
@@ -98,8 +94,10 @@ def _resume(out: Path) -> None:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
+    """The uninterrupted run, made under the settings of the runs compared with it."""
     out = tmp_path_factory.mktemp("reference") / "run"
-    assert main(["train", *QUICK, "--out", str(out)]) == 0
+    done = satkit_run("train", *QUICK, "--out", str(out))
+    assert done.returncode == 0, done.stderr
     return out
 
 
