@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 from types import FrameType, TracebackType
 
-__all__ = ["StopRequested", "GracefulStop"]
+__all__ = ["GracefulStop", "Interrupted", "StopRequested"]
 
 
 class StopRequested(Exception):
@@ -22,6 +22,19 @@ class StopRequested(Exception):
     def __init__(self, signum: int, run_dir: Path | None = None) -> None:
         super().__init__(f"stopped by {signal.Signals(signum).name}")
         self.signum = signum
+        self.run_dir = run_dir
+
+
+class Interrupted(Exception):
+    """A stop outside the trainer's own (a second Ctrl-C, one between the runs of a
+    comparison or while figures are drawn); ``str()`` says what was saved and how to continue.
+
+    Attributes:
+        run_dir: the run (or comparison) directory concerned, or None.
+    """
+
+    def __init__(self, message: str, run_dir: Path | None = None) -> None:
+        super().__init__(message)
         self.run_dir = run_dir
 
 
