@@ -21,6 +21,7 @@ from typing import Any
 from satkit import schema
 from satkit.training.compose import check_config
 from satkit.training.config import ConfigError, TrainConfig
+from satkit.training.faults import Pause, pause_from_env
 from satkit.training.figures import save_dashboard
 from satkit.training.interrupt import Interrupted, StopRequested
 from satkit.training.resume import check_resume_config
@@ -213,15 +214,18 @@ def compare(base: TrainConfig, *, alpha2s: Sequence[float] | None = None,
         else:
             write_json(out_dir / schema.COMPARE, plan)
         runs: list[RunResult] = []
+        pause = pause_from_env()
         try:
             for k, config in enumerate(configs, start=1):
+                if pause is not None:
+                    pause.at("run")
                 run_dir = out_dir / run_name(config)
                 try:
                     runs.append(_train_one(config, run_dir, (k, len(configs)), resume,
                                            notify))
                 except NonFiniteError:
                     runs.append(RunResult(run_dir, {}))
-            return summarise(out_dir, runs, figure=figure)
+            return summarise(out_dir, runs, figure=figure, pause=pause)
         except StopRequested as exc:
             raise Interrupted(
                 f"{exc}; the run in {exc.run_dir} was saved (summary.json: finished false) "
@@ -237,7 +241,8 @@ def compare(base: TrainConfig, *, alpha2s: Sequence[float] | None = None,
                               out_dir) from exc
 
 
-def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True) -> Comparison:
+def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True,
+              pause: Pause | None = None) -> Comparison:
     """Write the comparison table and figure for the runs (``unfinished`` lists those that
     stopped early).
 
@@ -245,7 +250,8 @@ def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True) -> C
     settings), the ranking of :func:`satkit.analysis.rank_methods` is what ``markdown``
     holds (what ``satkit compare`` prints), in both views, ``comparison.md`` gains it as a
     section and ``ranking.csv`` / ``ranking_noisy.csv`` hold it in full (clean view / under the
-    training logits); an alpha2 comparison is summarised as before.
+    training logits); an alpha2 comparison is summarised as before. ``pause`` is the fault
+    point before the figure (:mod:`satkit.training.faults`; tests only).
     """
     from satkit.analysis import (
         comparison_table,
@@ -290,6 +296,8 @@ def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True) -> C
                       f"Per figure, mean and 95% t-interval over seeds:\n\n{detail}\n")
     fig_path = None
     if figure:
+        if pause is not None:
+            pause.at("figures")
         fig_path = save_dashboard(loaded, out_dir / schema.DASHBOARD)
     return Comparison(out_dir, runs, out_dir / "comparison.csv", out_dir / "comparison.md",
                       text, fig_path, unfinished_runs([r.run_dir for r in runs]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from pathlib import Path
@@ -41,8 +42,9 @@ class Interrupted(Exception):
 class GracefulStop:
     """Context manager: while active, SIGINT/SIGTERM set :attr:`signum` instead of killing.
 
-    A second signal of the same kind restores the default behaviour (so a user can still
-    force-quit). Outside the main thread it does nothing (signals can't be caught there).
+    The first signal is acknowledged on stderr; a second one of the same kind restores the
+    default behaviour (so a user can still force-quit). Outside the main thread it does
+    nothing (signals can't be caught there).
     """
 
     def __init__(self) -> None:
@@ -56,6 +58,13 @@ class GracefulStop:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.signum = signum
         signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+        again = "press Ctrl-C again" if signum == signal.SIGINT else "send it again"
+        notice = (f"\nsatkit: {signal.Signals(signum).name}: stopping after this step and "
+                  f"saving the state ({again} to stop at once)\n")
+        try:  # a raw write: the main thread may be inside a print to stderr right now
+            os.write(2, notice.encode())
+        except OSError:
+            pass
 
     def __enter__(self) -> GracefulStop:
         if threading.current_thread() is threading.main_thread():

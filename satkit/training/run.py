@@ -145,7 +145,6 @@ def _trainer(config: TrainConfig, parts: RunParts, ctx: DistContext, run_dir: Pa
     if config.compile:
         net = torch.compile(net)
     pause = pause_from_env()
-    saved = 0
 
     def on_epoch(result: EpochResult) -> None:
         if ctx.is_main:
@@ -156,11 +155,8 @@ def _trainer(config: TrainConfig, parts: RunParts, ctx: DistContext, run_dir: Pa
                 group="epoch")
 
     def on_checkpoint(state: dict[str, Any]) -> None:
-        nonlocal saved
-        saved += 1
         if ctx.is_main:
-            n = saved
-            midway = None if pause is None else (lambda _tmp: pause.at("checkpoint", n))
+            midway = None if pause is None else (lambda _tmp: pause.at("checkpoint"))
             save_checkpoint(run_dir / schema.CHECKPOINT, {**state, "config": config.to_dict()},
                             midway=midway)
 
@@ -327,6 +323,9 @@ def _train_in(run_dir: Path, lock: RunDirLock | None, config: TrainConfig, parts
         raise error
     if ctx.is_main and config.figures:
         try:
+            pause = pause_from_env()
+            if pause is not None:
+                pause.at("figures")
             _save_figures(run_dir)
         except KeyboardInterrupt as exc:
             raise Interrupted(f"interrupted while drawing the figures; the run in {run_dir} "
