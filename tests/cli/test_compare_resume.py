@@ -95,3 +95,20 @@ def test_resume_of_a_directory_without_a_comparison_exits_2(tmp_path):
     done = satkit_run(*GRID, "--out", str(tmp_path / "cmp"), "--resume")
     assert done.returncode == 2
     one_line_error(done.stderr, "--resume", "holds no compare.json")
+
+
+@pytest.mark.parametrize(("point", "says"), [
+    ("run:2", "between runs; 1 of its 2 runs are complete"),
+    ("figures:1", "while writing its tables and figure; every run is complete"),
+])
+def test_ctrl_c_outside_a_run_says_what_the_comparison_kept(tmp_path, point, says):
+    out, flag = tmp_path / "cmp", tmp_path / "paused"
+    two_runs = ["compare", "--alpha2", "0", "0.1", "--epochs", "1", "--batch-size", "512",
+                "--device", "cpu", "--quiet", "--no-figures"]  # the comparison's figure on
+    proc = satkit_process(*two_runs, "--out", str(out), pause=f"{point}:{flag}")
+    wait_for(flag, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 130, err
+    one_line_error(err, f"comparison {out} interrupted {says}", f"--out {out} --resume")
+    assert "nothing was saved" not in err

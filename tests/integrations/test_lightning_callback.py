@@ -391,3 +391,32 @@ def test_ddp_on_two_cpu_processes_rank0_writes_the_merged_record(tmp_path):
     # the merged mean is the sample-weighted mean of the ranks' own (equal-sized) batches
     merged = np.mean(per_rank, axis=0)
     assert np.allclose(run.metrics["p_target_mean"], merged, rtol=1e-5)
+
+
+class LockProbe(L.Callback):
+    """Tries, during training, to take the run directory the satkit callback writes."""
+
+    def __init__(self, satkit_callback: SaturationCallback) -> None:
+        self.satkit, self.refused = satkit_callback, None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        from satkit.training.run_dir import RunLockedError, lock_run_dir
+
+        if self.refused is None:
+            try:
+                lock_run_dir(self.satkit.run_dir).release()
+                self.refused = False
+            except RunLockedError as err:
+                self.refused = err
+
+
+def test_the_run_directory_is_locked_while_training_and_released_after(tmp_path):
+    from satkit.training.run_dir import lock_run_dir
+
+    callback = SaturationCallback("classifier", tmp_path / "run")
+    probe = LockProbe(callback)
+    trainer(tmp_path, [callback, probe], max_steps=2).fit(
+        DigitsMLP(), DataLoader(digits_dataset(), batch_size=BATCH))
+    assert probe.refused and probe.refused.pid == os.getpid()  # held by the writer
+    with lock_run_dir(callback.run_dir) as lock:  # and let go of when fit ended
+        assert lock.held
