@@ -62,7 +62,7 @@ def check_resume_config(saved: Mapping[str, Any], config: TrainConfig, run_dir: 
     """
     differences = resume_differences(saved, config)
     if differences:
-        free = ", ".join(f for f in FREE_ON_RESUME if f != "resume")
+        free = ", ".join(f for f in FREE_ON_RESUME if f not in ("resume", "out"))
         raise ConfigError(
             f"--resume: {run_dir} was trained with other settings ({'; '.join(differences)}). "
             f"Resume with the checkpoint's settings (only {free} may differ, and epochs may "
