@@ -21,6 +21,7 @@ from integration_helpers import (
     digits_dataset,
     expected_row,
     guard_host_syncs,
+    lock_refusal,
     record_as_a_language_model,
     softmax_target,
 )
@@ -393,6 +394,7 @@ def test_ddp_on_two_cpu_processes_rank0_writes_the_merged_record(tmp_path):
     assert np.allclose(run.metrics["p_target_mean"], merged, rtol=1e-5)
 
 
+
 class LockProbe(L.Callback):
     """Tries, during training, to take the run directory the satkit callback writes."""
 
@@ -400,15 +402,8 @@ class LockProbe(L.Callback):
         self.satkit, self.refused = satkit_callback, None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        from satkit.training.run_dir import RunLockedError, lock_run_dir
-
         if self.refused is None:
-            try:
-                lock_run_dir(self.satkit.run_dir).release()
-                self.refused = False
-            except RunLockedError as err:
-                self.refused = err
-
+            self.refused = lock_refusal(self.satkit.run_dir)
 
 def test_the_run_directory_is_locked_while_training_and_released_after(tmp_path):
     from satkit.training.run_dir import lock_run_dir

@@ -17,6 +17,7 @@ from integration_helpers import (
     assert_row_matches,
     expected_row,
     guard_host_syncs,
+    lock_refusal,
     record_as_a_language_model,
     softmax_target,
 )
@@ -322,6 +323,7 @@ def test_no_host_sync_in_the_callback_per_step(tmp_path, monkeypatch, path):
     assert [r.reused_log_softmax for r in recorders] == ([8] if recorders else [])
 
 
+
 class LockProbe(TrainerCallback):
     """Tries, during training, to take the run directory the satkit callback writes."""
 
@@ -329,15 +331,8 @@ class LockProbe(TrainerCallback):
         self.satkit, self.refused = satkit_callback, None
 
     def on_step_end(self, args, state, control, **kwargs):
-        from satkit.training.run_dir import RunLockedError, lock_run_dir
-
         if self.refused is None:
-            try:
-                lock_run_dir(self.satkit.run_dir).release()
-                self.refused = False
-            except RunLockedError as err:
-                self.refused = err
-
+            self.refused = lock_refusal(self.satkit.run_dir)
 
 def test_the_run_directory_is_locked_while_training_and_released_after(tmp_path):
     from satkit.training.run_dir import lock_run_dir
