@@ -28,6 +28,7 @@ from types import MappingProxyType
 
 __all__ = [
     "CHECKPOINT",
+    "COMPARE",
     "CONFIG",
     "DASHBOARD",
     "DEFAULT_TAU",
@@ -51,6 +52,8 @@ SAMPLES = "samples.parquet"
 EPOCHS = "epochs.csv"
 SUMMARY = "summary.json"
 CHECKPOINT = "checkpoint.pt"
+#: A comparison directory's plan (the base config and the grid), what ``compare --resume`` reads.
+COMPARE = "compare.json"
 FIGURES = "figures"
 DASHBOARD = f"{FIGURES}/dashboard.png"
 
@@ -158,6 +161,9 @@ SUMMARY_FIELDS: Mapping[str, str] = MappingProxyType({
     "label_noise": "fraction of the training labels actually corrupted by --label-noise (0: "
                    "none), counted in the samples table's label_corrupted",
     "finished": "true when every epoch ran; false for a run stopped early",
+    "stop_reason": "why an unfinished run stopped: interrupted (Ctrl-C, SIGTERM), non-finite "
+                   "(the loss diverged), write error, error, stopped early (a framework's "
+                   "early stopping); null for a finished run",
     "epochs": "epochs finished",
     "epochs_planned": "epochs the config asked for",
     "steps": "optimizer steps done",
