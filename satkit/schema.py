@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 __all__ = [
+    "CALIBRATION_BINS",
     "CHECKPOINT",
     "CONFIG",
     "DASHBOARD",
@@ -51,6 +52,9 @@ SUMMARY = "summary.json"
 CHECKPOINT = "checkpoint.pt"
 FIGURES = "figures"
 DASHBOARD = f"{FIGURES}/dashboard.png"
+
+#: Equal-width confidence bins of the expected calibration error (ECE), as Guo et al. 2017.
+CALIBRATION_BINS = 15
 
 #: The saturation threshold tau when none is given: a sample is saturated at p_y >= 0.99.
 DEFAULT_TAU = 0.99
