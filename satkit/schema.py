@@ -11,6 +11,8 @@ reads) holds:
 ``samples.parquet``           one row per training sample (:data:`SAMPLE_COLUMNS`)
 ``epochs.csv``                one row per finished epoch (:data:`EPOCH_COLUMNS`)
 ``summary.json``              the run's summary figures (:data:`SUMMARY_FIELDS`)
+``test_predictions.parquet``  one row per test sample at the end of a finished run
+                              (:data:`TEST_PREDICTION_COLUMNS`)
 ``checkpoint.pt``             the state to ``--resume`` from
 ``events.out.tfevents.*``     TensorBoard event files
 ``figures/dashboard.png``     the run's dashboard figure
@@ -40,6 +42,8 @@ __all__ = [
     "SAMPLE_COLUMNS",
     "SUMMARY",
     "SUMMARY_FIELDS",
+    "TEST_PREDICTIONS",
+    "TEST_PREDICTION_COLUMNS",
     "VIEWS",
     "view_column",
 ]
@@ -49,6 +53,7 @@ METRICS = "metrics.parquet"
 SAMPLES = "samples.parquet"
 EPOCHS = "epochs.csv"
 SUMMARY = "summary.json"
+TEST_PREDICTIONS = "test_predictions.parquet"
 CHECKPOINT = "checkpoint.pt"
 FIGURES = "figures"
 DASHBOARD = f"{FIGURES}/dashboard.png"
@@ -122,6 +127,23 @@ EPOCH_COLUMNS: Mapping[str, str] = MappingProxyType({
     "test_error": "test error % (clean logits)",
     "lr": "learning rate during the epoch",
     "seconds": "wall time of the epoch, evaluation included",
+    "test_ece": "expected calibration error of the clean test logits' top-1 confidence, "
+                f"{CALIBRATION_BINS} equal-width bins (0 to 1)",
+    "test_ece_adaptive": "the same over equal-mass bins (tied confidences kept together)",
+    "test_brier": "mean over the test set of sum_j (p_j - 1{j = y})^2 (0 to 2)",
+    "test_confidence": "mean top-1 probability over the test set",
+    "test_overconfidence": "test_confidence minus the test accuracy (signed; > 0: "
+                           "overconfident)",
+})
+
+#: ``test_predictions.parquet``, one row per test sample, written at the end of a finished run
+#: from the final model's clean logits: column -> (pandas dtype, meaning).
+TEST_PREDICTION_COLUMNS: Mapping[str, tuple[str, str]] = MappingProxyType({
+    "index": ("int64", "the sample's position in the test set"),
+    "label": ("int64", "its label"),
+    "predicted": ("int64", "the predicted class (the first of largest logit)"),
+    "confidence": ("float64", "the top-1 softmax probability (of the float32 logits)"),
+    "p_label": ("float64", "the softmax probability of its label"),
 })
 
 #: ``summary.json``: field -> meaning. Saturation figures are computed from the whole run's
@@ -140,6 +162,30 @@ SUMMARY_FIELDS: Mapping[str, str] = MappingProxyType({
     "test_error": "test error % after the last finished epoch",
     "best_test_error": "lowest test error % over the finished epochs",
     "train_error": "training error % of the last finished epoch",
+    "test_ece": "test_ece of the last finished epoch",
+    "test_ece_adaptive": "test_ece_adaptive of the last finished epoch",
+    "test_brier": "test_brier of the last finished epoch",
+    "test_confidence": "test_confidence of the last finished epoch",
+    "test_overconfidence": "test_overconfidence of the last finished epoch",
+    "temperature": "the temperature T fitted on the validation split by NLL at the end of a "
+                   "finished run; null without a validation split",
+    "test_ece_ts": "test ECE of the final logits divided by temperature (post-hoc temperature "
+                   "scaling); null without a validation split",
+    "test_nll_ts": "test NLL of the final logits divided by temperature; null without a "
+                   "validation split",
+    "train_ece": "ECE of the samples trained on, final model, clean logits (end of a finished "
+                 "run)",
+    "train_ece_adaptive": "the same over equal-mass bins",
+    "train_brier": "Brier score of the samples trained on, final model, clean logits",
+    "train_confidence": "mean top-1 probability of the samples trained on, clean logits",
+    "train_overconfidence": "train_confidence minus their accuracy, clean logits",
+    "train_ece_noisy": "ECE of the training logits over the last epoch (each sample as trained "
+                       "on)",
+    "train_ece_adaptive_noisy": "the same over equal-mass bins",
+    "train_brier_noisy": "Brier score of the training logits over the last epoch",
+    "train_confidence_noisy": "mean top-1 probability of the training logits, last epoch",
+    "train_overconfidence_noisy": "train_confidence_noisy minus the accuracy of the training "
+                                  "logits, last epoch",
     "onset_step": "first step at which the batch median of the clean p_y reached tau; null: never",
     "onset_step_noisy": "the same under the training logits (noisy view)",
     "median_sample_onset": "Kaplan-Meier median of the samples' first_saturated_step; null: "

@@ -82,7 +82,8 @@ def grid(base: TrainConfig, *, alpha2s: Sequence[float] | None = None,
 
 def compare(base: TrainConfig, *, alpha2s: Sequence[float] | None = None,
             seeds: Sequence[int] = (0,), losses: Sequence[str] | None = None,
-            out: str | os.PathLike[str] = "runs/compare", figure: bool = True) -> Comparison:
+            out: str | os.PathLike[str] = "runs/compare", figure: bool = True,
+            rank_by: str = "test_error") -> Comparison:
     """Train every method x alpha2 x seed of ``base`` into ``out/<run_name>/``; compare them.
 
     ``losses`` defaults to ``[base.loss]`` and ``alpha2s`` (used by ``"noisy"`` only) to
@@ -94,12 +95,17 @@ def compare(base: TrainConfig, *, alpha2s: Sequence[float] | None = None,
     overlays the runs. A new comparison never overwrites an existing directory (a suffix is
     added). A run whose loss becomes non-finite is kept (its tables up to there, and
     ``summary.json`` with ``finished: false``), listed in ``Comparison.unfinished``, and the
-    other runs go on.
+    other runs go on. ``rank_by`` sorts the ranking of several methods
+    (:data:`satkit.analysis.ranking.RANK_BY`: ``test_error``, ``test_ece``, ...).
 
     Raises:
-        ConfigError: empty or repeated alpha2/seed/loss lists.
+        ConfigError: empty or repeated alpha2/seed/loss lists, an unknown ``rank_by``.
         StopRequested: SIGINT/SIGTERM; ``exc.run_dir`` is the run that was saved.
     """
+    from satkit.analysis.ranking import RANK_BY
+
+    if rank_by not in RANK_BY:
+        raise ConfigError(f"rank_by must be one of {', '.join(RANK_BY)}; got {rank_by!r}")
     configs = grid(base, alpha2s=alpha2s, seeds=seeds, losses=losses)
     out_dir = create_run_dir(out)
     runs = []
@@ -110,10 +116,11 @@ def compare(base: TrainConfig, *, alpha2s: Sequence[float] | None = None,
                               position=(k, len(configs))))
         except NonFiniteError:
             runs.append(RunResult(run_dir, {}))
-    return summarise(out_dir, runs, figure=figure)
+    return summarise(out_dir, runs, figure=figure, rank_by=rank_by)
 
 
-def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True) -> Comparison:
+def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True,
+              rank_by: str = "test_error") -> Comparison:
     """Write the comparison table and figure for the runs (``unfinished`` lists those that
     stopped early).
 
@@ -121,7 +128,9 @@ def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True) -> C
     settings), the ranking of :func:`satkit.analysis.rank_methods` is what ``markdown``
     holds (what ``satkit compare`` prints), in both views, ``comparison.md`` gains it as a
     section and ``ranking.csv`` / ``ranking_noisy.csv`` hold it in full (clean view / under the
-    training logits); an alpha2 comparison is summarised as before.
+    training logits), sorted by ``rank_by``; an alpha2 comparison is summarised as before.
+    Test error, ECE and (with a validation split) ECE after temperature scaling stand beside
+    the onsets in every table.
     """
     from satkit.analysis import (
         comparison_table,
@@ -151,12 +160,15 @@ def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True) -> C
         short = f"{short}\n\n{section}"
         text = short
     if has_several_methods(per_run):
-        table = rank_methods(loaded)
-        noisy = rank_methods(loaded, saturation="noisy")
+        table = rank_methods(loaded, rank_by=rank_by)
+        noisy = rank_methods(loaded, saturation="noisy", rank_by=rank_by)
         table.to_csv(out_dir / "ranking.csv", index=False)
         noisy.to_csv(out_dir / "ranking_noisy.csv", index=False)
-        text = ("Ranking of the methods ((#k): rank on that figure; cost: measured training "
-                "wall time per step relative to softmax on this machine). Clean view:\n\n"
+        text = (f"Ranking of the methods, sorted by {rank_by} ((#k): rank on that figure; "
+                "ECE: expected calibration error of the test set's top-1 confidence, 15 bins; "
+                "ECE after TS: after temperature scaling fitted on the validation split; cost: "
+                "measured training wall time per step relative to softmax on this machine). "
+                "Clean view:\n\n"
                 + ranking_markdown(table) + "\n\nUnder the training logits (onset and median "
                 "sample onset of the softmax each loss trained on):\n\n"
                 + ranking_markdown(noisy))

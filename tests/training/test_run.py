@@ -82,9 +82,14 @@ def test_tensorboard_gets_epoch_curves_and_the_effective_hparams(tmp_path):
     epoch_steps = sorted({s for t, s, _ in scalars if t == "epoch/test_error"})
     assert epoch_steps == [22, last]
     assert {t for t, _, _ in scalars if t.startswith("epoch/")} == {
-        f"epoch/{k}" for k in ("train_loss", "train_error", "test_loss", "test_error", "lr")}
+        f"epoch/{k}" for k in ("train_loss", "train_error", "test_loss", "test_error", "lr",
+                               "test_ece", "test_ece_adaptive", "test_brier", "test_confidence",
+                               "test_overconfidence")}
     metrics = {t: (s, v) for t, s, v in scalars if t.startswith("hparams/")}
     assert metrics["hparams/test_error"] == pytest.approx((last, result.summary["test_error"]))
+    assert metrics["hparams/test_ece"] == pytest.approx((last, result.summary["test_ece"]),
+                                                        rel=1e-6)  # float32 in the event file
+    assert "hparams/temperature" not in metrics  # no validation split: nothing fitted
     assert {s for s, _ in metrics.values()} == {last}
     assert "hparams/grad_target_late" in metrics and "hparams/best_test_error" in metrics
     assert set(metric_tags) == set(metrics)
