@@ -144,7 +144,8 @@ class TopOneCalibration:
         """
         if int(state["bins"]) != self.bins:
             raise ValueError(f"calibration state has {state['bins']} bins, expected {self.bins}")
-        self.sums = state["sums"].to(self.device, torch.float64)
-        self.brier = state["brier"].to(self.device, torch.float64)
-        self._samples = [state["samples"].to(self.device, torch.float64)]
+        # copies: the sums grow in place and must not write into the caller's state
+        self.sums = state["sums"].to(self.device, torch.float64, copy=True)
+        self.brier = state["brier"].to(self.device, torch.float64, copy=True)
+        self._samples = [state["samples"].to(self.device, torch.float64, copy=True)]
         self.count = int(state["count"])
