@@ -23,6 +23,8 @@ from satkit.schema import CALIBRATION_BINS, TEST_PREDICTIONS
 
 __all__ = ["reliability", "reliability_figure"]
 
+COUNT_COLOUR = "0.3"
+
 #: What :func:`reliability` takes: run(s) or directories (their test predictions), an (N, C)
 #: probability array (with ``labels``), or a frame with ``confidence`` and ``correct`` columns
 #: (or ``predicted`` and ``label``, as ``test_predictions.parquet`` has).
@@ -68,7 +70,7 @@ def _top1(data: ReliabilityData, labels) -> tuple[np.ndarray, np.ndarray, str | 
 
 def reliability(data: ReliabilityData, ax: Axes | None = None, *, labels=None,
                 bins: int = CALIBRATION_BINS, color: str | None = None,
-                title: str | None = None, counts: bool = True) -> Axes:
+                title: str | None = None, counts: bool = True, key: bool = True) -> Axes:
     """Reliability diagram: the accuracy per top-1 confidence bin against the diagonal.
 
     Bars: the accuracy of each non-empty equal-width bin; hatched: the gap to the bin's mean
@@ -86,6 +88,8 @@ def reliability(data: ReliabilityData, ax: Axes | None = None, *, labels=None,
         color: the bars' colour (default: the method's, else the first Okabe-Ito blue).
         title: default: the method's label (``"reliability"`` for arrays and frames).
         counts: draw the samples per bin on a twin y axis.
+        key: the legend explains the diagonal, the gap and the counts too (False: only the
+            accuracy bars with the ECE, for small multiples that share one key).
 
     Returns:
         The Axes (x: top-1 confidence, 0 to 1; y: accuracy, 0 to 1).
@@ -112,16 +116,26 @@ def reliability(data: ReliabilityData, ax: Axes | None = None, *, labels=None,
     ax.plot([0, 1], [0, 1], linestyle="--", color="0.3", linewidth=1, label="perfect calibration")
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="top-1 confidence", ylabel="accuracy",
            title=title or (f"Reliability: {label}" if label else "Reliability"))
+    handles, names = ax.get_legend_handles_labels()
     if counts and len(filled):
-        twin = ax.twinx()
-        twin.bar(centres, filled["count"], width=width * 0.5, color="0.55", alpha=0.45)
-        top = float(filled["count"].max())
-        twin.set_ylim(0, 4 * top)  # the counts fill the lower quarter, under the bars
-        twin.set_ylabel("samples per bin", color="0.4")
-        twin.tick_params(axis="y", colors="0.4", labelsize="small")
-        ax.set_zorder(twin.get_zorder() + 1)  # the accuracy bars in front
-        ax.patch.set_visible(False)
-    ax.legend(loc="upper left", fontsize="small", frameon=False)
+        from matplotlib.ticker import MaxNLocator
+
+        twin = ax.twinx()  # drawn over the bars: narrow, dark, in the lower quarter
+        twin.bar(centres, filled["count"], width=width * 0.35, color=COUNT_COLOUR,
+                 edgecolor="white", linewidth=0.8, label="samples per bin (right axis)")
+        twin.set_ylim(0, 4 * float(filled["count"].max()))
+        twin.yaxis.set_major_locator(MaxNLocator(3, integer=True))
+        twin.tick_params(axis="y", colors=COUNT_COLOUR, labelsize="x-small", pad=1)
+        more, more_names = twin.get_legend_handles_labels()
+        handles, names = handles + more, names + more_names
+    if not key:
+        kept = [i for i, name in enumerate(names) if name.startswith("accuracy")]
+        handles, names = [handles[i] for i in kept], [names[i] for i in kept]
+    legend = ax.legend(handles, names, loc="upper left", fontsize="x-small", framealpha=0.85,
+                       edgecolor="none")
+    if counts and len(filled):
+        legend.remove()  # the twin Axes is in front: the legend goes there, above its bars
+        twin.add_artist(legend)
     return ax
 
 
@@ -156,11 +170,26 @@ def reliability_figure(runs, *, columns: int = 4, bins: int = CALIBRATION_BINS,
                  layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, ncols, squeeze=False)).ravel()
     for ax, members in zip(axes, methods.values(), strict=False):
-        reliability(members, ax=ax, bins=bins, title=members[0].label)
+        reliability(members, ax=ax, bins=bins, title=members[0].label, key=False)
     for ax in axes[len(methods):]:
         ax.set_axis_off()
+    _shared_key(fig)
     left = len(runs) - len(kept)
     fig.suptitle(title or ("Reliability of the final models on the test set (seeds pooled)"
                            + (f"; {left} run(s) without test predictions left out" if left
                               else "")))
     return fig
+
+
+def _shared_key(fig: Figure) -> None:
+    """One legend below the panels for what every diagram shares."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color="0.6", label="accuracy per confidence bin (ECE in each panel)"),
+               Patch(facecolor="none", edgecolor="#D55E00", hatch="////",
+                     label="gap to the bin's mean confidence"),
+               Line2D([], [], linestyle="--", color="0.3", label="perfect calibration"),
+               Patch(color=COUNT_COLOUR, label="samples per bin (right axis)")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=4, frameon=False,
+               fontsize="small")
