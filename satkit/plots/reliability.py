@@ -68,9 +68,10 @@ def _top1(data: ReliabilityData, labels) -> tuple[np.ndarray, np.ndarray, str | 
     return confidence, correct, label, method_color(first.loss, first.alpha2)
 
 
-def reliability(data: ReliabilityData, ax: Axes | None = None, *, labels=None,
-                bins: int = CALIBRATION_BINS, color: str | None = None,
-                title: str | None = None, counts: bool = True, key: bool = True) -> Axes:
+def reliability(data: ReliabilityData, *, ax: Axes | None = None,
+                labels: Sequence[int] | np.ndarray | None = None, bins: int = CALIBRATION_BINS,
+                color: str | None = None, title: str | None = None, counts: bool = True,
+                key: bool = True) -> Axes:
     """Reliability diagram: the accuracy per top-1 confidence bin against the diagonal.
 
     Bars: the accuracy of each non-empty equal-width bin; hatched: the gap to the bin's mean
@@ -116,26 +117,27 @@ def reliability(data: ReliabilityData, ax: Axes | None = None, *, labels=None,
     ax.plot([0, 1], [0, 1], linestyle="--", color="0.3", linewidth=1, label="perfect calibration")
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="top-1 confidence", ylabel="accuracy",
            title=title or (f"Reliability: {label}" if label else "Reliability"))
-    handles, names = ax.get_legend_handles_labels()
     if counts and len(filled):
         from matplotlib.ticker import MaxNLocator
 
-        twin = ax.twinx()  # drawn over the bars: narrow, dark, in the lower quarter
-        twin.bar(centres, filled["count"], width=width * 0.35, color=COUNT_COLOUR,
-                 edgecolor="white", linewidth=0.8, label="samples per bin (right axis)")
-        twin.set_ylim(0, 4 * float(filled["count"].max()))
+        # over the accuracy bars, narrow and dark, scaled into the lower quarter; the twin
+        # axis on the right only labels them in samples
+        top = 4.0 * float(filled["count"].max())
+        ax.bar(centres, filled["count"] / top, width=width * 0.35, color=COUNT_COLOUR,
+               edgecolor="white", linewidth=0.8, label="samples per bin (right axis)")
+        twin = ax.twinx()
+        twin.set_ylim(0, top)
         twin.yaxis.set_major_locator(MaxNLocator(3, integer=True))
         twin.tick_params(axis="y", colors=COUNT_COLOUR, labelsize="x-small", pad=1)
-        more, more_names = twin.get_legend_handles_labels()
-        handles, names = handles + more, names + more_names
+    handles, names = ax.get_legend_handles_labels()
     if not key:
         kept = [i for i, name in enumerate(names) if name.startswith("accuracy")]
         handles, names = [handles[i] for i in kept], [names[i] for i in kept]
-    legend = ax.legend(handles, names, loc="upper left", fontsize="x-small", framealpha=0.85,
-                       edgecolor="none")
+    ax.legend(handles, names, loc="upper left", fontsize="x-small", framealpha=0.85,
+              edgecolor="none")
     if counts and len(filled):
-        legend.remove()  # the twin Axes is in front: the legend goes there, above its bars
-        twin.add_artist(legend)
+        ax.set_zorder(twin.get_zorder() + 1)  # ax (bars, legend) in front of the empty twin
+        ax.patch.set_visible(False)
     return ax
 
 
