@@ -12,7 +12,7 @@ so its *own work* -- ``1 + calibration / before`` per round -- is measured apart
 forward pass, which on a busy machine the two whole-pass ratios cannot resolve.
 
 Cases: the digits CNN on the embedded digits' test set (360 images, what `satkit train`
-evaluates every epoch), on 10,000 synthetic 8x8 images, and with a 100-class head (CIFAR-100's
+evaluates every epoch), on 4,096 synthetic 8x8 images (``--samples``), and with a 100-class head (CIFAR-100's
 class count: the softmax and Brier work grow with the classes, the forward pass barely).
 
 Run: `.venv/bin/python benchmarks/bench_eval.py [--device cuda] [--rounds 30] [--threads 1]`
@@ -52,7 +52,7 @@ def evaluate_before(model: torch.nn.Module, batches: list, device: torch.device)
     return loss_sum / n, 100.0 * errors / n
 
 
-def make_case(name: str, device: torch.device) -> tuple[torch.nn.Module, list]:
+def make_case(name: str, device: torch.device, samples: int) -> tuple[torch.nn.Module, list]:
     classes = 100 if "100" in name else 10
     torch.manual_seed(0)
     head = NoisySoftmax(PRESETS["digits-cnn"].feature_dim, classes, alpha2=0.1)
@@ -63,8 +63,8 @@ def make_case(name: str, device: torch.device) -> tuple[torch.nn.Module, list]:
         x, y = data.test_x, data.test_y
     else:
         g = torch.Generator().manual_seed(0)
-        x = torch.randn(10_000, 1, 8, 8, generator=g).to(device)
-        y = torch.randint(0, classes, (10_000,), generator=g).to(device)
+        x = torch.randn(samples, 1, 8, 8, generator=g).to(device)
+        y = torch.randint(0, classes, (samples,), generator=g).to(device)
     batches = list(DeviceLoader(x, y, batch_size=512, shuffle=False))
     return model, batches
 
@@ -74,6 +74,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--calls", type=int, default=3, help="evaluations per timed block")
+    parser.add_argument("--samples", type=int, default=4096, help="synthetic test-set size")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's own choice)")
     args = parser.parse_args()
@@ -86,9 +87,9 @@ def main() -> None:
     print("| case | samples | before ms | after ms | after / before (wall) [q1, q3] | "
           "after / before (CPU time) [q1, q3] | own work (CPU time) [q1, q3] |")
     print("|---|---:|---:|---:|---|---|---|")
-    for case in ("digits test set, 10 classes", "10,000 images, 10 classes",
-                 "10,000 images, 100 classes"):
-        model, batches = make_case(case, device)
+    for case in ("digits test set, 10 classes", f"{args.samples} images, 10 classes",
+                 f"{args.samples} images, 100 classes"):
+        model, batches = make_case(case, device, args.samples)
         calibration = TopOneCalibration(device)
         with torch.no_grad():
             logits = [(model.eval()(b[0]).float(), b[1]) for b in batches]
