@@ -12,8 +12,9 @@ so its *own work* -- ``1 + calibration / before`` per round -- is measured apart
 forward pass, which on a busy machine the two whole-pass ratios cannot resolve.
 
 Cases: the digits CNN on the embedded digits' test set (360 images, what `satkit train`
-evaluates every epoch), on 4,096 synthetic 8x8 images (``--samples``), and with a 100-class head (CIFAR-100's
-class count: the softmax and Brier work grow with the classes, the forward pass barely).
+evaluates every epoch), on 4,096 synthetic 8x8 images (``--samples``), and with a 100-class
+head (CIFAR-100's class count: the softmax and Brier work grow with the classes, the forward
+pass barely).
 
 Run: `.venv/bin/python benchmarks/bench_eval.py [--device cuda] [--rounds 30] [--threads 1]`
 """
