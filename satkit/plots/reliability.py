@@ -177,7 +177,8 @@ def reliability_figure(runs, *, columns: int = 4, bins: int = CALIBRATION_BINS,
         ax.set_axis_off()
     _shared_key(fig)
     left = len(runs) - len(kept)
-    fig.suptitle(title or ("Reliability of the final models on the test set (seeds pooled)"
+    fig.suptitle(title or ("Reliability of the final models on the test set (a method's seeds "
+                           "pooled)"
                            + (f"; {left} run(s) without test predictions left out" if left
                               else "")))
     return fig
