@@ -30,6 +30,7 @@ from types import MappingProxyType
 __all__ = [
     "CALIBRATION_BINS",
     "CHECKPOINT",
+    "COMPARE",
     "CONFIG",
     "DASHBOARD",
     "DEFAULT_TAU",
@@ -55,6 +56,8 @@ EPOCHS = "epochs.csv"
 SUMMARY = "summary.json"
 TEST_PREDICTIONS = "test_predictions.parquet"
 CHECKPOINT = "checkpoint.pt"
+#: A comparison directory's plan (the base config and the grid), what ``compare --resume`` reads.
+COMPARE = "compare.json"
 FIGURES = "figures"
 DASHBOARD = f"{FIGURES}/dashboard.png"
 
@@ -156,6 +159,9 @@ SUMMARY_FIELDS: Mapping[str, str] = MappingProxyType({
     "noise": "the noise family as applied (none unless Noisy Softmax)",
     "seed": "the training seed",
     "finished": "true when every epoch ran; false for a run stopped early",
+    "stop_reason": "why an unfinished run stopped: interrupted (Ctrl-C, SIGTERM), non-finite "
+                   "(the loss diverged), write error, error, stopped early (a framework's "
+                   "early stopping); null for a finished run",
     "epochs": "epochs finished",
     "epochs_planned": "epochs the config asked for",
     "steps": "optimizer steps done",

@@ -45,6 +45,7 @@ def _last(epochs: Any, column: str) -> float | None:
 
 def run_summary(config: TrainConfig, run: Any, *, steps: int, seconds: float,
                 device: torch.device, finished: bool, wall_seconds: float,
+                stop_reason: str | None = None,
                 final: dict[str, Any] | None = None) -> dict[str, Any]:
     """``summary.json`` of a run (its fields are :data:`satkit.schema.SUMMARY_FIELDS`, in order).
 
@@ -54,6 +55,8 @@ def run_summary(config: TrainConfig, run: Any, *, steps: int, seconds: float,
         steps, seconds: optimizer steps done and training time, over the whole run.
         device: the device it trained on.
         finished: every planned epoch ran.
+        stop_reason: why an unfinished run stopped ("interrupted", "non-finite", "write
+            error", "error"); None for a finished run.
         wall_seconds: wall time of this invocation (setup and writing included).
         final: the end-of-run calibration of a finished run
             (:func:`satkit.training.posthoc.final_calibration`); its fields are null without.
@@ -66,7 +69,8 @@ def run_summary(config: TrainConfig, run: Any, *, steps: int, seconds: float,
     summary = {
         "dataset": config.dataset, "model": config.model, "loss": config.method,
         "alpha2": config.effective_alpha2, "noise": config.effective_noise, "seed": config.seed,
-        "finished": finished, "epochs": len(epochs), "epochs_planned": config.epochs,
+        "finished": finished, "stop_reason": None if finished else stop_reason,
+        "epochs": len(epochs), "epochs_planned": config.epochs,
         "steps": steps,
         "test_error": _finite(float(errors[-1])) if errors else None,
         "best_test_error": _finite(float(min(errors))) if errors else None,
