@@ -263,3 +263,27 @@ def test_evaluate_syncs_only_at_its_one_read_under_cuda_sync_debug_mode(monkeypa
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert len(reads) == 1 and result.samples == 256
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_last_epoch_step_does_not_sync_under_cuda_sync_debug_mode():
+    """The training logits' accumulator of the last epoch adds no sync to a step."""
+    device = torch.device("cuda")
+    x, y = (t.to(device) for t in _blobs())
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3)).to(device)
+    batches = list(DeviceLoader(x, y, batch_size=64, seed=0))
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), batches,
+                      epochs=1, progress=False)
+    trainer._train_calibration = trainer._calibration_of_epoch()  # epoch 0 of 1: the last
+    assert trainer._train_calibration is not None
+    trainer.train_step(*batches[0])  # warm-up: optimizer state, buffers
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for batch in batches[1:]:
+            trainer.train_step(*batch)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert trainer._train_calibration.count == 256
