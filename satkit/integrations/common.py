@@ -16,6 +16,7 @@ from torch import nn
 
 from satkit.hooks.capture import check_head
 from satkit.schema import CONFIG, DEFAULT_THRESHOLDS
+from satkit.sinks.base import check_utf8_path
 from satkit.validation import check_int, check_real, check_reals
 
 __all__ = ["RecorderOptions", "claim_run_dir", "find_head", "missing_extra"]
@@ -139,6 +140,10 @@ def claim_run_dir(path: str | os.PathLike[str]) -> Path:
     Returns:
         The claimed directory; it holds at most an empty ``config.json`` placeholder.
 
+    Raises:
+        ValueError: ``path`` is not UTF-8 text (TensorBoard cannot write there); nothing is
+            created.
+
     Example:
         >>> import tempfile
         >>> root = Path(tempfile.mkdtemp())
@@ -146,6 +151,7 @@ def claim_run_dir(path: str | os.PathLike[str]) -> Path:
         ('run', 'run-1')
     """
     path = Path(path)
+    check_utf8_path(path, "out")
     path.parent.mkdir(parents=True, exist_ok=True)
     for k in count():
         candidate = path if k == 0 else path.with_name(f"{path.name}-{k}")
