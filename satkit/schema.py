@@ -27,6 +27,7 @@ from types import MappingProxyType
 
 __all__ = [
     "CHECKPOINT",
+    "COMPARE",
     "CONFIG",
     "CONFIG_TYPES",
     "DASHBOARD",
@@ -52,6 +53,8 @@ SAMPLES = "samples.parquet"
 EPOCHS = "epochs.csv"
 SUMMARY = "summary.json"
 CHECKPOINT = "checkpoint.pt"
+#: A comparison directory's plan (the base config and the grid), what ``compare --resume`` reads.
+COMPARE = "compare.json"
 FIGURES = "figures"
 DASHBOARD = f"{FIGURES}/dashboard.png"
 
@@ -138,6 +141,9 @@ SUMMARY_FIELDS: Mapping[str, str] = MappingProxyType({
     "noise": "the noise family as applied (none unless Noisy Softmax)",
     "seed": "the training seed",
     "finished": "true when every epoch ran; false for a run stopped early",
+    "stop_reason": "why an unfinished run stopped: interrupted (Ctrl-C, SIGTERM), non-finite "
+                   "(the loss diverged), write error, error, stopped early (a framework's "
+                   "early stopping); null for a finished run",
     "epochs": "epochs finished",
     "epochs_planned": "epochs the config asked for",
     "steps": "optimizer steps done",
@@ -167,8 +173,9 @@ _NUMBER_OR_NULL = "number or null"
 SUMMARY_TYPES: Mapping[str, str] = MappingProxyType({
     "dataset": "string or null", "model": "string or null", "loss": "string or null",
     "alpha2": _NUMBER_OR_NULL, "noise": "string or null", "seed": "integer or null",
-    "finished": "boolean", "epochs": "integer", "epochs_planned": "integer or null",
-    "steps": "integer", "test_error": _NUMBER_OR_NULL, "best_test_error": _NUMBER_OR_NULL,
+    "finished": "boolean", "stop_reason": "string or null", "epochs": "integer",
+    "epochs_planned": "integer or null", "steps": "integer", "test_error": _NUMBER_OR_NULL,
+    "best_test_error": _NUMBER_OR_NULL,
     "train_error": _NUMBER_OR_NULL, "onset_step": "integer or null",
     "onset_step_noisy": "integer or null", "median_sample_onset": "integer or null",
     "median_sample_onset_noisy": "integer or null", "grad_target_late": _NUMBER_OR_NULL,
@@ -193,8 +200,9 @@ CONFIG_TYPES: Mapping[str, str] = MappingProxyType({
     "every": "integer", "flush_every": "integer", "histogram_every": "integer or null",
     "quiet": "boolean", "figures": "boolean",
     # added by the trainer
-    "method": "string", "effective_alpha2": _NUMBER_OR_NULL, "effective_noise": "string",
-    "satkit_version": "string", "torch_version": "string", "world_size": "integer",
-    "train_size": "integer or null", "test_size": "integer or null",
+    "lr_milestone_epochs": "list of numbers", "method": "string",
+    "effective_alpha2": _NUMBER_OR_NULL, "effective_noise": "string",
+    "satkit_version": "string", "torch_version": "string", "threads": "integer",
+    "world_size": "integer", "train_size": "integer or null", "test_size": "integer or null",
     "num_classes": "integer or null",
 })

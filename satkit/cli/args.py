@@ -34,9 +34,14 @@ def _field_doc(cls: type, name: str) -> str:
     lines = inspect.getsource(cls).splitlines()
     for i, line in enumerate(lines):
         if line.strip().startswith(f"{name}:") and i + 1 < len(lines):
-            nxt = lines[i + 1].strip()
-            if nxt.startswith('"""'):
-                return nxt.strip('"')
+            if not lines[i + 1].strip().startswith('"""'):
+                return ""
+            doc = []
+            for nxt in lines[i + 1:]:
+                doc.append(nxt.strip())
+                if nxt.strip().endswith('"""') and len("".join(doc)) > 3:
+                    break
+            return " ".join(doc).strip('"').strip()
     return ""
 
 

@@ -93,7 +93,9 @@ class TrainConfig:
     """cosface/arcface: the margin m (default: the method's, 0.35 for cosface, 0.5 rad for
     arcface)."""
     epochs: int = 10
-    """Epochs to train, in [1, 100000] (MAX_EPOCHS)."""
+    """Epochs to train, in [1, 100000] (MAX_EPOCHS); with --resume it may be larger than the
+    checkpoint's: the run trains on, its learning-rate drops staying at the epochs first
+    planned."""
     batch_size: int = 128
     """Samples per optimizer step, in [1, 60000] (MAX_BATCH_SIZE: MNIST's training set)."""
     lr: float = 0.1
@@ -115,6 +117,9 @@ class TrainConfig:
     out: str | None = None
     """Run directory; default ``runs/<dataset>_alpha2=<alpha2>_seed=<seed>``."""
     resume: bool = False
+    """Continue the run in --out from its checkpoint; every setting that shapes training must
+    be the checkpoint's (device, quiet, figures, flush_every, histogram_every, data_dir may
+    differ; epochs may grow)."""
     thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
     every: int = 1
     """Record every N-th step, N in [1, 1000000] (MAX_INTERVAL)."""

@@ -32,7 +32,8 @@ def _finite(value: Any) -> Any:
 
 
 def run_summary(config: TrainConfig, run: Any, *, steps: int, seconds: float,
-                device: torch.device, finished: bool, wall_seconds: float) -> dict[str, Any]:
+                device: torch.device, finished: bool, wall_seconds: float,
+                stop_reason: str | None = None) -> dict[str, Any]:
     """``summary.json`` of a run (its fields are :data:`satkit.schema.SUMMARY_FIELDS`, in order).
 
     Args:
@@ -41,6 +42,8 @@ def run_summary(config: TrainConfig, run: Any, *, steps: int, seconds: float,
         steps, seconds: optimizer steps done and training time, over the whole run.
         device: the device it trained on.
         finished: every planned epoch ran.
+        stop_reason: why an unfinished run stopped ("interrupted", "non-finite", "write
+            error", "error"); None for a finished run.
         wall_seconds: wall time of this invocation (setup and writing included).
     """
     epochs = run.epochs
@@ -51,7 +54,8 @@ def run_summary(config: TrainConfig, run: Any, *, steps: int, seconds: float,
     summary = {
         "dataset": config.dataset, "model": config.model, "loss": config.method,
         "alpha2": config.effective_alpha2, "noise": config.effective_noise, "seed": config.seed,
-        "finished": finished, "epochs": len(epochs), "epochs_planned": config.epochs,
+        "finished": finished, "stop_reason": None if finished else stop_reason,
+        "epochs": len(epochs), "epochs_planned": config.epochs,
         "steps": steps,
         "test_error": _finite(float(errors[-1])) if errors else None,
         "best_test_error": _finite(float(min(errors))) if errors else None,
