@@ -115,3 +115,17 @@ def test_report_has_a_calibration_section_and_ranks_by_ece(calibrated):
     first = [line for line in ranking.splitlines() if line.startswith("| focal")]
     rows = [line for line in ranking.splitlines() if line.startswith("| ")][1:]  # no header
     assert rows[0] == first[0]  # focal, the lowest ECE, heads the clean-view table
+
+
+def test_test_predictions_load_typed_and_a_wrong_type_is_named(make_run):
+    from satkit.analysis import RunError, load_run
+
+    run = make_run(name="predicted")
+    assert load_run(run).test_predictions.empty  # none written: an empty typed table
+    frame = pd.DataFrame({"index": [0, 1], "label": [1, 2], "predicted": [1, 0],
+                          "confidence": [0.9, 0.6], "p_label": [0.9, 0.3]})
+    frame.to_parquet(run / "test_predictions.parquet")
+    assert load_run(run).test_predictions["confidence"].tolist() == [0.9, 0.6]
+    frame.assign(confidence=["high", "low"]).to_parquet(run / "test_predictions.parquet")
+    with pytest.raises(RunError, match="test_predictions.parquet: column 'confidence'"):
+        load_run(run)
