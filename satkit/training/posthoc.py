@@ -28,7 +28,7 @@ import torch
 from satkit import schema
 from satkit.training.run_dir import atomic_write_bytes
 
-__all__ = ["final_calibration", "test_predictions"]
+__all__ = ["FINAL_FIELDS", "final_calibration", "predictions_table"]
 
 #: The summary fields :func:`final_calibration` fills (None where it cannot).
 FINAL_FIELDS = ("temperature", "test_ece_ts", "test_nll_ts",
@@ -36,7 +36,7 @@ FINAL_FIELDS = ("temperature", "test_ece_ts", "test_nll_ts",
                   for m in ("ece", "ece_adaptive", "brier", "confidence", "overconfidence")))
 
 
-def test_predictions(logits: torch.Tensor, labels: torch.Tensor,
+def predictions_table(logits: torch.Tensor, labels: torch.Tensor,
                      index: torch.Tensor | None = None) -> Any:
     """The rows of ``test_predictions.parquet`` (:data:`satkit.schema.TEST_PREDICTION_COLUMNS`)
     from clean logits: one ``DataFrame``, sorted by ``index`` (duplicates dropped)."""
@@ -85,7 +85,7 @@ def final_calibration(trainer: Any, parts: Any, run_dir: Path, *,
     data = parts.data
     logits, labels, index = trainer.predict(loader(data.test_x, data.test_y))
     buffer = io.BytesIO()
-    test_predictions(logits, labels, index).to_parquet(buffer, index=False)
+    predictions_table(logits, labels, index).to_parquet(buffer, index=False)
     atomic_write_bytes(run_dir / schema.TEST_PREDICTIONS, buffer.getvalue())
 
     out: dict[str, float | None] = dict.fromkeys(FINAL_FIELDS)
