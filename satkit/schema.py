@@ -11,6 +11,8 @@ reads) holds:
 ``samples.parquet``           one row per training sample (:data:`SAMPLE_COLUMNS`)
 ``epochs.csv``                one row per finished epoch (:data:`EPOCH_COLUMNS`)
 ``summary.json``              the run's summary figures (:data:`SUMMARY_FIELDS`)
+``test_predictions.parquet``  one row per test sample at the end of a finished run
+                              (:data:`TEST_PREDICTION_COLUMNS`)
 ``checkpoint.pt``             the state to ``--resume`` from
 ``events.out.tfevents.*``     TensorBoard event files
 ``figures/dashboard.png``     the run's dashboard figure
@@ -26,6 +28,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 __all__ = [
+    "CALIBRATION_BINS",
     "CHECKPOINT",
     "COMPARE",
     "CONFIG",
@@ -43,6 +46,8 @@ __all__ = [
     "SUMMARY",
     "SUMMARY_FIELDS",
     "SUMMARY_TYPES",
+    "TEST_PREDICTIONS",
+    "TEST_PREDICTION_COLUMNS",
     "VIEWS",
     "view_column",
 ]
@@ -52,11 +57,15 @@ METRICS = "metrics.parquet"
 SAMPLES = "samples.parquet"
 EPOCHS = "epochs.csv"
 SUMMARY = "summary.json"
+TEST_PREDICTIONS = "test_predictions.parquet"
 CHECKPOINT = "checkpoint.pt"
 #: A comparison directory's plan (the base config and the grid), what ``compare --resume`` reads.
 COMPARE = "compare.json"
 FIGURES = "figures"
 DASHBOARD = f"{FIGURES}/dashboard.png"
+
+#: Equal-width confidence bins of the expected calibration error (ECE), as Guo et al. 2017.
+CALIBRATION_BINS = 15
 
 #: The saturation threshold tau when none is given: a sample is saturated at p_y >= 0.99.
 DEFAULT_TAU = 0.99
@@ -124,6 +133,23 @@ EPOCH_COLUMNS: Mapping[str, str] = MappingProxyType({
     "test_error": "test error % (clean logits)",
     "lr": "learning rate during the epoch",
     "seconds": "wall time of the epoch, evaluation included",
+    "test_ece": "expected calibration error of the clean test logits' top-1 confidence, "
+                f"{CALIBRATION_BINS} equal-width bins (0 to 1)",
+    "test_ece_adaptive": "the same over equal-mass bins (tied confidences kept together)",
+    "test_brier": "mean over the test set of sum_j (p_j - 1{j = y})^2 (0 to 2)",
+    "test_confidence": "mean top-1 probability over the test set",
+    "test_overconfidence": "test_confidence minus the test accuracy (signed; > 0: "
+                           "overconfident)",
+})
+
+#: ``test_predictions.parquet``, one row per test sample, written at the end of a finished run
+#: from the final model's clean logits: column -> (pandas dtype, meaning).
+TEST_PREDICTION_COLUMNS: Mapping[str, tuple[str, str]] = MappingProxyType({
+    "index": ("int64", "the sample's position in the test set"),
+    "label": ("int64", "its label"),
+    "predicted": ("int64", "the predicted class (the first of largest logit)"),
+    "confidence": ("float64", "the top-1 softmax probability (of the float32 logits)"),
+    "p_label": ("float64", "the softmax probability of its label"),
 })
 
 #: The dtype of each epochs-table column (a column of whole numbers may also be read back as
@@ -150,6 +176,30 @@ SUMMARY_FIELDS: Mapping[str, str] = MappingProxyType({
     "test_error": "test error % after the last finished epoch",
     "best_test_error": "lowest test error % over the finished epochs",
     "train_error": "training error % of the last finished epoch",
+    "test_ece": "test_ece of the last finished epoch",
+    "test_ece_adaptive": "test_ece_adaptive of the last finished epoch",
+    "test_brier": "test_brier of the last finished epoch",
+    "test_confidence": "test_confidence of the last finished epoch",
+    "test_overconfidence": "test_overconfidence of the last finished epoch",
+    "temperature": "the temperature T fitted on the validation split by NLL at the end of a "
+                   "finished run; null without a validation split",
+    "test_ece_ts": "test ECE of the final logits divided by temperature (post-hoc temperature "
+                   "scaling); null without a validation split",
+    "test_nll_ts": "test NLL of the final logits divided by temperature; null without a "
+                   "validation split",
+    "train_ece": "ECE of the samples trained on, final model, clean logits (end of a finished "
+                 "run)",
+    "train_ece_adaptive": "the same over equal-mass bins",
+    "train_brier": "Brier score of the samples trained on, final model, clean logits",
+    "train_confidence": "mean top-1 probability of the samples trained on, clean logits",
+    "train_overconfidence": "train_confidence minus their accuracy, clean logits",
+    "train_ece_noisy": "ECE of the training logits over the last epoch (each sample as trained "
+                       "on)",
+    "train_ece_adaptive_noisy": "the same over equal-mass bins",
+    "train_brier_noisy": "Brier score of the training logits over the last epoch",
+    "train_confidence_noisy": "mean top-1 probability of the training logits, last epoch",
+    "train_overconfidence_noisy": "train_confidence_noisy minus the accuracy of the training "
+                                  "logits, last epoch",
     "onset_step": "first step at which the batch median of the clean p_y reached tau; null: never",
     "onset_step_noisy": "the same under the training logits (noisy view)",
     "median_sample_onset": "Kaplan-Meier median of the samples' first_saturated_step; null: "
@@ -181,6 +231,12 @@ SUMMARY_TYPES: Mapping[str, str] = MappingProxyType({
     "median_sample_onset_noisy": "integer or null", "grad_target_late": _NUMBER_OR_NULL,
     "seconds": _NUMBER_OR_NULL, "seconds_per_step": _NUMBER_OR_NULL,
     "wall_seconds": _NUMBER_OR_NULL, "device": "string or null", "satkit_version": "string",
+    # the calibration figures (issue 23)
+    **dict.fromkeys(("test_ece", "test_ece_adaptive", "test_brier", "test_confidence",
+                     "test_overconfidence", "temperature", "test_ece_ts", "test_nll_ts",
+                     *(f"train_{m}{v}" for v in ("", "_noisy") for m in (
+                         "ece", "ece_adaptive", "brier", "confidence", "overconfidence"))),
+                    _NUMBER_OR_NULL),
 })
 
 #: ``config.json``: field -> JSON type: every field of ``satkit.training.TrainConfig``, then
@@ -195,7 +251,8 @@ CONFIG_TYPES: Mapping[str, str] = MappingProxyType({
     "lr": _NUMBER_OR_NULL, "momentum": _NUMBER_OR_NULL, "weight_decay": _NUMBER_OR_NULL,
     "lr_milestones": "list of numbers", "lr_gamma": _NUMBER_OR_NULL, "augment": "boolean",
     "device": "string or null", "amp": "boolean", "compile": "boolean",
-    "seed": "integer or null", "split_seed": "integer", "data_dir": "string or null",
+    "seed": "integer or null", "split_seed": "integer", "val_fraction": "number",
+    "data_dir": "string or null",
     "out": "string or null", "resume": "boolean", "thresholds": "list of numbers",
     "every": "integer", "flush_every": "integer", "histogram_every": "integer or null",
     "quiet": "boolean", "figures": "boolean",
@@ -203,6 +260,7 @@ CONFIG_TYPES: Mapping[str, str] = MappingProxyType({
     "lr_milestone_epochs": "list of numbers", "method": "string",
     "effective_alpha2": _NUMBER_OR_NULL, "effective_noise": "string",
     "satkit_version": "string", "torch_version": "string", "threads": "integer",
-    "world_size": "integer", "train_size": "integer or null", "test_size": "integer or null",
+    "world_size": "integer", "train_size": "integer or null", "val_size": "integer or null",
+    "test_size": "integer or null",
     "num_classes": "integer or null",
 })

@@ -6,13 +6,20 @@ saturation as time-to-event data (:func:`survival`, :func:`median_time_to_satura
 :func:`logrank`), summarise a run (:func:`run_table`, :func:`saturation_summary`) and
 across seeds (:func:`seed_summary`, :func:`paired_test`), compare with the paper
 (:func:`paper_table`), rank softmax regularisers against each other (:func:`rank_methods`)
-and write a Markdown :func:`report`.
+measure calibration (:func:`calibration`, :func:`fit_temperature` for post-hoc temperature
+scaling, :func:`calibration_table` per method) and write a Markdown :func:`report`.
 
 Saturation has two views (``saturation="clean"`` or ``"noisy"``, the training logits) and
 per sample two events (``event="first"`` or ``"settled"``): see :mod:`satkit.analysis.views`.
 No torch import here.
 """
 
+from satkit.analysis.calibration import (
+    calibration,
+    expected_calibration_error,
+    fit_temperature,
+    reliability_table,
+)
 from satkit.analysis.distribution import p_target_distribution
 from satkit.analysis.errors import RunError
 from satkit.analysis.eventfiles import from_tensorboard, histograms_from_tensorboard
@@ -21,7 +28,7 @@ from satkit.analysis.markdown import markdown_table
 from satkit.analysis.onset import onset_step, postponement, step_window, window_mean
 from satkit.analysis.paper import paper_results, paper_table, paper_table_markdown
 from satkit.analysis.ranking import has_several_methods, rank_methods, ranking_markdown
-from satkit.analysis.reporting import postponement_table, report
+from satkit.analysis.reporting import calibration_table, postponement_table, report
 from satkit.analysis.runs import Run, as_runs, find_run_dirs, load_run
 from satkit.analysis.seeds import (
     comparison_table,
@@ -43,8 +50,12 @@ __all__ = [
     "Run",
     "RunError",
     "as_runs",
+    "calibration",
+    "calibration_table",
     "comparison_table",
+    "expected_calibration_error",
     "find_run_dirs",
+    "fit_temperature",
     "format_alpha2",
     "from_tensorboard",
     "has_several_methods",
@@ -66,6 +77,7 @@ __all__ = [
     "postponement_table",
     "rank_methods",
     "ranking_markdown",
+    "reliability_table",
     "report",
     "run_table",
     "saturation_summary",

@@ -11,8 +11,8 @@ What is required, what is optional (an interrupted run still loads):
 * ``metrics.parquet`` -- required; when it is missing but event files are present the metrics
   are rebuilt from TensorBoard (:func:`satkit.analysis.from_tensorboard`). An empty table is
   allowed (the run recorded nothing yet) and gives empty results downstream.
-* ``samples.parquet``, ``epochs.csv``, ``summary.json`` -- optional: an empty DataFrame with
-  the documented columns (or ``{}``) stands in.
+* ``samples.parquet``, ``epochs.csv``, ``summary.json``, ``test_predictions.parquet`` --
+  optional: an empty DataFrame with the documented columns (or ``{}``) stands in.
 
 Any file that exists but cannot be parsed, or holds a column or field of the wrong type (text
 where a number belongs: :mod:`satkit.analysis.checks`), raises :class:`RunError` naming the file.
@@ -65,6 +65,8 @@ class Run:
             ``first_saturated_step`` is nullable ``Int64``: ``<NA>`` = never saturated.
         epochs: one row per epoch (empty when none finished).
         summary: ``summary.json`` (``{}`` for an unfinished run).
+        test_predictions: one row per test sample, the final model's top-1 prediction
+            (empty for an unfinished run or one written before satkit kept them).
     """
 
     path: Path
@@ -74,6 +76,8 @@ class Run:
     samples: pd.DataFrame = field(repr=False)
     epochs: pd.DataFrame = field(repr=False)
     summary: dict = field(repr=False)
+    test_predictions: pd.DataFrame = field(
+        repr=False, default_factory=lambda: _empty_typed(schema.TEST_PREDICTION_COLUMNS))
 
     @property
     def alpha2(self) -> float:
@@ -217,6 +221,20 @@ def _empty(columns: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
 
 
+def _empty_typed(columns) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=dtype) for c, (dtype, _) in columns.items()})
+
+
+def _load_test_predictions(run_dir: Path) -> pd.DataFrame:
+    path = run_dir / schema.TEST_PREDICTIONS
+    if not path.exists():
+        return _empty_typed(schema.TEST_PREDICTION_COLUMNS)
+    frame = _read_parquet(path, list(schema.TEST_PREDICTION_COLUMNS))
+    check_columns(frame, {c: dtype for c, (dtype, _) in schema.TEST_PREDICTION_COLUMNS.items()},
+                  path)
+    return frame
+
+
 def _load_metrics(run_dir: Path) -> pd.DataFrame:
     """The metrics table, with the rows of part files a killed run left beside it."""
     from satkit.sinks.table import parts_dir, read_table
@@ -313,6 +331,7 @@ def load_run(path: str | Path) -> Run:
         samples=_load_samples(run_dir),
         epochs=_load_epochs(run_dir),
         summary=summary,
+        test_predictions=_load_test_predictions(run_dir),
     )
 
 

@@ -131,7 +131,8 @@ def _report(args: argparse.Namespace) -> int:
     if out is not None and (problem := _check_out(out)) is not None:
         return _fail("report", problem, 2)
     try:
-        text = report(args.run_dirs, tau=args.tau, window=args.window, late=args.late)
+        text = report(args.run_dirs, tau=args.tau, window=args.window, late=args.late,
+                      rank_by=args.rank_by)
     except RunError as exc:
         return _fail("report", str(exc), 1)
     if out is None:
@@ -169,6 +170,8 @@ def _positive_int(text: str) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``plot`` and ``report`` subcommands (each sets ``func(args) -> int``)."""
+    from satkit.analysis.ranking import RANK_BY
+
     plot = subparsers.add_parser(
         "plot", help="save the dashboard figure of runs",
         description="Save one figure with every satkit plot for the given runs.")
@@ -197,4 +200,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="rolling window (recorded rows) for the onset step")
     rep.add_argument("--late", type=_fraction, default=0.25,
                      help="late window: this last fraction of the steps")
+    rep.add_argument("--rank-by", default="test_error", choices=RANK_BY,
+                     help="the figure the ranking of several methods is sorted by "
+                          "(default: test_error)")
     rep.set_defaults(func=_report)

@@ -2,13 +2,15 @@
 
 ``load_dataset(name)`` returns a :class:`DataSplit` of normalised tensors on the training device;
 :class:`DeviceLoader` draws batches from them by index; :func:`cifar_augment` is the paper's
-batched "+" augmentation. Downloads happen only when a loader is called, never on import.
+batched "+" augmentation; :func:`split_validation` holds a stratified validation split out of
+the training set. Downloads happen only when a loader is called, never on import.
 """
 
 from satkit.data.augment import cifar_augment, random_crop_flip
 from satkit.data.datasets import DATASETS, DataSplit, load_dataset
 from satkit.data.download import DataError, RemoteFile, default_data_dir, fetch_file
 from satkit.data.loader import DeviceLoader
+from satkit.data.validation import split_validation, validation_indices
 
 __all__ = [
     "DATASETS",
@@ -21,4 +23,6 @@ __all__ = [
     "fetch_file",
     "load_dataset",
     "random_crop_flip",
+    "split_validation",
+    "validation_indices",
 ]

@@ -28,6 +28,7 @@ from satkit.plots.palette import (
     method_color,
     run_style,
 )
+from satkit.plots.reliability import reliability, reliability_figure
 from satkit.plots.survival_curves import survival
 from satkit.plots.sweep import alpha_sweep
 
@@ -44,6 +45,8 @@ __all__ = [
     "method_comparison",
     "noise_curves",
     "p_target_heatmap",
+    "reliability",
+    "reliability_figure",
     "run_style",
     "saturated_fraction",
     "saturation_curves",

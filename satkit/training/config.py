@@ -112,7 +112,9 @@ class TrainConfig:
     seed: int = 0
     """Training seed, in [0, 2**32 - 1]."""
     split_seed: int = 0
-    """Seed of the digits train/test split, kept apart from ``seed`` so seeds share a test set."""
+    """Seed of the digits train/test and validation splits; apart from seed: seeds share them."""
+    val_fraction: float = 0.0
+    """Training-set share held out (stratified) to fit a temperature at the end; 0: none."""
     data_dir: str | None = None
     out: str | None = None
     """Run directory; default ``runs/<dataset>_alpha2=<alpha2>_seed=<seed>``."""
@@ -142,6 +144,7 @@ class TrainConfig:
             check_int(name, getattr(self, name), minimum=0 if name.endswith("seed") else 1,
                       maximum=maximum, bound=bound, **err)
         check_real("alpha2", self.alpha2, lo=0.0, **err)
+        check_real("val_fraction", self.val_fraction, lo=0.0, hi=1.0, hi_open=True, **err)
         for setting in _all_settings(self.loss):
             value = getattr(self, setting.field)
             if value is not None:
