@@ -38,6 +38,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_loader.py
 	$(PY) benchmarks/bench_analysis.py
 	$(PY) benchmarks/bench_epoch.py
+	$(PY) benchmarks/bench_eval.py
 
 # The peers of benchmarks/bench_vs_peers.py, Cockpit and BackPACK, and what they import: the
 # `bench` extra of pyproject.toml (tests/test_bench_vs_peers.py keeps it, these two lists and the

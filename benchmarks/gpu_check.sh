@@ -3,9 +3,9 @@
 # GPU-marked tests (the recorder and Trainer.train_step under
 # torch.cuda.set_sync_debug_mode("error"), the heads on CUDA), then the benchmarks on CUDA:
 # recorder overhead on cifar10-paper with bf16 autocast (goal <= 1.03), the trainer against a
-# bare loop (goal >= 0.95), and small-cnn / mnist-paper epoch times. Prints ratios measured
-# side by side; asserts no timings. The output is also appended, dated, with the device, to
-# benchmarks/RESULTS.md.
+# bare loop (goal >= 0.95), small-cnn / mnist-paper epoch times, and the evaluation pass with
+# and without its calibration measures. Prints ratios measured side by side; asserts no
+# timings. The output is also appended, dated, with the device, to benchmarks/RESULTS.md.
 #
 #   bash benchmarks/gpu_check.sh            # on a machine with CUDA
 #   bash benchmarks/gpu_check.sh --smoke    # the same steps on the CPU, tiny sizes (checks the
@@ -29,11 +29,13 @@ if [ $smoke = 1 ]; then
   trainer_args=(--preset digits-cnn --samples 512 --rounds 1)
   trainer_big=(--preset digits-cnn --samples 512 --rounds 1)
   epoch_small=(--preset small-cnn --samples 256); epoch_big=(--preset mnist-paper --samples 128)
+  eval_args=(--rounds 2 --calls 1 --samples 512)
 else
   dev=cuda; rec_args=(--model cifar10-paper --amp --rounds 10 --steps 10)
   trainer_args=(--preset digits-cnn --samples 16384 --rounds 5)
   trainer_big=(--preset cifar10-paper --samples 16384 --rounds 3 --amp)
   epoch_small=(--preset small-cnn); epoch_big=(--preset mnist-paper)
+  eval_args=(--rounds 20 --samples 10000)
 fi
 
 log=$(mktemp)
@@ -53,6 +55,7 @@ step() { echo; echo "=== $*"; "$@" || { echo "!!! failed: $*"; status=1; }; }
   step "$PY" benchmarks/bench_trainer.py --device $dev "${trainer_big[@]}"
   step "$PY" benchmarks/bench_epoch.py --device $dev "${epoch_small[@]}"
   step "$PY" benchmarks/bench_epoch.py --device $dev "${epoch_big[@]}"
+  step "$PY" benchmarks/bench_eval.py --device $dev "${eval_args[@]}"
   echo
   [ $status = 0 ] && echo "gpu_check: all steps ran" || echo "gpu_check: some steps FAILED"
 } 2>&1 | tee "$log"

@@ -12,6 +12,8 @@ reads) holds:
                               :data:`SAMPLE_LABEL_COLUMNS`)
 ``epochs.csv``                one row per finished epoch (:data:`EPOCH_COLUMNS`)
 ``summary.json``              the run's summary figures (:data:`SUMMARY_FIELDS`)
+``test_predictions.parquet``  one row per test sample at the end of a finished run
+                              (:data:`TEST_PREDICTION_COLUMNS`)
 ``checkpoint.pt``             the state to ``--resume`` from
 ``events.out.tfevents.*``     TensorBoard event files
 ``figures/dashboard.png``     the run's dashboard figure
@@ -27,14 +29,17 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 __all__ = [
+    "CALIBRATION_BINS",
     "CHECKPOINT",
     "COMPARE",
     "CONFIG",
+    "CONFIG_TYPES",
     "DASHBOARD",
     "DEFAULT_TAU",
     "DEFAULT_THRESHOLDS",
     "EPOCHS",
     "EPOCH_COLUMNS",
+    "EPOCH_DTYPES",
     "FIGURES",
     "METRICS",
     "SAMPLES",
@@ -42,6 +47,9 @@ __all__ = [
     "SAMPLE_LABEL_COLUMNS",
     "SUMMARY",
     "SUMMARY_FIELDS",
+    "SUMMARY_TYPES",
+    "TEST_PREDICTIONS",
+    "TEST_PREDICTION_COLUMNS",
     "VIEWS",
     "view_column",
 ]
@@ -51,11 +59,15 @@ METRICS = "metrics.parquet"
 SAMPLES = "samples.parquet"
 EPOCHS = "epochs.csv"
 SUMMARY = "summary.json"
+TEST_PREDICTIONS = "test_predictions.parquet"
 CHECKPOINT = "checkpoint.pt"
 #: A comparison directory's plan (the base config and the grid), what ``compare --resume`` reads.
 COMPARE = "compare.json"
 FIGURES = "figures"
 DASHBOARD = f"{FIGURES}/dashboard.png"
+
+#: Equal-width confidence bins of the expected calibration error (ECE), as Guo et al. 2017.
+CALIBRATION_BINS = 15
 
 #: The saturation threshold tau when none is given: a sample is saturated at p_y >= 0.99.
 DEFAULT_TAU = 0.99
@@ -147,7 +159,29 @@ EPOCH_COLUMNS: Mapping[str, str] = MappingProxyType({
     "test_error": "test error % (clean logits)",
     "lr": "learning rate during the epoch",
     "seconds": "wall time of the epoch, evaluation included",
+    "test_ece": "expected calibration error of the clean test logits' top-1 confidence, "
+                f"{CALIBRATION_BINS} equal-width bins (0 to 1)",
+    "test_ece_adaptive": "the same over equal-mass bins (tied confidences kept together)",
+    "test_brier": "mean over the test set of sum_j (p_j - 1{j = y})^2 (0 to 2)",
+    "test_confidence": "mean top-1 probability over the test set",
+    "test_overconfidence": "test_confidence minus the test accuracy (signed; > 0: "
+                           "overconfident)",
 })
+
+#: ``test_predictions.parquet``, one row per test sample, written at the end of a finished run
+#: from the final model's clean logits: column -> (pandas dtype, meaning).
+TEST_PREDICTION_COLUMNS: Mapping[str, tuple[str, str]] = MappingProxyType({
+    "index": ("int64", "the sample's position in the test set"),
+    "label": ("int64", "its label"),
+    "predicted": ("int64", "the predicted class (the first of largest logit)"),
+    "confidence": ("float64", "the top-1 softmax probability (of the float32 logits)"),
+    "p_label": ("float64", "the softmax probability of its label"),
+})
+
+#: The dtype of each epochs-table column (a column of whole numbers may also be read back as
+#: float64, e.g. from a CSV with a blank cell).
+EPOCH_DTYPES: Mapping[str, str] = MappingProxyType({
+    column: "int64" if column in ("epoch", "step") else "float64" for column in EPOCH_COLUMNS})
 
 #: ``summary.json``: field -> meaning. Saturation figures are computed from the whole run's
 #: tables (also after ``--resume``).
@@ -170,6 +204,30 @@ SUMMARY_FIELDS: Mapping[str, str] = MappingProxyType({
     "test_error": "test error % after the last finished epoch",
     "best_test_error": "lowest test error % over the finished epochs",
     "train_error": "training error % of the last finished epoch",
+    "test_ece": "test_ece of the last finished epoch",
+    "test_ece_adaptive": "test_ece_adaptive of the last finished epoch",
+    "test_brier": "test_brier of the last finished epoch",
+    "test_confidence": "test_confidence of the last finished epoch",
+    "test_overconfidence": "test_overconfidence of the last finished epoch",
+    "temperature": "the temperature T fitted on the validation split by NLL at the end of a "
+                   "finished run; null without a validation split",
+    "test_ece_ts": "test ECE of the final logits divided by temperature (post-hoc temperature "
+                   "scaling); null without a validation split",
+    "test_nll_ts": "test NLL of the final logits divided by temperature; null without a "
+                   "validation split",
+    "train_ece": "ECE of the samples trained on, final model, clean logits (end of a finished "
+                 "run)",
+    "train_ece_adaptive": "the same over equal-mass bins",
+    "train_brier": "Brier score of the samples trained on, final model, clean logits",
+    "train_confidence": "mean top-1 probability of the samples trained on, clean logits",
+    "train_overconfidence": "train_confidence minus their accuracy, clean logits",
+    "train_ece_noisy": "ECE of the training logits over the last epoch (each sample as trained "
+                       "on)",
+    "train_ece_adaptive_noisy": "the same over equal-mass bins",
+    "train_brier_noisy": "Brier score of the training logits over the last epoch",
+    "train_confidence_noisy": "mean top-1 probability of the training logits, last epoch",
+    "train_overconfidence_noisy": "train_confidence_noisy minus the accuracy of the training "
+                                  "logits, last epoch",
     "onset_step": "first step at which the batch median of the clean p_y reached tau; null: never",
     "onset_step_noisy": "the same under the training logits (noisy view)",
     "median_sample_onset": "Kaplan-Meier median of the samples' first_saturated_step; null: "
@@ -181,4 +239,58 @@ SUMMARY_FIELDS: Mapping[str, str] = MappingProxyType({
     "wall_seconds": "wall time of the whole run, setup and writing included",
     "device": "the device it trained on",
     "satkit_version": "the satkit version that wrote it",
+})
+
+# The JSON types of the fields of config.json and summary.json, which load_run checks (a field
+# that is absent is not an error; one that is present must have its type). A type is "string",
+# "integer" (a whole number), "number", "boolean" or "list of numbers", optionally followed by
+# " or null".
+_NUMBER_OR_NULL = "number or null"
+
+#: ``summary.json``: field -> JSON type (the fields of :data:`SUMMARY_FIELDS`).
+SUMMARY_TYPES: Mapping[str, str] = MappingProxyType({
+    "dataset": "string or null", "model": "string or null", "loss": "string or null",
+    "alpha2": _NUMBER_OR_NULL, "noise": "string or null", "seed": "integer or null",
+    "label_noise": _NUMBER_OR_NULL,
+    "finished": "boolean", "stop_reason": "string or null", "epochs": "integer",
+    "epochs_planned": "integer or null", "steps": "integer", "test_error": _NUMBER_OR_NULL,
+    "best_test_error": _NUMBER_OR_NULL,
+    "train_error": _NUMBER_OR_NULL, "onset_step": "integer or null",
+    "onset_step_noisy": "integer or null", "median_sample_onset": "integer or null",
+    "median_sample_onset_noisy": "integer or null", "grad_target_late": _NUMBER_OR_NULL,
+    "seconds": _NUMBER_OR_NULL, "seconds_per_step": _NUMBER_OR_NULL,
+    "wall_seconds": _NUMBER_OR_NULL, "device": "string or null", "satkit_version": "string",
+    # the calibration figures (issue 23)
+    **dict.fromkeys(("test_ece", "test_ece_adaptive", "test_brier", "test_confidence",
+                     "test_overconfidence", "temperature", "test_ece_ts", "test_nll_ts",
+                     *(f"train_{m}{v}" for v in ("", "_noisy") for m in (
+                         "ece", "ece_adaptive", "brier", "confidence", "overconfidence"))),
+                    _NUMBER_OR_NULL),
+})
+
+#: ``config.json``: field -> JSON type: every field of ``satkit.training.TrainConfig``, then
+#: what the trainer adds. The framework callbacks (:mod:`satkit.integrations`) write some of
+#: them as null (a seed or an epoch count they do not know).
+CONFIG_TYPES: Mapping[str, str] = MappingProxyType({
+    "dataset": "string", "model": "string or null", "loss": "string or null",
+    "alpha2": _NUMBER_OR_NULL, "noise": "string or null", "xi_per": "string",
+    "epsilon": _NUMBER_OR_NULL, "beta": _NUMBER_OR_NULL, "disturb_alpha": _NUMBER_OR_NULL,
+    "gamma": _NUMBER_OR_NULL, "temperature": _NUMBER_OR_NULL, "scale": _NUMBER_OR_NULL,
+    "margin": _NUMBER_OR_NULL, "epochs": "integer or null", "batch_size": "integer or null",
+    "lr": _NUMBER_OR_NULL, "momentum": _NUMBER_OR_NULL, "weight_decay": _NUMBER_OR_NULL,
+    "lr_milestones": "list of numbers", "lr_gamma": _NUMBER_OR_NULL, "augment": "boolean",
+    "device": "string or null", "amp": "boolean", "compile": "boolean",
+    "seed": "integer or null", "split_seed": "integer", "val_fraction": "number",
+    "label_noise": "number", "label_noise_kind": "string", "label_noise_seed": "integer",
+    "data_dir": "string or null",
+    "out": "string or null", "resume": "boolean", "thresholds": "list of numbers",
+    "every": "integer", "flush_every": "integer", "histogram_every": "integer or null",
+    "quiet": "boolean", "figures": "boolean",
+    # added by the trainer
+    "lr_milestone_epochs": "list of numbers", "method": "string",
+    "effective_alpha2": _NUMBER_OR_NULL, "effective_noise": "string",
+    "satkit_version": "string", "torch_version": "string", "threads": "integer",
+    "world_size": "integer", "train_size": "integer or null", "val_size": "integer or null",
+    "test_size": "integer or null",
+    "num_classes": "integer or null",
 })

@@ -232,13 +232,16 @@ def test_glossary_values_samples_epochs_and_summary_match_the_schema():
     assert _names(_section(page, "Label columns")) == set(schema.SAMPLE_LABEL_COLUMNS)
     assert _names(_section(page, "Epochs columns")) == set(schema.EPOCH_COLUMNS)
     assert _names(_section(page, "summary.json fields")) == set(schema.SUMMARY_FIELDS)
+    assert _names(_section(page, "Test predictions columns")) == \
+        set(schema.TEST_PREDICTION_COLUMNS)
 
 
 def test_run_directory_names_every_file_column_and_field():
     page = _page("run-directory.md")
     files = _section(page, "Files")
     for name in (schema.CONFIG, schema.METRICS, schema.SAMPLES, schema.EPOCHS, schema.SUMMARY,
-                 schema.CHECKPOINT, schema.DASHBOARD, "events.out.tfevents.*"):
+                 schema.CHECKPOINT, schema.DASHBOARD, schema.TEST_PREDICTIONS,
+                 "events.out.tfevents.*"):
         assert f"| `{name}` |" in files, name
     dtypes = column_dtypes(schema.DEFAULT_THRESHOLDS)
     metrics = " ".join(_section(page, "metrics.parquet").split())
@@ -249,6 +252,9 @@ def test_run_directory_names_every_file_column_and_field():
     samples = " ".join(_section(page, "samples.parquet").split())
     for column, (dtype, _) in {**schema.SAMPLE_COLUMNS, **schema.SAMPLE_LABEL_COLUMNS}.items():
         assert f"`{column}` ({dtype})" in samples, column
+    predictions = " ".join(_section(page, schema.TEST_PREDICTIONS).split())
+    for column, (dtype, _) in schema.TEST_PREDICTION_COLUMNS.items():
+        assert f"`{column}` ({dtype})" in predictions, column
     epochs = _section(page, "epochs.csv")
     assert re.findall(r"`(\w+)`", epochs)[:len(schema.EPOCH_COLUMNS)] == list(schema.EPOCH_COLUMNS)
     summary = _section(page, "summary.json")

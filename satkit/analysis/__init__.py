@@ -7,13 +7,21 @@ saturation as time-to-event data (:func:`survival`, :func:`median_time_to_satura
 across seeds (:func:`seed_summary`, :func:`paired_test`), compare with the paper
 (:func:`paper_table`), rank softmax regularisers against each other (:func:`rank_methods`)
 find the samples that never saturate and the mislabeled ones among them (:func:`data_map`,
-:func:`label_issue_scores`, :func:`detection_quality`) and write a Markdown :func:`report`.
+:func:`label_issue_scores`, :func:`detection_quality`), measure calibration
+(:func:`calibration`, :func:`fit_temperature` for post-hoc temperature scaling,
+:func:`calibration_table` per method) and write a Markdown :func:`report`.
 
 Saturation has two views (``saturation="clean"`` or ``"noisy"``, the training logits) and
 per sample two events (``event="first"`` or ``"settled"``): see :mod:`satkit.analysis.views`.
 No torch import here.
 """
 
+from satkit.analysis.calibration import (
+    calibration,
+    expected_calibration_error,
+    fit_temperature,
+    reliability_table,
+)
 from satkit.analysis.detection import auroc, average_precision, precision_at_k
 from satkit.analysis.distribution import p_target_distribution
 from satkit.analysis.errors import RunError
@@ -30,7 +38,7 @@ from satkit.analysis.markdown import markdown_table
 from satkit.analysis.onset import onset_step, postponement, step_window, window_mean
 from satkit.analysis.paper import paper_results, paper_table, paper_table_markdown
 from satkit.analysis.ranking import has_several_methods, rank_methods, ranking_markdown
-from satkit.analysis.reporting import postponement_table, report
+from satkit.analysis.reporting import calibration_table, postponement_table, report
 from satkit.analysis.runs import Run, as_runs, find_run_dirs, load_run
 from satkit.analysis.seeds import (
     comparison_table,
@@ -56,10 +64,14 @@ __all__ = [
     "as_runs",
     "auroc",
     "average_precision",
+    "calibration",
+    "calibration_table",
     "comparison_table",
     "data_map",
     "detection_quality",
+    "expected_calibration_error",
     "find_run_dirs",
+    "fit_temperature",
     "format_alpha2",
     "from_tensorboard",
     "has_several_methods",
@@ -83,6 +95,7 @@ __all__ = [
     "precision_at_k",
     "rank_methods",
     "ranking_markdown",
+    "reliability_table",
     "report",
     "run_table",
     "saturation_summary",

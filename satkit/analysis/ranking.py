@@ -14,7 +14,13 @@ them on, and :func:`ranking_markdown` renders it. The figures, per method over i
   (:func:`satkit.analysis.median_time_to_saturation`; later is better);
 * **late gradient flow** -- the mean ``grad_target_mean`` (|dL/df_y|) over each run's late
   window, mean over seeds (more is better: the samples still steer SGD);
-* **cost per step relative to softmax** -- see :func:`rank_methods` (lower is better).
+* **cost per step relative to softmax** -- see :func:`rank_methods` (lower is better);
+
+and beside them the calibration of the final models (issue 23): the test ECE with its
+interval over seeds (lower is better, ranked), the equal-mass ECE, and, for runs with a
+validation split, the fitted temperature and the test ECE after temperature scaling -- the
+baseline a training-time method has to beat. The rows are sorted by test error, or by any of
+:data:`RANK_BY` (``rank_by="test_ece"``).
 
 "Better" for the saturation figures means "postpones saturation more"; whether that helps is
 what the test-error column says. The saturation figures are of one view, ``saturation=``
@@ -38,22 +44,29 @@ from satkit.analysis.summary import run_table
 from satkit.analysis.survival_analysis import median_time_to_saturation
 from satkit.schema import DEFAULT_TAU, view_column
 
-__all__ = ["RANKING_COLUMNS", "has_several_methods", "rank_methods", "ranking_markdown"]
+__all__ = ["RANKING_COLUMNS", "RANK_BY", "has_several_methods", "rank_methods",
+           "ranking_markdown"]
 
 #: The columns of :func:`rank_methods`, in order.
 RANKING_COLUMNS = (
     *GROUP_KEYS, "method", "seeds", "last_step",
     "test_error", "test_error_ci_low", "test_error_ci_high",
+    "test_ece", "test_ece_ci_low", "test_ece_ci_high",
+    "test_ece_adaptive", "test_ece_adaptive_ci_low", "test_ece_adaptive_ci_high",
+    "temperature", "test_ece_ts", "test_ece_ts_ci_low", "test_ece_ts_ci_high",
     "onset_step", "onset_never",
     "median_saturation_step", "median_saturation_ci_low", "median_saturation_ci_high",
     "saturated_fraction",
     "grad_target_late",
     "seconds_per_step", "cost_vs_softmax",
-    "rank_test_error", "rank_onset", "rank_median_saturation", "rank_grad_late", "rank_cost",
+    "rank_test_error", "rank_ece", "rank_onset", "rank_median_saturation", "rank_grad_late",
+    "rank_cost",
 )
+#: What the rows can be sorted by (``rank_by``): mean figures where lower is better.
+RANK_BY = ("test_error", "test_ece", "test_ece_adaptive", "test_ece_ts")
 # rank column -> (sort key column, ascending: True when a lower value ranks first)
-_RANKS = {"rank_test_error": ("test_error", True), "rank_onset": ("_onset_key", False),
-          "rank_median_saturation": ("_median_key", False),
+_RANKS = {"rank_test_error": ("test_error", True), "rank_ece": ("test_ece", True),
+          "rank_onset": ("_onset_key", False), "rank_median_saturation": ("_median_key", False),
           "rank_grad_late": ("grad_target_late", False), "rank_cost": ("cost_vs_softmax", True)}
 
 
@@ -111,6 +124,11 @@ def _survival(runs: list[Run], saturation: str) -> dict:
             "_median_key": key}
 
 
+def _interval(group: pd.DataFrame, figure: str, confidence: float) -> dict[str, float]:
+    mean, low, high = t_interval(group[figure].astype("float64"), confidence)
+    return {figure: mean, f"{figure}_ci_low": low, f"{figure}_ci_high": high}
+
+
 def _mean(values: pd.Series) -> float:
     x = values.to_numpy(dtype="float64", na_value=np.nan)
     x = x[np.isfinite(x)]
@@ -119,7 +137,7 @@ def _mean(values: pd.Series) -> float:
 
 def rank_methods(runs, *, tau: float = DEFAULT_TAU, stat: str = "p_target_median", window: int = 1,
                  late: Window = 0.25, confidence: float = 0.95,
-                 saturation: str = "clean") -> pd.DataFrame:
+                 saturation: str = "clean", rank_by: str = "test_error") -> pd.DataFrame:
     """One row per method with the figures issue 7 ranks on, and a rank per figure.
 
     Cost per step is *measured*: each run's ``seconds_per_step`` (summary.json: training
@@ -137,29 +155,37 @@ def rank_methods(runs, *, tau: float = DEFAULT_TAU, stat: str = "p_target_median
         confidence: level of the test error's Student-t interval over seeds.
         saturation: the view of the onset and the median individual-saturation time,
             ``"clean"`` or ``"noisy"`` (a run without the noisy view's columns has NaN there).
+        rank_by: the figure the rows are sorted by within a data set, one of :data:`RANK_BY`
+            (lowest first; methods without it last).
 
     Returns:
         Columns :data:`RANKING_COLUMNS`: the group keys (``dataset, loss, setting, noise,
         alpha2``), ``method`` (readable name), ``seeds`` (runs), ``last_step`` (largest over
         the runs); ``test_error`` (%) with ``test_error_ci_low/high`` (NaN for one seed);
+        ``test_ece`` and ``test_ece_adaptive`` with their intervals, ``temperature`` and
+        ``test_ece_ts`` with its interval (means over the runs that measured them; NaN
+        without a validation split or for runs written before satkit measured them);
         ``onset_step`` (mean over the runs that saturated; NaN when none did) and
         ``onset_never`` (runs that never saturated); ``median_saturation_step`` with its
         interval (pooled Kaplan-Meier; NaN when fewer than half the samples saturated) and
         ``saturated_fraction`` (samples saturated by the end); ``grad_target_late``;
         ``seconds_per_step`` and ``cost_vs_softmax`` (NaN without a softmax run of the data
         set); ``rank_*`` (1 = best, ties share the lower rank, nullable ``Int64``, NaN
-        figures unranked): lowest test error, latest onset, latest median saturation (a run
-        or method that never got there counts as its last step + 1, so it ranks as latest),
-        most late gradient, lowest cost. Ranks are within a data set. Sorted by data set,
-        then test error (then method order).
+        figures unranked): lowest test error, lowest ECE, latest onset, latest median
+        saturation (a run or method that never got there counts as its last step + 1, so it
+        ranks as latest), most late gradient, lowest cost. Ranks are within a data set.
+        Sorted by data set, then ``rank_by`` (then method order).
 
     Raises:
         RunError: a run directory is missing or corrupt.
+        ValueError: ``rank_by`` is not one of :data:`RANK_BY`.
 
     Example:
         >>> ranking = rank_methods(comparison_dir)      # doctest: +SKIP
         >>> ranking[["method", "test_error", "rank_onset"]]  # doctest: +SKIP
     """
+    if rank_by not in RANK_BY:
+        raise ValueError(f"rank_by must be one of {', '.join(RANK_BY)}; got {rank_by!r}")
     runs = as_runs(runs)
     table = with_method_columns(run_table(runs, tau=tau, stat=stat, window=window, late=late))
     table["onset_step"] = table[view_column("onset_step", saturation)]
@@ -174,6 +200,10 @@ def rank_methods(runs, *, tau: float = DEFAULT_TAU, stat: str = "p_target_median
             "method": members[0].label, "seeds": len(group),
             "last_step": int(last.max()) if len(last) else pd.NA,
             "test_error": mean, "test_error_ci_low": low, "test_error_ci_high": high,
+            **_interval(group, "test_ece", confidence),
+            **_interval(group, "test_ece_adaptive", confidence),
+            "temperature": _mean(group["temperature"]),
+            **_interval(group, "test_ece_ts", confidence),
             "onset_step": _mean(group["onset_step"]), "onset_never": _never(group, runs, stat),
             "_onset_key": _onset_key(group, runs, stat),
             **_survival(members, saturation),
@@ -193,8 +223,8 @@ def rank_methods(runs, *, tau: float = DEFAULT_TAU, stat: str = "p_target_median
     for rank, (key, ascending) in _RANKS.items():
         out[rank] = out.groupby("dataset")[key].rank(method="min", ascending=ascending,
                                                      na_option="keep").astype("Int64")
-    out = sort_methods(out)  # method order breaks ties in test error
-    out = out.sort_values(["dataset", "test_error"], kind="stable", na_position="last",
+    out = sort_methods(out)  # method order breaks ties
+    out = out.sort_values(["dataset", rank_by], kind="stable", na_position="last",
                           ignore_index=True)
     out["last_step"] = out["last_step"].astype("Int64")
     return out[list(RANKING_COLUMNS)]
@@ -208,6 +238,16 @@ def _error_cell(r) -> str:
     if not math.isfinite(r.test_error):
         return "–"
     return format_interval(r.test_error, r.test_error_ci_high - r.test_error)
+
+
+def _interval_cell(mean: float, high: float) -> str:
+    return format_interval(mean, high - mean) if math.isfinite(mean) else "–"
+
+
+def _scaled_cell(r) -> str:
+    if not math.isfinite(r.test_ece_ts):
+        return "–"
+    return f"{_interval_cell(r.test_ece_ts, r.test_ece_ts_ci_high)} (T = {r.temperature:.3g})"
 
 
 def _onset_cell(r) -> str:
@@ -235,21 +275,27 @@ def _median_cell(r) -> str:
 def ranking_markdown(ranking: pd.DataFrame) -> str:
     """Render :func:`rank_methods` as a Markdown table: each figure followed by its rank.
 
-    ``(#1)`` is the best on that figure within the data set. The test error reads
-    ``mean ± half-width`` of its interval (one seed: the mean); "never by N" = no run of the
-    method saturated by its last step N; the median sample onset reads ``median [low,
-    high]`` (95% interval; "–" for a bound not reached) or ``> N, x% saturated`` when fewer
-    than half the samples saturated; cost is the measured wall time per step relative to
-    softmax.
+    ``(#1)`` is the best on that figure within the data set. The test error and the ECEs
+    read ``mean ± half-width`` of their interval (one seed: the mean); "ECE after TS" is the
+    test ECE after temperature scaling with the mean fitted temperature (the column is left
+    out when no run had a validation split; "–": the method's runs had none); "never by N" =
+    no run of the method saturated by its last step N; the median sample onset reads
+    ``median [low, high]`` (95% interval; "–" for a bound not reached) or ``> N, x%
+    saturated`` when fewer than half the samples saturated; cost is the measured wall time
+    per step relative to softmax.
     """
     rows = []
     several = ranking["dataset"].nunique() > 1
+    scaled = bool(ranking["test_ece_ts"].notna().any()) if len(ranking) else False
     for r in ranking.itertuples(index=False):
         row = {"dataset": r.dataset} if several else {}
         cost = f"{r.cost_vs_softmax:.2f}×" if math.isfinite(r.cost_vs_softmax) else "–"
         row.update({
             "method": r.method, "seeds": r.seeds,
             "test error %": _with_rank(_error_cell(r), r.rank_test_error),
+            "ECE": _with_rank(_interval_cell(r.test_ece, r.test_ece_ci_high), r.rank_ece),
+            "adaptive ECE": _interval_cell(r.test_ece_adaptive, r.test_ece_adaptive_ci_high),
+            **({"ECE after TS": _scaled_cell(r)} if scaled else {}),
             "onset step": _with_rank(_onset_cell(r), r.rank_onset),
             "median sample onset": _with_rank(_median_cell(r), r.rank_median_saturation),
             "late |dL/df_y|": _with_rank(f"{r.grad_target_late:.3g}"

@@ -25,9 +25,11 @@ from satkit.analysis.survival_analysis import logrank, median_time_to_saturation
 from satkit.analysis.views import VIEW_LABELS, event_column
 from satkit.schema import DEFAULT_TAU, VIEWS, view_column
 
-__all__ = ["baseline_pairs", "postponement_table", "report", "run_status"]
+__all__ = ["baseline_pairs", "calibration_table", "postponement_table", "report",
+           "run_status"]
 
 _SEED_FIGURES = {"test_error": ("test error %", format_sig),
+                 "test_ece": ("ECE", format_sig),
                  "onset_step": ("onset step (clean)", ".0f"),
                  "onset_step_noisy": ("onset step (training logits)", ".0f"),
                  "median_saturation_step": ("median sample onset (clean)", ".0f"),
@@ -82,6 +84,7 @@ def _runs_section(runs: list[Run], table: pd.DataFrame) -> str:
         "run": table["run"], "dataset": table["dataset"], "method": table["method"],
         "seed": table["seed"], "status": [run_status(r) for r in runs],
         "last step": table["last_step"], "test error %": table["test_error"],
+        "ECE": table["test_ece"],
         **{f"onset step ({VIEW_LABELS[view]})": [
             _onset_text(v, known) for v, known
             in zip(table[view_column("onset_step", view)], recorded[view], strict=True)]
@@ -263,14 +266,58 @@ def _paired_section(table: pd.DataFrame) -> str:
             + markdown_table(shown, formats={"pvalue": ".3g", "wilcoxon_pvalue": ".3g"}))
 
 
-def _ranking_section(runs: list[Run], tau: float, window: int, late: Window) -> str:
+_CALIBRATION_FIGURES = {
+    "test_error": ("test error %", format_sig), "test_ece": ("ECE", format_sig),
+    "test_ece_adaptive": ("adaptive ECE", format_sig), "test_brier": ("Brier", format_sig),
+    "test_confidence": ("confidence", format_sig),
+    "test_overconfidence": ("overconfidence", format_sig),
+    "temperature": ("T", format_sig), "test_ece_ts": ("ECE after TS", format_sig),
+    "test_nll_ts": ("NLL after TS", format_sig)}
+
+
+def calibration_table(runs) -> pd.DataFrame:
+    """Does the training method beat a single temperature? One row per method: test error,
+    ECE, equal-mass ECE, Brier score, mean confidence and overconfidence of the final test
+    logits, then the temperature fitted on the validation split and the test ECE and NLL
+    after scaling by it (mean ± half-width of the 95 % t-interval over seeds; one seed: the
+    value alone; "–": not measured, e.g. no validation split).
+
+    Args:
+        runs: runs or paths / globs / comparison directories, or a
+            :func:`satkit.analysis.run_table` frame.
+    """
+    rows = []
+    table = runs if isinstance(runs, pd.DataFrame) else run_table(runs)
+    for (dataset, loss, setting, noise, alpha2), seeds, cells in figure_cells(
+            table, figures={f: fmt for f, (_, fmt) in _CALIBRATION_FIGURES.items()}):
+        rows.append({"dataset": dataset, "method": method_label(alpha2, noise, loss, setting),
+                     "seeds": seeds,
+                     **{_CALIBRATION_FIGURES[f][0]: text for f, text in cells.items()}})
+    return pd.DataFrame(rows)
+
+
+def _calibration_section(table: pd.DataFrame) -> str:
+    return ("## Calibration\n\nA saturated softmax is a confident one. ECE: expected "
+            "calibration error of the final model's top-1 confidence on the test set (15 "
+            "equal-width bins; adaptive: equal-mass bins); overconfidence: mean confidence "
+            "minus accuracy (> 0: overconfident). T: the one temperature fitted by NLL on the "
+            "validation split (`--val-fraction`); ECE and NLL after TS: the test logits "
+            "divided by it, the post-hoc baseline a training-time method has to beat. Mean ± "
+            "half-width of the 95% t-interval over seeds (one seed: the value alone; \"–\": "
+            "not measured).\n\n" + markdown_table(calibration_table(table)))
+
+
+def _ranking_section(runs: list[Run], tau: float, window: int, late: Window,
+                     rank_by: str = "test_error") -> str:
     tables = "\n\n".join(
         f"### {heading}\n\n" + ranking_markdown(rank_methods(runs, tau=tau, window=window,
-                                                              late=late, saturation=view))
+                                                              late=late, saturation=view,
+                                                              rank_by=rank_by))
         for view, heading in (("clean", "Clean view (eval-mode logits)"),
                               ("noisy", "Under the training logits (what each loss trained on)")))
-    return ("## Ranking of the methods\n\nEvery method on the five figures of issue 7, best "
-            "first on test error; (#k) is the rank on that figure within the data set (later "
+    return ("## Ranking of the methods\n\nEvery method on the five figures of issue 7 and its "
+            f"calibration, best first on {rank_by}; (#k) is the rank on that figure within "
+            "the data set (later "
             "onset, later median sample onset and more late gradient rank higher: they "
             "postpone saturation more). Cost per step is the measured training wall time per "
             "step relative to softmax on the machine that trained the runs (noisy when it "
@@ -282,13 +329,15 @@ def _ranking_section(runs: list[Run], tau: float, window: int, late: Window) -> 
             + tables)
 
 
-def report(runs, *, tau: float = DEFAULT_TAU, window: int = 1, late: Window = 0.25) -> str:
+def report(runs, *, tau: float = DEFAULT_TAU, window: int = 1, late: Window = 0.25,
+           rank_by: str = "test_error") -> str:
     """Build the Markdown report for a set of runs.
 
     Sections: runs table (with each run's status: finished, or unfinished with its epochs
-    done / planned), a ranking of the methods (:func:`satkit.analysis.rank_methods`; only
-    when the runs hold a softmax regulariser besides softmax / Noisy Softmax, see
-    :func:`satkit.analysis.has_several_methods`), across-seed intervals, postponement
+    done / planned), a ranking of the methods (:func:`satkit.analysis.rank_methods`, sorted
+    by ``rank_by``; only when the runs hold a softmax regulariser besides softmax / Noisy
+    Softmax, see :func:`satkit.analysis.has_several_methods`), calibration against post-hoc
+    temperature scaling (:func:`calibration_table`), across-seed intervals, postponement
     against softmax, individual saturation (survival medians, one-sided log-rank p-values),
     which samples never saturate (Data Maps regions, the most suspicious samples, and
     the detection quality of runs trained with ``--label-noise``), the paired test of test
@@ -319,7 +368,9 @@ def report(runs, *, tau: float = DEFAULT_TAU, window: int = 1, late: Window = 0.
         f"Onset: first step at which the batch median of p_y reaches {tau:g} (rolling window "
         f"{window}); late window: {late_text}. " + _PVALUES_TEXT,
         _runs_section(runs, table),
-        *([_ranking_section(runs, tau, window, late)] if has_several_methods(runs) else []),
+        *([_ranking_section(runs, tau, window, late, rank_by)]
+          if has_several_methods(runs) else []),
+        _calibration_section(table),
         _seed_section(table),
         _postponement_section(pairs, table, runs, tau, window, late),
         _survival_section(runs, pairs),

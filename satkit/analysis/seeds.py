@@ -19,7 +19,12 @@ from scipy import stats
 
 from satkit.analysis.labels import method_label, method_order
 from satkit.analysis.markdown import Format, format_interval, format_sig
-from satkit.analysis.summary import NOISY_VIEW_FIGURES, RUN_TABLE_FIGURES, run_table
+from satkit.analysis.summary import (
+    CALIBRATION_FIGURES,
+    NOISY_VIEW_FIGURES,
+    RUN_TABLE_FIGURES,
+    run_table,
+)
 
 __all__ = ["COMPARISON_FIGURES", "GROUP_KEYS", "WILCOXON_MIN_PAIRS", "comparison_table",
            "figure_cells", "paired_test", "seed_summary", "sort_methods", "t_interval",
@@ -209,6 +214,8 @@ def paired_test(runs, baseline_alpha2: float = 0.0, *, figure: str = "test_error
 #: spec or a function; :func:`satkit.analysis.markdown.format_sig` is three significant figures).
 COMPARISON_FIGURES: dict[str, tuple[str, Format]] = {
     "test_error": ("test error %", format_sig),
+    "test_ece": ("ECE", format_sig),
+    "test_ece_ts": ("ECE after TS", format_sig),
     "onset_step": ("onset step (clean)", ".0f"),
     "onset_step_noisy": ("onset step (training logits)", ".0f"),
     "median_saturation_step": ("median sample onset (clean)", ".0f"),
@@ -232,8 +239,10 @@ def comparison_table(runs, *, figures: Mapping[str, tuple[str, Format]] | None =
     Returns:
         Columns ``method, alpha2, seeds`` and one per figure (``figures`` maps a run-table
         column to its heading and format; default :data:`COMPARISON_FIGURES`: test error,
-        onset in the clean and the training-logit view, median sample onset in both views,
-        late |dL/df_y|); sorted by data set and method (:func:`sort_methods`).
+        ECE and ECE after temperature scaling, onset in the clean and the training-logit
+        view, median sample onset in both views, late |dL/df_y|); sorted by data set and
+        method (:func:`sort_methods`). A calibration figure no run measured (ECE after
+        temperature scaling without a validation split) is left out.
 
     Example:
         >>> t = pd.DataFrame({"run": ["a", "b"], "dataset": "d", "noise": "annealed",
@@ -250,7 +259,9 @@ def comparison_table(runs, *, figures: Mapping[str, tuple[str, Format]] | None =
             for (_dataset, loss, setting, noise, alpha2), seeds, cells
             in figure_cells(runs, figures={f: fmt for f, (_, fmt) in figures.items()},
                             confidence=confidence, **run_table_options)]
-    headings = [heading for heading, _ in figures.values()]
+    headings = [heading for figure, (heading, _) in figures.items()
+                if figure not in CALIBRATION_FIGURES or any(r.get(heading, "–") != "–"
+                                                            for r in rows)]
     return pd.DataFrame(rows, columns=["method", "alpha2", "seeds", *headings])
 
 
@@ -263,7 +274,7 @@ def figure_cells(runs, *, figures: Mapping[str, Format], confidence: float = 0.9
         :func:`sort_methods` order; ``seeds`` is the most runs with a finite value of any
         figure. A text is ``"mean"`` (one seed), ``"mean ± half-width"``, ``"never"`` (no run
         reached it) or ``"–"`` (not recorded: a noisy-view or settled figure of runs recorded
-        before those existed).
+        before those existed, a calibration figure not measured).
     """
     table = _table(runs, run_table_options)
     summary = seed_summary(table, figures=list(figures), confidence=confidence)
@@ -283,5 +294,5 @@ def figure_cells(runs, *, figures: Mapping[str, Format], confidence: float = 0.9
 
 def _cell(r, fmt: Format) -> str:
     if r.n == 0 or not math.isfinite(r.mean):
-        return "never"
+        return "–" if r.figure in CALIBRATION_FIGURES else "never"
     return format_interval(r.mean, r.ci_high - r.mean, fmt)

@@ -15,8 +15,8 @@ from satkit.analysis.survival_analysis import median_time_to_saturation
 from satkit.analysis.views import event_column
 from satkit.schema import DEFAULT_TAU, VIEWS, view_column
 
-__all__ = ["NOISY_VIEW_FIGURES", "RUN_TABLE_COLUMNS", "RUN_TABLE_FIGURES", "run_table",
-           "saturation_summary"]
+__all__ = ["CALIBRATION_FIGURES", "NOISY_VIEW_FIGURES", "RUN_TABLE_COLUMNS",
+           "RUN_TABLE_FIGURES", "run_table", "saturation_summary"]
 
 #: What :func:`run_table` says about each run before its figures.
 RUN_TABLE_COLUMNS = ("run", "dataset", "model", "alpha2", "noise", "loss", "setting", "method",
@@ -26,7 +26,15 @@ RUN_TABLE_COLUMNS = ("run", "dataset", "model", "alpha2", "noise", "loss", "sett
 RUN_TABLE_FIGURES = ("test_error", "best_test_error", "onset_step", "onset_step_noisy",
                      "grad_target_late", "p_target_late", "noise_late", "feature_norm_late",
                      "median_saturation_step", "median_saturation_step_noisy",
-                     "median_settled_step", "median_settled_step_noisy", "seconds_per_step")
+                     "median_settled_step", "median_settled_step_noisy", "seconds_per_step",
+                     "test_ece", "test_ece_adaptive", "test_brier", "test_confidence",
+                     "test_overconfidence", "temperature", "test_ece_ts", "test_nll_ts")
+#: The calibration figures among them: NaN means "not measured" (a run without a validation
+#: split has no temperature; runs written before satkit measured calibration have none).
+CALIBRATION_FIGURES = ("test_ece", "test_ece_adaptive", "test_brier", "test_confidence",
+                       "test_overconfidence", "temperature", "test_ece_ts", "test_nll_ts")
+#: The per-epoch ones (epochs.csv stands in for summary.json, as for the test error).
+_EPOCH_CALIBRATION = CALIBRATION_FIGURES[:5]
 #: The figures a run recorded before the training-logit view and the settled event cannot
 #: give (NaN there means "not recorded", not "never reached"; see ``noisy_view``).
 NOISY_VIEW_FIGURES = ("onset_step_noisy", "median_saturation_step_noisy", "median_settled_step",
@@ -46,6 +54,19 @@ def _test_error(run: Run, key: str, reduce) -> float:
         return float(run.summary[key])
     errors = run.epochs["test_error"].dropna() if "test_error" in run.epochs else pd.Series()
     return float(reduce(errors)) if len(errors) else math.nan
+
+
+def _calibration(run: Run) -> dict[str, float]:
+    """The calibration figures of summary.json; the per-epoch ones from epochs.csv's last row
+    when the summary lacks them (an unfinished run)."""
+    out = {}
+    for name in CALIBRATION_FIGURES:
+        value = run.summary.get(name)
+        if value is None and name in _EPOCH_CALIBRATION and name in run.epochs \
+                and len(run.epochs):
+            value = run.epochs[name].iloc[-1]
+        out[name] = math.nan if value is None or pd.isna(value) else float(value)
+    return out
 
 
 def _late_means(run: Run, late: Window) -> dict[str, float]:
@@ -104,8 +125,12 @@ def run_table(runs, *, tau: float = DEFAULT_TAU, stat: str = "p_target_median",
         ``median_saturation_step[_noisy]`` (Kaplan-Meier median of the samples'
         first_saturated_step[_noisy]) and ``median_settled_step[_noisy]`` (of their
         settled_step[_noisy]), NaN when not reached or no samples table;
-        ``seconds_per_step`` (training wall time per step from summary.json). The
-        :data:`NOISY_VIEW_FIGURES` are NaN for a run without ``noisy_view``: not recorded.
+        ``seconds_per_step`` (training wall time per step from summary.json); the
+        :data:`CALIBRATION_FIGURES` ``test_ece``, ``test_ece_adaptive``, ``test_brier``,
+        ``test_confidence``, ``test_overconfidence`` (of the last epoch: summary.json, else
+        epochs.csv), ``temperature``, ``test_ece_ts``, ``test_nll_ts`` (post-hoc temperature
+        scaling; NaN without a validation split). The :data:`NOISY_VIEW_FIGURES` are NaN for
+        a run without ``noisy_view``: not recorded.
     """
     rows = []
     for run in as_runs(runs):
@@ -123,6 +148,7 @@ def run_table(runs, *, tau: float = DEFAULT_TAU, stat: str = "p_target_median",
             **_late_means(run, late),
             **{name: _median(run, *spec) for name, spec in _MEDIANS.items()},
             "seconds_per_step": run.seconds_per_step,
+            **_calibration(run),
         })
     table = pd.DataFrame(rows)
     for column in ("seed", "last_step", "epochs", "epochs_planned"):

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from satkit.analysis.ranking import RANK_BY
 from satkit.cli.args import add_config_flags, config_from_args, flag_message
 from satkit.training.config import LOSS_NAMES, ConfigError, TrainConfig
 
@@ -48,6 +49,9 @@ def _add_compare_flags(p: argparse.ArgumentParser, *, out_default: str) -> None:
     p.add_argument("--out", default=out_default, help=f"output directory (default: {out_default})")
     p.add_argument("--no-figure", dest="figure", action="store_false",
                    help="skip the dashboard figure")
+    p.add_argument("--rank-by", default="test_error", choices=RANK_BY,
+                   help="the figure the ranking of several methods is sorted by "
+                        "(default: test_error)")
     if out_default == "runs/compare":
         p.add_argument("--resume", action="store_true",
                        help="continue the comparison in --out: finished runs are kept, an "
@@ -123,11 +127,23 @@ def _train(args: argparse.Namespace) -> int:
         onset = "never" if s["onset_step"] is None else s["onset_step"]
         method = s["loss"] if s["loss"] != "noisy" else f"Noisy Softmax alpha2={s['alpha2']:g}"
         print(f"{s['dataset']} {method}: test error {s['test_error']:.2f}% "
-              f"(best {s['best_test_error']:.2f}%), saturation onset step {onset}, "
-              f"{s['steps']} steps in {s['seconds']:.1f}s on {s['device']}")
+              f"(best {s['best_test_error']:.2f}%){_calibration_text(s)}, saturation onset step "
+              f"{onset}, {s['steps']} steps in {s['seconds']:.1f}s on {s['device']}")
         print(f"run directory: {result.run_dir}")
         print(tensorboard_hint(result.run_dir))
     return 0
+
+
+def _calibration_text(summary: dict[str, Any]) -> str:
+    """``", ECE 0.0182 (0.0151 after temperature scaling, T = 0.935)"``, or less when a figure
+    is missing."""
+    if summary.get("test_ece") is None:
+        return ""
+    text = f", ECE {summary['test_ece']:.3g}"
+    if summary.get("test_ece_ts") is not None:
+        text += (f" ({summary['test_ece_ts']:.3g} after temperature scaling, "
+                 f"T = {summary['temperature']:.3g})")
+    return text
 
 
 def _compare(args: argparse.Namespace, *, base: TrainConfig | None = None) -> int:
@@ -139,7 +155,8 @@ def _compare(args: argparse.Namespace, *, base: TrainConfig | None = None) -> in
         return _fail(str(exc))
     result = _guarded(args, compare, config, alpha2s=args.alpha2s, seeds=args.seeds,
                       losses=args.losses, out=args.out, figure=args.figure,
-                      resume=getattr(args, "resume", False), notify=_note)
+                      resume=getattr(args, "resume", False), notify=_note,
+                      rank_by=getattr(args, "rank_by", "test_error"))
     if isinstance(result, int):
         return result
     print(result.markdown)

@@ -2,7 +2,8 @@
 
 ``load_dataset(name)`` returns a :class:`DataSplit` of normalised tensors on the training device;
 :class:`DeviceLoader` draws batches from them by index; :func:`cifar_augment` is the paper's
-batched "+" augmentation; :func:`corrupt_labels` flips a known fraction of the training labels.
+batched "+" augmentation; :func:`split_validation` holds a stratified validation split out of
+the training set, :func:`corrupt_labels` flips a known fraction of the training labels.
 Downloads happen only when a loader is called, never on import.
 """
 
@@ -16,6 +17,7 @@ from satkit.data.label_noise import (
     corrupt_labels,
 )
 from satkit.data.loader import DeviceLoader
+from satkit.data.validation import split_validation, validation_indices
 
 __all__ = [
     "DATASETS",
@@ -32,4 +34,6 @@ __all__ = [
     "fetch_file",
     "load_dataset",
     "random_crop_flip",
+    "split_validation",
+    "validation_indices",
 ]

@@ -29,6 +29,7 @@ from satkit.plots.palette import (
     method_color,
     run_style,
 )
+from satkit.plots.reliability import reliability, reliability_figure
 from satkit.plots.survival_curves import survival
 from satkit.plots.sweep import alpha_sweep
 
@@ -47,6 +48,8 @@ __all__ = [
     "noise_curves",
     "p_target_heatmap",
     "region_survival",
+    "reliability",
+    "reliability_figure",
     "run_style",
     "saturated_fraction",
     "saturation_curves",

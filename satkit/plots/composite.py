@@ -14,6 +14,7 @@ from satkit.plots._common import PlotData, run_sort_key, runs_of
 from satkit.plots.curves import feature_norms, gradient_curves, noise_curves, saturation_curves
 from satkit.plots.distribution import p_target_heatmap
 from satkit.plots.methods import method_comparison
+from satkit.plots.reliability import reliability
 from satkit.plots.survival_curves import survival
 from satkit.plots.sweep import alpha_sweep
 from satkit.schema import DEFAULT_TAU
@@ -76,7 +77,9 @@ def dashboard(runs: PlotData, *, figsize: tuple[float, float] | None = None,
        (training logits) and late gradient per method (:func:`satkit.plots.method_comparison`)
        or against alpha2 (:func:`satkit.plots.alpha_sweep`);
     3. then, flowing on: the target-logit gradient, the noise (only when some run has noise
-       or a margin), the feature / weight norms and the clean p_y heatmap of every run.
+       or a margin), the feature / weight norms, the clean p_y heatmap of every run and the
+       reliability diagram of every method that kept test predictions
+       (:func:`satkit.plots.reliability`, seeds pooled).
 
     When a method has several seeds its curves are the mean over them with their range as a
     band and its survival curve pools them; otherwise each run is its own curve. One legend
@@ -105,6 +108,8 @@ def dashboard(runs: PlotData, *, figsize: tuple[float, float] | None = None,
                                                legend=False))
     flowing.append(lambda ax: feature_norms(runs, ax=ax, max_points=max_points, legend=True))
     flowing += [(lambda ax, r=run: p_target_heatmap([r], ax=ax)) for run in runs]
+    flowing += [(lambda ax, m=members, t=f"Reliability: {label}": reliability(m, ax=ax, title=t))
+                for label, members in _predicted(runs).items()]
     top = 1 + (summary is not None)
     rows = top + math.ceil(len(flowing) / _COLUMNS)
     fig = Figure(figsize=figsize or (22, _ROW_HEIGHT * rows), layout="constrained")
@@ -129,6 +134,17 @@ def dashboard(runs: PlotData, *, figsize: tuple[float, float] | None = None,
                    ncols=min(len(labels), 6), title="runs")
     fig.suptitle(title or _title(runs, pooled), fontsize="x-large")
     return fig
+
+
+def _predicted(runs: list[Run]) -> dict[str, list[Run]]:
+    """The runs that kept test predictions, by method (their seeds pooled in one diagram)."""
+    several = len({r.dataset for r in runs}) > 1
+    methods: dict[str, list[Run]] = {}
+    for run in runs:
+        if not run.test_predictions.empty:
+            label = f"{run.label}, {run.dataset}" if several else run.label
+            methods.setdefault(label, []).append(run)
+    return methods
 
 
 def _fill(axes, draws: list) -> list[Axes]:

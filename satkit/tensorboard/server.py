@@ -45,6 +45,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
+from satkit.tensorboard.addresses import WILDCARDS
 from satkit.tensorboard.client import TensorBoardClient, TensorBoardError
 
 __all__ = [
@@ -65,8 +66,6 @@ DEFAULT_PORT = 6006
 # TensorBoard prints "TensorBoard 2.x at http://HOST:PORT/ (Press CTRL+C to quit)" once bound;
 # with --port 0 this line is the only place the chosen port appears.
 _SERVING = re.compile(r"TensorBoard \S+ at http://\S+:(\d+)/\S* \(")
-# Wildcard hosts listen on loopback too; clients connect there instead.
-_WILDCARDS = {"", "0.0.0.0", "::", "[::]"}
 _WORKDIR_PREFIX = "satkit-tensorboard-"
 _OWNERS = "owners"  # the pids (parent, TensorBoard) that use a work directory
 
@@ -77,8 +76,13 @@ workdir, parent = sys.argv[1], int(sys.argv[2])
 ORPHAN = getattr(signal, "SIGHUP", signal.SIGTERM)  # the parent-death signal
 orphan = threading.Event()
 def on_orphan(*_):
-    orphan.set()
-    sys.exit(0)
+    # The kernel sends the parent-death signal again each time this process is handed to
+    # another dying thread of the parent's: only the first counts, and none may interrupt
+    # the clean-up (a second SystemExit inside the rmtree below would cut it short).
+    signal.signal(ORPHAN, signal.SIG_IGN)
+    if not orphan.is_set():
+        orphan.set()
+        sys.exit(0)
 atexit.register(lambda: orphan.is_set() and shutil.rmtree(workdir, ignore_errors=True))
 signal.signal(ORPHAN, on_orphan)
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a normal stop; the parent cleans up
@@ -278,7 +282,8 @@ class TensorBoardServer:
                 match = _SERVING.search(self.log_text())
                 if match:
                     self.port = int(match.group(1))
-                    host = "localhost" if self.host in _WILDCARDS else self.host
+                    # wildcard hosts listen on loopback too; clients connect there
+                    host = "localhost" if self.host in WILDCARDS else self.host
                     if ":" in host and not host.startswith("["):
                         host = f"[{host}]"  # a literal IPv6 address
                     self.url = f"http://{host}:{self.port}/"

@@ -159,7 +159,8 @@ def compare(base: TrainConfig, *, alpha2s: Sequence[float] | None = None,
             seeds: Sequence[int] = (0,), losses: Sequence[str] | None = None,
             out: str | os.PathLike[str] = "runs/compare", figure: bool = True,
             resume: bool = False,
-            notify: Callable[[str], None] | None = None) -> Comparison:
+            notify: Callable[[str], None] | None = None,
+            rank_by: str = "test_error") -> Comparison:
     """Train every method x alpha2 x seed of ``base`` into ``out/<run_name>/``; compare them.
 
     ``losses`` defaults to ``[base.loss]`` and ``alpha2s`` (used by ``"noisy"`` only) to
@@ -183,15 +184,22 @@ def compare(base: TrainConfig, *, alpha2s: Sequence[float] | None = None,
             (``epochs`` may grow: the finished runs are then resumed too).
         notify: called with a line for the user (the earlier comparison at ``out``, a run
             trained again); default: nothing.
+        rank_by: the figure the ranking of several methods is sorted by
+            (:data:`satkit.analysis.ranking.RANK_BY`: ``test_error``, ``test_ece``, ...); it
+            changes only the tables, so a resumed comparison may choose another.
 
     Raises:
         ConfigError: empty or repeated alpha2/seed/loss lists; ``resume`` with another grid or
-            other settings.
+            other settings; an unknown ``rank_by``.
         RunDirError: ``resume`` and ``out`` holds no comparison.
         RunLockedError: another process holds ``out`` (or one of its runs).
         Interrupted: SIGINT/SIGTERM (or a Ctrl-C between runs); its message says what was
             saved and that ``resume`` continues; ``exc.run_dir`` is the comparison.
     """
+    from satkit.analysis.ranking import RANK_BY
+
+    if rank_by not in RANK_BY:
+        raise ConfigError(f"rank_by must be one of {', '.join(RANK_BY)}; got {rank_by!r}")
     notify = notify or (lambda _line: None)
     configs = grid(base, alpha2s=alpha2s, seeds=seeds, losses=losses)
     plan = _plan(base, configs, alpha2s, seeds, losses)
@@ -225,7 +233,7 @@ def compare(base: TrainConfig, *, alpha2s: Sequence[float] | None = None,
                                            notify))
                 except NonFiniteError:
                     runs.append(RunResult(run_dir, {}))
-            return summarise(out_dir, runs, figure=figure, pause=pause)
+            return summarise(out_dir, runs, figure=figure, pause=pause, rank_by=rank_by)
         except StopRequested as exc:
             raise Interrupted(
                 f"{exc}; the run in {exc.run_dir} was saved (summary.json: finished false) "
@@ -242,7 +250,7 @@ def compare(base: TrainConfig, *, alpha2s: Sequence[float] | None = None,
 
 
 def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True,
-              pause: Pause | None = None) -> Comparison:
+              pause: Pause | None = None, rank_by: str = "test_error") -> Comparison:
     """Write the comparison table and figure for the runs (``unfinished`` lists those that
     stopped early).
 
@@ -250,8 +258,10 @@ def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True,
     settings), the ranking of :func:`satkit.analysis.rank_methods` is what ``markdown``
     holds (what ``satkit compare`` prints), in both views, ``comparison.md`` gains it as a
     section and ``ranking.csv`` / ``ranking_noisy.csv`` hold it in full (clean view / under the
-    training logits); an alpha2 comparison is summarised as before. ``pause`` is the fault
-    point before the figure (:mod:`satkit.training.faults`; tests only).
+    training logits), sorted by ``rank_by``; an alpha2 comparison is summarised as before.
+    Test error, ECE and (with a validation split) ECE after temperature scaling stand beside
+    the onsets in every table. ``pause`` is the fault point before the figure
+    (:mod:`satkit.training.faults`; tests only).
     """
     from satkit.analysis import (
         comparison_table,
@@ -281,12 +291,15 @@ def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True,
         short = f"{short}\n\n{section}"
         text = short
     if has_several_methods(per_run):
-        table = rank_methods(loaded)
-        noisy = rank_methods(loaded, saturation="noisy")
+        table = rank_methods(loaded, rank_by=rank_by)
+        noisy = rank_methods(loaded, saturation="noisy", rank_by=rank_by)
         table.to_csv(out_dir / "ranking.csv", index=False)
         noisy.to_csv(out_dir / "ranking_noisy.csv", index=False)
-        text = ("Ranking of the methods ((#k): rank on that figure; cost: measured training "
-                "wall time per step relative to softmax on this machine). Clean view:\n\n"
+        text = (f"Ranking of the methods, sorted by {rank_by} ((#k): rank on that figure; "
+                "ECE: expected calibration error of the test set's top-1 confidence, 15 bins; "
+                "ECE after TS: after temperature scaling fitted on the validation split; cost: "
+                "measured training wall time per step relative to softmax on this machine). "
+                "Clean view:\n\n"
                 + ranking_markdown(table) + "\n\nUnder the training logits (onset and median "
                 "sample onset of the softmax each loss trained on):\n\n"
                 + ranking_markdown(noisy))

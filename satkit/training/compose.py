@@ -64,24 +64,38 @@ class RunParts:
     schedule: torch.optim.lr_scheduler.LRScheduler
     train_loader: Any
     test_loader: Any
+    validation: tuple[torch.Tensor, torch.Tensor] | None = None
+    """``(val_x, val_y)`` held out of the training set (``val_fraction``), else None."""
     labels: Any = None
     """:class:`satkit.data.NoisyLabels`: the training labels, true and as trained on."""
 
 
 def build_parts(config: TrainConfig, ctx: DistContext) -> RunParts:
-    """Load the data onto ``ctx.device`` (its training labels corrupted as ``label_noise``
-    says) and build the head and loss of ``config.loss``, then the model around that head, the
-    SGD optimizer, its step schedule and the loaders.
+    """Load the data onto ``ctx.device``, hold out the validation split (``val_fraction``),
+    corrupt the remaining training labels as ``label_noise`` says, and build the head and loss
+    of ``config.loss``, then the model around that head, the SGD optimizer, its step schedule
+    and the loaders.
 
     Raises:
         DataError: the data set is missing or corrupt.
+        ConfigError: ``val_fraction`` would leave a class without a training sample.
     """
-    from satkit.data import DeviceLoader, apply_label_noise, cifar_augment, load_dataset
+    from satkit.data import (
+        DeviceLoader,
+        apply_label_noise,
+        cifar_augment,
+        load_dataset,
+        split_validation,
+    )
     from satkit.heads import make_head_and_loss
     from satkit.models import PRESETS, build_model
 
     data = load_dataset(config.dataset, data_dir=config.data_dir, device=ctx.device,
                         seed=config.split_seed)
+    try:  # the validation split first: the rest applies to the samples trained on only
+        data, validation = split_validation(data, config.val_fraction, config.split_seed)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     data, labels = apply_label_noise(data, config.label_noise, kind=config.label_noise_kind,
                                      seed=config.label_noise_seed)
     assert config.model is not None  # check_config resolved it
@@ -103,7 +117,7 @@ def build_parts(config: TrainConfig, ctx: DistContext) -> RunParts:
     test_loader = DeviceLoader(data.test_x, data.test_y, batch_size=max(config.batch_size, 512),
                                shuffle=False, rank=ctx.rank, world_size=ctx.world_size)
     return RunParts(data, model, loss_fn.to(ctx.device), optimizer, schedule, train_loader,
-                    test_loader, labels)
+                    test_loader, validation, labels)
 
 
 def label_columns(labels: Any) -> Any:

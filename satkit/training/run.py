@@ -7,6 +7,8 @@ Order, so that a refused run leaves nothing behind and a failed one loses nothin
 2. claim the run directory atomically (:func:`satkit.training.run_dir.create_run_dir`) and
    write ``config.json``;
 3. train (:class:`satkit.training.trainer.Trainer`); the recorder flushes its rows durably;
+   a run that finished then measures its end-of-run calibration and writes its test
+   predictions (:mod:`satkit.training.posthoc`);
 4. whatever way training ended (finished, SIGINT/SIGTERM, a non-finite loss, a failing disk),
    read the run back from its directory and write ``summary.json`` from its whole tables, with
    ``finished`` saying whether every epoch ran; then the TensorBoard hparams of a finished run.
@@ -40,6 +42,7 @@ from satkit.training.config import ConfigError, TrainConfig
 from satkit.training.distributed import DistContext, setup_distributed
 from satkit.training.faults import pause_from_env
 from satkit.training.interrupt import Interrupted, StopRequested
+from satkit.training.posthoc import final_calibration
 from satkit.training.progress import Progress
 from satkit.training.resume import check_position, check_resume_config
 from satkit.training.run_dir import (
@@ -57,6 +60,10 @@ from satkit.training.summary import hparams, hparams_metrics, run_summary
 from satkit.training.trainer import STATE_KEYS, EpochResult, Trainer
 
 __all__ = ["RunResult", "default_run_dir", "run_label", "train"]
+
+#: The per-epoch figures written as TensorBoard scalars ``epoch/<name>``.
+_EPOCH_SCALARS = ("train_loss", "train_error", "test_loss", "test_error", "lr", "test_ece",
+                  "test_ece_adaptive", "test_brier", "test_confidence", "test_overconfidence")
 
 
 @dataclass
@@ -116,6 +123,7 @@ def _config_record(config: TrainConfig, parts: RunParts, ctx: DistContext,
             "device": str(ctx.device), "threads": torch.get_num_threads(),
             "world_size": ctx.world_size,
             "train_size": int(parts.data.train_x.shape[0]),
+            "val_size": 0 if parts.validation is None else int(parts.validation[1].shape[0]),
             "test_size": int(parts.data.test_x.shape[0]), "num_classes": parts.data.num_classes}
 
 
@@ -161,8 +169,7 @@ def _trainer(config: TrainConfig, parts: RunParts, ctx: DistContext, run_dir: Pa
             _write_epochs(run_dir / schema.EPOCHS, trainer.history)
             step = max(result.step - 1, 0)
             recording.tensorboard.write_scalars(
-                step, {k: getattr(result, k) for k in (
-                    "train_loss", "train_error", "test_loss", "test_error", "lr")},
+                step, {k: getattr(result, k) for k in _EPOCH_SCALARS},
                 group="epoch")
             if samples is not None:
                 _write_data_map(recording, samples, parts, step)
@@ -206,8 +213,10 @@ def _restore(trainer: Trainer, state: dict[str, Any], recording: Recording,
 
 
 def _finish(config: TrainConfig, trainer: Trainer, recording: Recording, ctx: DistContext,
-            run_dir: Path, started: float, error: BaseException | None) -> dict[str, Any]:
-    """Write summary.json (and a finished run's hparams) from the run read back from disk."""
+            run_dir: Path, started: float, error: BaseException | None,
+            final: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write summary.json (and a finished run's hparams) from the run read back from disk and
+    the end-of-run calibration ``final`` (:func:`satkit.training.posthoc.final_calibration`)."""
     from satkit.analysis import load_run
 
     finished = error is None and trainer.epoch >= config.epochs
@@ -215,7 +224,7 @@ def _finish(config: TrainConfig, trainer: Trainer, recording: Recording, ctx: Di
         summary = run_summary(config, load_run(run_dir), steps=trainer.step,
                               seconds=trainer.seconds, device=ctx.device, finished=finished,
                               wall_seconds=time.perf_counter() - started,
-                              stop_reason=_stop_reason(error))
+                              stop_reason=_stop_reason(error), final=final)
         write_json(run_dir / schema.SUMMARY, summary)
         if finished and recording.tensorboard is not None:
             recording.tensorboard.write_hparams(hparams(config, ctx.device),
@@ -324,9 +333,13 @@ def _train_in(run_dir: Path, lock: RunDirLock | None, config: TrainConfig, parts
                 f"{run_dir} holds no recorded step yet")
         raise Interrupted(f"interrupted before training started; {what}", run_dir) from exc
     error: Exception | None = None
+    final = None
     try:
         with recording.recorder:  # closes (flushes) the recorder and its sinks, also on errors
             trainer.fit()
+        if ctx.is_main and trainer.epoch >= config.epochs:
+            final = final_calibration(trainer, parts, run_dir,
+                                      batch_size=max(config.batch_size, 512))
     except KeyboardInterrupt as exc:  # a second Ctrl-C: the process stops without a summary
         kept = (f"the checkpoint of step {trainer.checkpoint_step} and the rows flushed before "
                 f"it are kept; continue with {how}" if trainer.checkpoint_step is not None else
@@ -336,7 +349,7 @@ def _train_in(run_dir: Path, lock: RunDirLock | None, config: TrainConfig, parts
     except Exception as exc:  # the run stopped early: its summary says how far it got
         error = exc
     try:
-        summary = _finish(config, trainer, recording, ctx, run_dir, started, error) \
+        summary = _finish(config, trainer, recording, ctx, run_dir, started, error, final) \
             if ctx.is_main else {}
     except KeyboardInterrupt as exc:
         raise Interrupted(f"interrupted while writing {run_dir / schema.SUMMARY}; the "

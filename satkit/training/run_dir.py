@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from satkit.schema import CHECKPOINT
-from satkit.sinks.base import fsync_dir
+from satkit.sinks.base import check_utf8_path, fsync_dir
 from satkit.training.config import TrainConfig
 
 __all__ = ["CHECKPOINT", "CLAIM", "RunDirError", "RunDirLock", "RunLockedError",
@@ -180,6 +180,8 @@ def describe_os_error(exc: OSError, where: str | os.PathLike[str] | None = None)
     if isinstance(exc, RunWriteError):
         return exc.message
     path = exc.filename if exc.filename is not None else where
+    if isinstance(path, bytes):  # TensorBoard's file layer reports paths as bytes
+        path = os.fsdecode(path)
     return f"{_reason(exc)} while writing {path}" if path is not None else _reason(exc)
 
 
@@ -241,11 +243,17 @@ def claim_run_dir(path: str | os.PathLike[str], *, resume: bool = False,
         requires: the file a directory to resume must hold (a run's checkpoint by default).
 
     Raises:
-        RunDirError: ``resume`` is set but ``path`` holds no ``requires``.
+        RunDirError: ``path`` is not UTF-8 text (TensorBoard cannot write there; refused
+            before anything is created), or ``resume`` is set but ``path`` holds no
+            ``requires``.
         RunLockedError: ``resume`` is set and another process holds ``path``.
         RunWriteError: the directory cannot be created (read-only, no permission, disk full).
     """
     path = Path(path)
+    try:
+        check_utf8_path(path, "--out")
+    except ValueError as exc:
+        raise RunDirError(str(exc)) from None
     if resume:
         if requires is not None and not (path / requires).is_file():
             if not path.exists():

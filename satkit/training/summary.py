@@ -21,20 +21,33 @@ __all__ = ["HPARAM_METRICS", "hparams", "hparams_metrics", "run_summary"]
 
 #: Summary fields logged as TensorBoard hparams metrics (as ``hparams/<field>``).
 HPARAM_METRICS = ("test_error", "best_test_error", "onset_step", "grad_target_late",
-                  "median_sample_onset", "onset_step_noisy", "median_sample_onset_noisy")
+                  "median_sample_onset", "onset_step_noisy", "median_sample_onset_noisy",
+                  "test_ece", "test_ece_adaptive", "test_brier", "test_confidence",
+                  "test_overconfidence", "temperature", "test_ece_ts", "test_nll_ts")
 #: Training settings logged as hparams besides the method's own (bookkeeping is left out).
 _TRAINING = ("dataset", "model", "epochs", "batch_size", "lr", "momentum", "weight_decay",
-             "lr_gamma", "augment", "compile", "seed", "split_seed", "label_noise",
-             "label_noise_kind", "label_noise_seed")
+             "lr_gamma", "augment", "compile", "seed", "split_seed", "val_fraction",
+             "label_noise", "label_noise_kind", "label_noise_seed")
+#: The per-epoch calibration figures the summary takes from the last epoch.
+_LAST_EPOCH = ("test_ece", "test_ece_adaptive", "test_brier", "test_confidence",
+               "test_overconfidence")
 
 
 def _finite(value: Any) -> Any:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
+def _last(epochs: Any, column: str) -> float | None:
+    if not len(epochs) or column not in epochs:
+        return None
+    value = float(epochs[column].iloc[-1])
+    return None if math.isnan(value) else value
+
+
 def run_summary(config: TrainConfig, run: Any, *, steps: int, seconds: float,
                 device: torch.device, finished: bool, wall_seconds: float,
-                stop_reason: str | None = None) -> dict[str, Any]:
+                stop_reason: str | None = None,
+                final: dict[str, Any] | None = None) -> dict[str, Any]:
     """``summary.json`` of a run (its fields are :data:`satkit.schema.SUMMARY_FIELDS`, in order).
 
     Args:
@@ -46,6 +59,8 @@ def run_summary(config: TrainConfig, run: Any, *, steps: int, seconds: float,
         stop_reason: why an unfinished run stopped ("interrupted", "non-finite", "write
             error", "error"); None for a finished run.
         wall_seconds: wall time of this invocation (setup and writing included).
+        final: the end-of-run calibration of a finished run
+            (:func:`satkit.training.posthoc.final_calibration`); its fields are null without.
     """
     epochs = run.epochs
     errors = epochs["test_error"].tolist() if len(epochs) else []
@@ -62,12 +77,14 @@ def run_summary(config: TrainConfig, run: Any, *, steps: int, seconds: float,
         "test_error": _finite(float(errors[-1])) if errors else None,
         "best_test_error": _finite(float(min(errors))) if errors else None,
         "train_error": _finite(float(epochs["train_error"].iloc[-1])) if errors else None,
+        **{name: _last(epochs, name) for name in _LAST_EPOCH},
+        **{name: _finite(value) for name, value in (final or {}).items()},
         **saturation,
         "seconds": round(seconds, 3), "seconds_per_step": seconds / max(steps, 1),
         "wall_seconds": round(wall_seconds, 3), "device": str(device),
         "satkit_version": __version__,
     }
-    return {field: summary[field] for field in SUMMARY_FIELDS}
+    return {field: summary.get(field) for field in SUMMARY_FIELDS}
 
 
 def _corrupted_fraction(config: TrainConfig, samples: Any) -> float | None:

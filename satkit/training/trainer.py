@@ -4,11 +4,17 @@ One step is forward -> loss -> backward -> ``recorder.step`` -> ``optimizer.step
 a step reads a tensor on the host (nor copies one to the device): the running loss and error for
 the progress display and the non-finite check are read only at the recorder's flush interval
 (``sync_every``) and at the end of an epoch; sample counts are known on the host.
+
+The evaluation after each epoch measures test loss and error and the top-1 calibration
+(:mod:`satkit.training.calibration`) in one pass, read with one host sync. During the last
+epoch the training logits' calibration is accumulated too (the same no-sync accumulator in
+the step), read at the epoch's end sync.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -19,12 +25,14 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from satkit.training.calibration import MEASURES, TopOneCalibration
+from satkit.training.evaluation import Evaluation, evaluate, predict, split_batch, unwrap
 from satkit.training.faults import pause_from_env
 from satkit.training.interrupt import GracefulStop, StopRequested
 from satkit.training.progress import Progress
 from satkit.validation import check_int
 
-__all__ = ["STATE_KEYS", "EpochResult", "NonFiniteError", "Trainer"]
+__all__ = ["STATE_KEYS", "EpochResult", "Evaluation", "NonFiniteError", "Trainer"]
 
 #: The keys of :meth:`Trainer.state_dict` (``rng_cuda`` too on CUDA).
 STATE_KEYS = ("model", "optimizer", "schedule", "recorder", "step", "epoch", "batch_in_epoch",
@@ -43,7 +51,9 @@ def _is_nonfinite_input(exc: ValueError) -> bool:
 
 @dataclass
 class EpochResult:
-    """One row of ``epochs.csv``. Errors are in %; train figures use the training logits."""
+    """One row of ``epochs.csv``. Errors are in %; train figures use the training logits; the
+    calibration figures are of the clean test logits (NaN in a history written before satkit
+    measured them)."""
 
     epoch: int
     step: int
@@ -53,15 +63,11 @@ class EpochResult:
     test_error: float
     lr: float
     seconds: float
-
-
-def _split_batch(batch: Any) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Accept (x, y) from any DataLoader or (x, y, index) from satkit's DeviceLoader."""
-    if isinstance(batch, (tuple, list)) and len(batch) in (2, 3):
-        return batch[0], batch[1], batch[2] if len(batch) == 3 else None
-    size = len(batch) if hasattr(batch, "__len__") else "?"
-    raise TypeError("a batch must be (inputs, targets) or (inputs, targets, indices), got "
-                    f"{type(batch).__name__} of length {size}")
+    test_ece: float = math.nan
+    test_ece_adaptive: float = math.nan
+    test_brier: float = math.nan
+    test_confidence: float = math.nan
+    test_overconfidence: float = math.nan
 
 
 def _accepts_target(model: nn.Module) -> bool:
@@ -135,6 +141,15 @@ class Trainer:
         self._n = 0  # samples of the epoch so far; known on the host, never copied over
         self._first_bad = torch.full((), -1, dtype=torch.int64, device=self.device)
         self._pause = None
+        self._eval_calibration = TopOneCalibration(self.device)  # reset by each evaluation
+        # the training logits' calibration over the last epoch (None in the other epochs)
+        self._train_calibration: TopOneCalibration | None = None
+        #: The calibration of the training logits over the last epoch (each training sample
+        #: once, with the logits its loss was computed on): ``{"ece", "ece_adaptive",
+        #: "brier", "confidence", "overconfidence"}``, set when the last epoch ends; None
+        #: before. This process's samples only (under torchrun: this rank's shard, like
+        #: ``train_error``).
+        self.train_calibration: dict[str, float] | None = None
 
     # -- one step ---------------------------------------------------------------------------
     def _forward(self, x: Tensor, y: Tensor | None) -> Tensor:
@@ -160,7 +175,10 @@ class Trainer:
                                loss=loss)
         self.optimizer.step()
         n = y.shape[0]
-        errors = (logits.detach().argmax(1) != y).sum()
+        predicted = logits.detach().argmax(1)
+        errors = (predicted != y).sum()
+        if self._train_calibration is not None:
+            self._train_calibration.add(logits.detach(), y, predicted)
         self._sums += torch.stack([loss.double() * n, errors.double()])
         self._n += n
         bad = ~torch.isfinite(loss)
@@ -190,37 +208,38 @@ class Trainer:
             f"recorded rows were flushed and {kept}. Lower the learning rate or alpha2.")
 
     # -- evaluation -------------------------------------------------------------------------
-    @torch.no_grad()
-    def evaluate(self, data: Iterable[Any] | None = None) -> tuple[float, float]:
-        """Mean loss and error (%) on ``data`` (default: the test data), clean logits."""
+    def evaluate(self, data: Iterable[Any] | None = None, *, reduce: bool = True) -> Evaluation:
+        """Loss, error and calibration on ``data`` (default: the test data), clean logits.
+
+        One pass, one host sync (:func:`satkit.training.evaluation.evaluate`).
+
+        Args:
+            data: batches (x, y) or (x, y, index); default: ``test_data``.
+            reduce: under ``torch.distributed``, combine every rank's samples (every rank
+                calls it and evaluates equally many samples, as satkit's ``DeviceLoader``
+                shards do); False: this process's samples only, with the model unwrapped from
+                DDP and no collective (one rank may call it alone).
+
+        Returns:
+            An :class:`~satkit.training.evaluation.Evaluation` (NaN figures without data).
+        """
         data = self.test_data if data is None else data
         if data is None:
-            return float("nan"), float("nan")
-        was_training = self.model.training
-        self.model.eval()
-        sums = torch.zeros(2, dtype=torch.float64, device=self.device)
-        n = 0
+            return Evaluation.empty()
+        distributed = reduce and dist.is_available() and dist.is_initialized()
+        module = self.model if reduce else unwrap(self.model)
         try:
-            for batch in data:
-                x, y, _ = _split_batch(batch)
-                x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-                logits = self._forward(x, None).float()
-                loss = F.cross_entropy(logits, y, reduction="sum")
-                sums += torch.stack([loss.double(), (logits.argmax(1) != y).sum().double()])
-                n += y.shape[0]
+            return evaluate(module, data, device=self.device, amp=self.amp,
+                            calibration=self._eval_calibration, distributed=distributed)
         except ValueError as exc:
             if not _is_nonfinite_input(exc):
                 raise
             raise self._nonfinite("features in evaluation") from exc
-        finally:
-            self.model.train(was_training)
-        if dist.is_available() and dist.is_initialized():
-            total = torch.cat([sums, sums.new_tensor([n])])  # every rank's count, once
-            dist.all_reduce(total)
-            loss_sum, errors, n = total.tolist()  # sync point (once per evaluation)
-        else:
-            loss_sum, errors = sums.tolist()  # sync point (once per evaluation)
-        return loss_sum / max(n, 1), 100.0 * errors / max(n, 1)
+
+    def predict(self, data: Iterable[Any]) -> tuple[Tensor, Tensor, Tensor | None]:
+        """The clean logits of ``data`` on the device: this process's samples, the model
+        unwrapped from DDP (:func:`satkit.training.evaluation.predict`)."""
+        return predict(unwrap(self.model), data, device=self.device, amp=self.amp)
 
     # -- the loop ---------------------------------------------------------------------------
     def _batches(self) -> Iterator[Any]:
@@ -234,17 +253,26 @@ class Trainer:
         return iter(data)
 
     def _end_epoch(self, started: float) -> EpochResult:
-        loss_sum, errors = self._sums.tolist()  # sync point (once per epoch)
         n = self._n
+        if self._train_calibration is not None:  # the last epoch: its calibration, same sync
+            loss_sum, errors, *measured = torch.cat(
+                [self._sums, self._train_calibration.result()]).tolist()  # sync point (once)
+            values = dict(zip(MEASURES, measured, strict=True))
+            values["overconfidence"] = values["confidence"] - values.pop("accuracy")
+            self.train_calibration = values
+            self._train_calibration = None
+        else:
+            loss_sum, errors = self._sums.tolist()  # sync point (once per epoch)
         self._check_finite()
         lr = self.optimizer.param_groups[0]["lr"]
-        test_loss, test_error = self.evaluate()
+        evaluation = self.evaluate()
         if self.schedule is not None:
             self.schedule.step()
         elapsed = time.perf_counter() - started
         self.seconds += elapsed
         result = EpochResult(self.epoch, self.step, loss_sum / max(n, 1),
-                             100.0 * errors / max(n, 1), test_loss, test_error, lr, elapsed)
+                             100.0 * errors / max(n, 1), evaluation.loss, evaluation.error, lr,
+                             elapsed, **evaluation.calibration("test_"))
         self.history.append(result)
         self.epoch += 1
         self.batch_in_epoch = 0
@@ -275,12 +303,23 @@ class Trainer:
             self.progress.close()
         return self.history
 
+    def _calibration_of_epoch(self) -> TopOneCalibration | None:
+        """The accumulator of the training logits' calibration for the epoch starting (or
+        resumed) now: only in the last epoch; the restored one when the last epoch is resumed
+        midway, None when that resume has none (a checkpoint from before it existed)."""
+        if self.epoch != self.epochs - 1:
+            return None  # also when --epochs grew past a last epoch that was cut short
+        if self.batch_in_epoch == 0:
+            return TopOneCalibration(self.device)
+        return self._train_calibration
+
     def _run_epoch(self, stop: GracefulStop) -> None:
         started = time.perf_counter()
+        self._train_calibration = self._calibration_of_epoch()
         for batch in self._batches():
             if self._pause is not None:
                 self._pause.at("step", before=self._writes_done)
-            self.train_step(*_split_batch(batch))
+            self.train_step(*split_batch(batch))
             self.step += 1
             self.batch_in_epoch += 1
             self.progress.advance()
@@ -311,8 +350,7 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly where the loop is (CPU tensors)."""
-        model = getattr(self.model, "module", self.model)  # unwrap DDP
-        model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
+        model = unwrap(self.model)
         state: dict[str, Any] = {
             "model": model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -322,6 +360,9 @@ class Trainer:
             "sums": self._sums.cpu(), "n": self._n, "seconds": self.seconds,
             "history": [asdict(r) for r in self.history],
             "rng_cpu": torch.get_rng_state(),
+            "train_calibration": None if self._train_calibration is None
+            else self._train_calibration.state_dict(),
+            "train_calibration_result": self.train_calibration,
         }
         if self.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
@@ -329,8 +370,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`'s output (from :func:`load_checkpoint`)."""
-        model = getattr(self.model, "module", self.model)
-        model = getattr(model, "_orig_mod", model)
+        model = unwrap(self.model)
         model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.schedule is not None and state["schedule"] is not None:
@@ -347,6 +387,12 @@ class Trainer:
         self._sums, self._n = sums.to(self.device), n
         self.checkpoint_step = self.step
         self.history = [EpochResult(**r) for r in state["history"]]
+        saved = state.get("train_calibration")  # absent from checkpoints before it existed
+        self._train_calibration = None
+        if saved is not None:
+            self._train_calibration = TopOneCalibration(self.device, bins=int(saved["bins"]))
+            self._train_calibration.load_state_dict(saved)
+        self.train_calibration = state.get("train_calibration_result")
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng_cuda"], self.device)

@@ -41,15 +41,25 @@ def test_bad_values_exit_2_naming_the_field(argv, needle, capsys):
 def test_compare_methods_from_the_command_line(tmp_path, capsys):
     out = tmp_path / "cmp"
     assert main(["compare", "--loss", "softmax", "noisy", "label-smoothing", "--alpha2", "0.5",
-                 "--seeds", "0", *QUICK, "--no-figure", "--out", str(out)]) == 0
+                 "--seeds", "0", *QUICK, "--no-figure", "--out", str(out), "--val-fraction",
+                 "0.1", "--rank-by", "test_ece"]) == 0
     names = sorted(p.name for p in out.iterdir() if p.is_dir())
     assert names == ["alpha2=0.5_seed=0", "label-smoothing_seed=0", "softmax_seed=0"]
     text = capsys.readouterr().out
     assert "label smoothing" in text and "Noisy Softmax α²=0.5" in text
+    # error, ECE, ECE after temperature scaling and the onsets side by side, sorted by ECE
+    header = next(line for line in text.splitlines() if line.startswith("| method"))
+    for column in ("test error %", "ECE", "adaptive ECE", "ECE after TS", "onset step"):
+        assert f"| {column} |" in header
+    assert "sorted by test_ece" in text
+    ranking = pd.read_csv(out / "ranking.csv")
+    assert list(ranking["test_ece"]) == sorted(ranking["test_ece"])
+    assert ranking["temperature"].notna().all()
 
 
 def test_unknown_flag_or_choice_exits_2(capsys):
-    for argv in (["train", "--learning-rate", "1"], ["train", "--dataset", "imagenet"]):
+    for argv in (["train", "--learning-rate", "1"], ["train", "--dataset", "imagenet"],
+                 ["compare", "--rank-by", "onset_step"], ["report", ".", "--rank-by", "x"]):
         with pytest.raises(SystemExit) as exc:
             main(argv)
         assert exc.value.code == 2
@@ -130,19 +140,23 @@ def test_torchrun_two_gloo_processes(tmp_path):
     torchrun = str(Path(sys.executable).parent / "torchrun")
     proc = subprocess.run(
         [torchrun, "--standalone", "--nproc_per_node=2", "-m", "satkit", "train", *QUICK,
-         "--out", str(out)], capture_output=True, text=True, timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"})
+         "--out", str(out), "--val-fraction", "0.1"], capture_output=True, text=True,
+        timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     config = json.loads((out / "config.json").read_text())
-    assert config["world_size"] == 2
-    per_rank = -(-1437 // 2)  # each rank: a disjoint half of every epoch
+    assert config["world_size"] == 2 and config["train_size"] == 1293
+    # the evaluation merged both ranks' halves of the test set; rank 0 alone fitted the
+    # temperature and wrote the predictions at the end (the other rank waited)
+    assert summary["test_ece"] is not None and summary["temperature"] is not None
+    assert len(pd.read_parquet(out / "test_predictions.parquet")) == 360
+    per_rank = -(-1293 // 2)  # each rank: a disjoint half of every epoch
     assert summary["steps"] == -(-per_rank // 64)
     metrics = pd.read_parquet(out / "metrics.parquet")
     assert metrics["step"].tolist() == list(range(summary["steps"]))
     assert (metrics["batch_size"] == 128).iloc[:-1].all()  # merged over both ranks
     samples = pd.read_parquet(out / "samples.parquet")
-    assert samples["last_seen_step"].notna().sum() == 1437  # both ranks' samples merged
+    assert samples["last_seen_step"].notna().sum() == 1293  # both ranks' samples merged
     assert len(list(out.glob("events.out.tfevents*"))) == 1  # only rank 0 writes
 
 

@@ -34,7 +34,8 @@ def test_find_head_by_path_and_by_module():
     lm = LM()
     assert find_head(lm, "lm_head") is lm.lm_head
     assert find_head(lm, lm.lm_head) is lm.lm_head
-    assert find_head(lm, "model.embed") is lm.model["embed"]  # a tied-embedding-like layer
+    with pytest.raises(TypeError, match="head='model.embed'.*token ids, not features"):
+        find_head(lm, "model.embed")  # an embedding's input is indices: never a head
 
 
 def test_find_head_errors_name_the_argument_and_the_children():

@@ -136,7 +136,7 @@ def test_a_bad_view_names_the_argument(comparison):
 
 PLOTS = [plots.saturation_curves, plots.gradient_curves, plots.noise_curves,
          plots.saturated_fraction, plots.feature_norms, plots.survival, plots.p_target_heatmap,
-         plots.alpha_sweep, plots.method_comparison]
+         plots.alpha_sweep, plots.method_comparison, plots.reliability]
 
 
 @pytest.mark.parametrize("plot", PLOTS, ids=lambda f: f.__name__)

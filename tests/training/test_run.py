@@ -58,6 +58,9 @@ def test_run_directory_holds_every_output(tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert list(summary) == list(SUMMARY_FIELDS)
     assert (summary["finished"], summary["epochs"], summary["epochs_planned"]) == (True, 2, 2)
+    assert summary["temperature"] is None and summary["test_ece_ts"] is None  # no split
+    assert 0 < summary["test_ece"] < 1 and summary["train_ece_noisy"] is not None
+    assert (run / "test_predictions.parquet").is_file()
     steps_per_epoch = -(-1437 // 64)
     assert summary["steps"] == 2 * steps_per_epoch
     metrics = pd.read_parquet(run / "metrics.parquet")
@@ -72,6 +75,60 @@ def test_run_directory_holds_every_output(tmp_path):
     assert state["step"] == summary["steps"]
     again = train(TrainConfig(**{**QUICK, "epochs": 1}, out=str(tmp_path / "run")))
     assert again.run_dir.name == "run-1"  # never overwrites
+
+
+def test_a_validation_split_fits_a_temperature_and_the_run_keeps_its_test_predictions(
+        tmp_path):
+    from satkit.analysis.calibration import (
+        calibration,
+        expected_calibration_error,
+        fit_temperature,
+        softmax,
+    )
+    from satkit.data import load_dataset, split_validation
+    from satkit.heads import make_head_and_loss
+    from satkit.models import PRESETS, build_model
+    from satkit.schema import TEST_PREDICTION_COLUMNS
+
+    config = TrainConfig(**{**QUICK, "alpha2": 0.0}, val_fraction=0.1, out=str(tmp_path / "r"))
+    run = train(config).run_dir
+    summary = json.loads((run / "summary.json").read_text())
+    assert json.loads((run / "config.json").read_text())["val_size"] == 144
+    assert len(pd.read_parquet(run / "samples.parquet")) == 1293  # trained on only
+    epochs = pd.read_csv(run / "epochs.csv")
+    for name in ("test_ece", "test_ece_adaptive", "test_brier", "test_confidence",
+                 "test_overconfidence"):
+        assert summary[name] == pytest.approx(epochs[name].iloc[-1])
+    assert summary["test_overconfidence"] == pytest.approx(
+        summary["test_confidence"] - (1 - summary["test_error"] / 100))
+    # the predictions file: the final model's test set, whose ECE is the last epoch's
+    predictions = pd.read_parquet(run / "test_predictions.parquet")
+    assert list(predictions.columns) == list(TEST_PREDICTION_COLUMNS)
+    assert predictions["index"].tolist() == list(range(360))
+    correct = predictions["predicted"] == predictions["label"]
+    assert 100 * (1 - correct.mean()) == pytest.approx(summary["test_error"])
+    assert expected_calibration_error(predictions["confidence"], correct) == pytest.approx(
+        summary["test_ece"], rel=1e-9)
+    # the temperature is the one fitted on the validation logits of the final model
+    data, (val_x, val_y) = split_validation(load_dataset("digits"), 0.1, 0)
+    head, _ = make_head_and_loss(config.loss, PRESETS["digits-cnn"].feature_dim, 10,
+                                 **config.head_options())
+    model = build_model("digits-cnn", num_classes=10, in_channels=1, image_size=8, head=head)
+    model.load_state_dict(load_checkpoint(run / "checkpoint.pt")["model"])
+    with torch.no_grad():
+        val_logits = model.eval()(val_x).double().numpy()
+        test_logits = model(data.test_x).double().numpy()
+    t = fit_temperature(val_logits, val_y.numpy())
+    assert summary["temperature"] == pytest.approx(t, rel=1e-5)
+    scaled = calibration(softmax(test_logits, t), data.test_y.numpy())
+    assert summary["test_ece_ts"] == pytest.approx(scaled["ece"], rel=1e-4)
+    assert summary["test_nll_ts"] == pytest.approx(scaled["nll"], rel=1e-5)
+    for view in ("", "_noisy"):
+        assert 0 <= summary[f"train_ece{view}"] <= 1
+        assert summary[f"train_confidence{view}"] > 0.5
+    # a resume may not change the split
+    with pytest.raises(ConfigError, match="val_fraction"):
+        train(config.replace(resume=True, val_fraction=0.2))
 
 
 def test_tensorboard_gets_epoch_curves_and_the_effective_hparams(tmp_path):
@@ -92,9 +149,14 @@ def test_tensorboard_gets_epoch_curves_and_the_effective_hparams(tmp_path):
         assert data_map["data_map/confidence_corrupted", step] < data_map[
             "data_map/confidence_clean", step]
     assert {t for t, _, _ in scalars if t.startswith("epoch/")} == {
-        f"epoch/{k}" for k in ("train_loss", "train_error", "test_loss", "test_error", "lr")}
+        f"epoch/{k}" for k in ("train_loss", "train_error", "test_loss", "test_error", "lr",
+                               "test_ece", "test_ece_adaptive", "test_brier", "test_confidence",
+                               "test_overconfidence")}
     metrics = {t: (s, v) for t, s, v in scalars if t.startswith("hparams/")}
     assert metrics["hparams/test_error"] == pytest.approx((last, result.summary["test_error"]))
+    assert metrics["hparams/test_ece"] == pytest.approx((last, result.summary["test_ece"]),
+                                                        rel=1e-6)  # float32 in the event file
+    assert "hparams/temperature" not in metrics  # no validation split: nothing fitted
     assert {s for s, _ in metrics.values()} == {last}
     assert "hparams/grad_target_late" in metrics and "hparams/best_test_error" in metrics
     assert set(metric_tags) == set(metrics)
