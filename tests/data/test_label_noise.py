@@ -87,3 +87,22 @@ def test_a_run_records_the_labels_and_the_fraction_corrupted(tmp_path):
         train(config.replace(resume=True, out=str(result.run_dir), label_noise_seed=6))
     with pytest.raises(ConfigError, match="label_noise"):
         TrainConfig(label_noise=1.5)
+
+
+def test_the_validation_split_is_taken_first_and_keeps_its_true_labels():
+    import torch
+
+    from satkit.data import split_validation
+    from satkit.training import TrainConfig
+    from satkit.training.compose import build_parts, check_config
+    from satkit.training.distributed import DistContext
+
+    config = check_config(TrainConfig(device="cpu", val_fraction=0.1, label_noise=0.2,
+                                      label_noise_seed=4))
+    parts = build_parts(config, DistContext())
+    clean, (val_x, val_y) = split_validation(load_dataset("digits"), 0.1, config.split_seed)
+    n = clean.train_y.shape[0]
+    assert parts.data.train_y.shape[0] == n == len(parts.labels.labels) < 1437
+    assert parts.labels.corrupted.sum() == round(0.2 * n)  # of the samples trained on
+    assert torch.equal(parts.validation[1], val_y)  # the held-out labels are the true ones
+    assert (parts.labels.true_labels == clean.train_y.numpy()).all()
