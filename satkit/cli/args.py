@@ -34,9 +34,14 @@ def _field_doc(cls: type, name: str) -> str:
     lines = inspect.getsource(cls).splitlines()
     for i, line in enumerate(lines):
         if line.strip().startswith(f"{name}:") and i + 1 < len(lines):
-            nxt = lines[i + 1].strip()
-            if nxt.startswith('"""'):
-                return nxt.strip('"')
+            if not lines[i + 1].strip().startswith('"""'):
+                return ""
+            text = []
+            for doc in lines[i + 1:]:  # the docstring may run over several lines
+                text.append(doc.strip())
+                if doc.strip().endswith('"""') and (len(text) > 1 or doc.strip() != '"""'):
+                    break
+            return " ".join(text).strip('"').strip()
     return ""
 
 
@@ -56,7 +61,8 @@ def add_config_flags(parser: argparse.ArgumentParser, *, exclude: tuple[str, ...
             continue
         tp = _strip_optional(hints[f.name])
         default = getattr(defaults, f.name)
-        help_text = (_field_doc(cls, f.name) + f" (default: {default})").strip()
+        shown = "" if default is None else f" (default: {default})"
+        help_text = (_field_doc(cls, f.name) + shown).strip()
         kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": help_text}
         if tp is bool:
             kwargs["action"] = argparse.BooleanOptionalAction

@@ -15,14 +15,28 @@ from satkit.methods import DEFAULT_ALPHA2, METHOD_NAMES, METHODS, NOISE_FAMILIES
 from satkit.schema import DEFAULT_THRESHOLDS
 from satkit.validation import check_bool, check_choice, check_int, check_real, check_reals
 
-__all__ = ["DATASETS", "LOSS_NAMES", "MAX_SEED", "ConfigError", "TrainConfig",
-           "config_from_dict"]
+__all__ = ["DATASETS", "HISTOGRAM_SLICES", "LOSS_NAMES", "MAX_SEED", "ConfigError",
+           "TrainConfig", "config_from_dict", "histogram_cadence"]
 
 DATASETS: tuple[str, ...] = ("digits", "mnist", "cifar10", "cifar100")
 #: The CLI's ``--loss`` choices: the methods of :data:`satkit.methods.METHODS`.
 LOSS_NAMES: tuple[str, ...] = METHOD_NAMES
 #: The largest ``seed`` / ``split_seed`` (what every random generator in the stack accepts).
 MAX_SEED = 2**32 - 1
+#: Per-sample histograms a run writes when ``histogram_every`` is not set (about this many).
+HISTOGRAM_SLICES = 50
+
+
+def histogram_cadence(total_steps: int, slices: int = HISTOGRAM_SLICES) -> int:
+    """Steps between histograms so that a run of ``total_steps`` gets about ``slices`` of them
+    (every step for a run of up to ``slices`` steps).
+
+    Example:
+        >>> histogram_cadence(72), histogram_cadence(276), histogram_cadence(100_000)
+        (2, 6, 2000)
+    """
+    check_int("total_steps", total_steps, minimum=0)
+    return max(1, -(-total_steps // slices))
 
 
 def _default(method: str, setting: str) -> Any:
@@ -73,6 +87,9 @@ class TrainConfig:
     arcface)."""
     epochs: int = 10
     batch_size: int = 128
+    drop_last: bool = True
+    """Drop each epoch's last, short batch in training, so that every step is a full batch (the
+    per-epoch shuffle leaves out other samples each epoch)."""
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -90,12 +107,15 @@ class TrainConfig:
     """Seed of the digits train/test split, kept apart from ``seed`` so seeds share a test set."""
     data_dir: str | None = None
     out: str | None = None
-    """Run directory; default ``runs/<dataset>_alpha2=<alpha2>_seed=<seed>``."""
+    """Run directory; default ``runs/<dataset>_<run name>``, e.g.
+    ``runs/digits_noisy-softmax_alpha2=0.1_seed=0``."""
     resume: bool = False
     thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
     every: int = 1
     flush_every: int = 100
-    histogram_every: int = 100
+    histogram_every: int | None = None
+    """Steps between per-sample p_y and noise histograms in TensorBoard; default: about 50 per
+    run, from its planned number of steps."""
     quiet: bool = False
     figures: bool = True
     """Save figures/dashboard.png at the end of the run."""
@@ -107,8 +127,9 @@ class TrainConfig:
         check_choice("noise", self.noise, NOISE_FAMILIES, **err)
         check_choice("xi_per", self.xi_per, ("sample", "batch"), **err)
         _check_device(self.device)
-        for name in ("epochs", "batch_size", "every", "flush_every", "histogram_every"):
+        for name in ("epochs", "batch_size", "every", "flush_every"):
             check_int(name, getattr(self, name), minimum=1, **err)
+        check_int("histogram_every", self.histogram_every, minimum=1, optional=True, **err)
         check_int("seed", self.seed, minimum=0, maximum=MAX_SEED, **err)
         check_int("split_seed", self.split_seed, minimum=0, maximum=MAX_SEED, **err)
         check_real("alpha2", self.alpha2, lo=0.0, **err)
@@ -131,7 +152,7 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
                 raise ConfigError(f"{name} must be a non-empty string or None, got {value!r}")
-        for name in ("augment", "amp", "compile", "resume", "quiet", "figures"):
+        for name in ("drop_last", "augment", "amp", "compile", "resume", "quiet", "figures"):
             check_bool(name, getattr(self, name), **err)
 
     @property
