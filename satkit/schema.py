@@ -12,7 +12,8 @@ reads) holds:
 ``epochs.csv``                one row per finished epoch (:data:`EPOCH_COLUMNS`)
 ``summary.json``              the run's summary figures (:data:`SUMMARY_FIELDS`)
 ``checkpoint.pt``             the state to ``--resume`` from
-``events.out.tfevents.*``     TensorBoard event files
+``events.out.tfevents.*``     TensorBoard event files (tags ``<group>/<name>``, the groups
+                              :data:`TENSORBOARD_GROUPS`)
 ``figures/dashboard.png``     the run's dashboard figure
 ============================  ==========================================================
 
@@ -39,6 +40,8 @@ __all__ = [
     "SAMPLE_COLUMNS",
     "SUMMARY",
     "SUMMARY_FIELDS",
+    "TENSORBOARD_GROUPS",
+    "TENSORBOARD_NOT_METRICS",
     "VIEWS",
     "view_column",
 ]
@@ -148,3 +151,24 @@ SUMMARY_FIELDS: Mapping[str, str] = MappingProxyType({
     "device": "the device it trained on",
     "satkit_version": "the satkit version that wrote it",
 })
+
+#: TensorBoard's tag groups (a tag is ``<group>/<name>``): key -> the group's name. TensorBoard
+#: lists groups sorted by name, numbers first and by value, so the numbers put them in this
+#: order: the saturation story first, bookkeeping last. ``epoch`` holds the per-epoch learning
+#: curves, ``hparams`` the final figures the HPARAMS tab reads; every other group holds metrics
+#: columns, under their own names (``2 saturation, training logits/p_target_noisy_median``).
+TENSORBOARD_GROUPS: Mapping[str, str] = MappingProxyType({
+    "clean": "1 saturation, clean",
+    "noisy": "2 saturation, training logits",
+    "gradient": "3 gradient",
+    "noise": "4 noise",
+    "epoch": "5 learning curves, per epoch",
+    "loss": "6 training loss, per step",
+    "norms": "7 norms and logits",
+    "diagnostics": "8 diagnostics",
+    "hparams": "9 final figures",
+})
+#: The groups whose tags are not metrics columns (and tag prefixes of older runs that were not).
+TENSORBOARD_NOT_METRICS: tuple[str, ...] = (
+    f"{TENSORBOARD_GROUPS['epoch']}/", f"{TENSORBOARD_GROUPS['hparams']}/", "epoch/",
+    "hparams/", "final/")

@@ -107,7 +107,7 @@ def compare(base: TrainConfig, *, alpha2s: Sequence[float] | None = None,
         run_dir = out_dir / run_name(config)
         try:
             runs.append(train(config.replace(out=str(run_dir), resume=False),
-                              position=(k, len(configs))))
+                              position=(k, len(configs)), peers=configs))
         except NonFiniteError:
             runs.append(RunResult(run_dir, {}))
     return summarise(out_dir, runs, figure=figure)

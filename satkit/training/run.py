@@ -18,6 +18,7 @@ import csv
 import io
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ __all__ = ["RunResult", "default_run_dir", "run_label", "train"]
 
 #: Config fields that must match between a checkpoint and ``--resume``.
 _RESUME_KEYS = ("dataset", "model", "loss", "alpha2", "noise", "xi_per", "epochs", "batch_size",
-                "lr", "seed", "split_seed", "thresholds", "every")
+                "drop_last", "lr", "seed", "split_seed", "thresholds", "every")
 
 
 @dataclass
@@ -134,10 +135,10 @@ def _trainer(config: TrainConfig, parts: RunParts, ctx: DistContext, run_dir: Pa
     def on_epoch(result: EpochResult) -> None:
         if ctx.is_main:
             _write_epochs(run_dir / schema.EPOCHS, trainer.history)
-            recording.tensorboard.write_scalars(
-                max(result.step - 1, 0), {k: getattr(result, k) for k in (
-                    "train_loss", "train_error", "test_loss", "test_error", "lr")},
-                group="epoch")
+            first = trainer.history[-2].step if len(trainer.history) > 1 else 0
+            recording.tensorboard.write_epoch(first, max(result.step - 1, first), {
+                k: getattr(result, k) for k in (
+                    "train_loss", "train_error", "test_loss", "test_error", "lr")})
 
     def on_checkpoint(state: dict[str, Any]) -> None:
         nonlocal saved
@@ -170,8 +171,10 @@ def _restore(trainer: Trainer, state: dict[str, Any], recording: Recording,
 
 
 def _finish(config: TrainConfig, trainer: Trainer, recording: Recording, ctx: DistContext,
-            run_dir: Path, started: float, error: BaseException | None) -> dict[str, Any]:
-    """Write summary.json (and a finished run's hparams) from the run read back from disk."""
+            run_dir: Path, started: float, error: BaseException | None,
+            peers: Sequence[TrainConfig] = ()) -> dict[str, Any]:
+    """Write summary.json (and a finished run's hparams, configured over ``peers``, the runs
+    of its comparison) from the run read back from disk."""
     from satkit.analysis import load_run
 
     finished = error is None and trainer.epoch >= config.epochs
@@ -181,9 +184,10 @@ def _finish(config: TrainConfig, trainer: Trainer, recording: Recording, ctx: Di
                               wall_seconds=time.perf_counter() - started)
         write_json(run_dir / schema.SUMMARY, summary)
         if finished and recording.tensorboard is not None:
-            recording.tensorboard.write_hparams(hparams(config, ctx.device),
-                                                hparams_metrics(summary),
-                                                step=max(trainer.step - 1, 0))
+            recording.tensorboard.write_hparams(
+                hparams(config, ctx.device), hparams_metrics(summary),
+                step=max(trainer.step - 1, 0),
+                runs=[hparams(p, ctx.device) for p in peers] or None)
     except Exception as exc:
         if error is None:
             raise
@@ -195,7 +199,8 @@ def _finish(config: TrainConfig, trainer: Trainer, recording: Recording, ctx: Di
     return summary
 
 
-def train(config: TrainConfig, *, position: tuple[int, int] | None = None) -> RunResult:
+def train(config: TrainConfig, *, position: tuple[int, int] | None = None,
+          peers: Sequence[TrainConfig] = ()) -> RunResult:
     """Train one run as ``config`` says and write its run directory.
 
     Under ``torchrun`` the model is wrapped in DistributedDataParallel, the data is sharded by
@@ -204,6 +209,9 @@ def train(config: TrainConfig, *, position: tuple[int, int] | None = None) -> Ru
     Args:
         config: the run.
         position: ``(k, n)``: the run is the k-th of n (shown by the progress display).
+        peers: the configs of the comparison the run belongs to (its own included): the
+            TensorBoard HPARAMS config lists their settings and shows by default the columns
+            that differ between them (:mod:`satkit.sinks.tensorboard_layout`).
 
     Returns:
         The run directory and the summary written to its ``summary.json``.
@@ -225,12 +233,13 @@ def train(config: TrainConfig, *, position: tuple[int, int] | None = None) -> Ru
     except ValueError as exc:  # a device that is not available here
         raise ConfigError(str(exc)) from exc
     config = check_config(config)
+    peers = [check_config(p) for p in peers]
     torch.manual_seed(config.seed * 1000 + ctx.rank)
     parts = build_parts(config, ctx)
     run_dir = _share_path(create_run_dir(config.out or default_run_dir(config),
                                          resume=config.resume) if ctx.is_main else None, ctx)
     try:
-        return _train_in(run_dir, config, parts, ctx, position, started)
+        return _train_in(run_dir, config, parts, ctx, position, started, peers)
     except OSError as exc:
         if isinstance(exc, RunWriteError):
             raise
@@ -238,7 +247,8 @@ def train(config: TrainConfig, *, position: tuple[int, int] | None = None) -> Ru
 
 
 def _train_in(run_dir: Path, config: TrainConfig, parts: RunParts, ctx: DistContext,
-              position: tuple[int, int] | None, started: float) -> RunResult:
+              position: tuple[int, int] | None, started: float,
+              peers: Sequence[TrainConfig]) -> RunResult:
     state = _resume_state(config, run_dir) if config.resume else None
     if ctx.is_main:
         try:
@@ -268,7 +278,7 @@ def _train_in(run_dir: Path, config: TrainConfig, parts: RunParts, ctx: DistCont
             trainer.fit()
     except Exception as exc:  # the run stopped early: its summary says how far it got
         error = exc
-    summary = _finish(config, trainer, recording, ctx, run_dir, started, error) \
+    summary = _finish(config, trainer, recording, ctx, run_dir, started, error, peers) \
         if ctx.is_main else {}
     if isinstance(error, StopRequested):
         error.run_dir = run_dir
