@@ -103,7 +103,8 @@ def write_run(root: Path, *, alpha2: float = 0.0, seed: int = 0, steps: int = 30
               tensorboard: bool = False, name: str | None = None,
               metrics: pd.DataFrame | None = None, samples: pd.DataFrame | None = None,
               config_extra: dict | None = None, summary_extra: dict | None = None,
-              legacy: bool = False, summary: bool = True) -> Path:
+              legacy: bool = False, summary: bool = True,
+              histogram_every: int = 50) -> Path:
     """Write one run directory (config, metrics, samples, epochs, summary[, event files]).
 
     ``config_extra`` / ``summary_extra`` add or override keys of config.json / summary.json
@@ -145,11 +146,12 @@ def write_run(root: Path, *, alpha2: float = 0.0, seed: int = 0, steps: int = 30
     if summary:
         (run_dir / "summary.json").write_text(json.dumps(fields))
     if tensorboard:
-        write_events(run_dir, metrics)
+        write_events(run_dir, metrics, histogram_every=histogram_every)
     return run_dir
 
 
-def write_events(run_dir: Path, metrics: pd.DataFrame, *, histograms: bool = True) -> None:
+def write_events(run_dir: Path, metrics: pd.DataFrame, *, histograms: bool = True,
+                 histogram_every: int = 50) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
     groups = {"p_target": "saturation", "saturated": "saturation", "grad": "gradient",
@@ -163,7 +165,7 @@ def write_events(run_dir: Path, metrics: pd.DataFrame, *, histograms: bool = Tru
                            "grad_target_mean", "noise_mean", "feature_norm_mean"):
                 group = next(g for k, g in groups.items() if column.startswith(k))
                 writer.add_scalar(f"{group}/{column}", values[column], int(row.step))
-            if histograms and row.step % 50 == 0:
+            if histograms and row.step % histogram_every == 0:
                 p = np.clip(rng.beta(1 + row.step / 10, 1.0, 256), 0, 1)
                 writer.add_histogram("saturation/p_target", p, int(row.step))
     finally:
