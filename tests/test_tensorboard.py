@@ -241,6 +241,10 @@ def test_cli_serves_until_sigint_then_stops(comparison: Path) -> None:
         assert url.startswith("http://localhost:")
         port = int(url.rstrip("/").rsplit(":", 1)[1])
         assert sorted(TensorBoardClient(url).runs()) == sorted(run_name(a) for a in ALPHA2)
+        # then the tabs to open first, each with its address
+        guide = [proc.stdout.readline().strip() for _ in tbcli.TABS]  # printed with it
+        assert [g.split()[0] for g in guide] == [f"{url}#{tab}" for tab, _ in tbcli.TABS]
+        assert guide[0].split()[0].endswith("#custom_scalars")
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err

@@ -34,6 +34,10 @@ def _satkit(*args: str, **kw) -> subprocess.Popen:
         (["train", "--epochs", "0"], "epochs"),
         (["train", "--thresholds", "0.99", "0.9"], "thresholds"),
         (["compare", "--alpha2", "0", "0"], "alpha2"),
+        (["train", "--batch-size", "5000", "--device", "cpu", "--quiet"],
+         "argument --batch-size: batch_size 5000 is larger than the 1437 training samples per "
+         "process: with drop_last no full batch is left; lower --batch-size or pass "
+         "--no-drop-last"),
     ],
 )
 def test_bad_values_exit_2_naming_the_field(argv, needle, capsys):
