@@ -28,18 +28,22 @@ from types import MappingProxyType
 
 __all__ = [
     "CHECKPOINT",
+    "COMPARE",
     "CONFIG",
+    "CONFIG_TYPES",
     "DASHBOARD",
     "DEFAULT_TAU",
     "DEFAULT_THRESHOLDS",
     "EPOCHS",
     "EPOCH_COLUMNS",
+    "EPOCH_DTYPES",
     "FIGURES",
     "METRICS",
     "SAMPLES",
     "SAMPLE_COLUMNS",
     "SUMMARY",
     "SUMMARY_FIELDS",
+    "SUMMARY_TYPES",
     "TENSORBOARD_GROUPS",
     "TENSORBOARD_NOT_METRICS",
     "VIEWS",
@@ -52,6 +56,8 @@ SAMPLES = "samples.parquet"
 EPOCHS = "epochs.csv"
 SUMMARY = "summary.json"
 CHECKPOINT = "checkpoint.pt"
+#: A comparison directory's plan (the base config and the grid), what ``compare --resume`` reads.
+COMPARE = "compare.json"
 FIGURES = "figures"
 DASHBOARD = f"{FIGURES}/dashboard.png"
 
@@ -123,6 +129,11 @@ EPOCH_COLUMNS: Mapping[str, str] = MappingProxyType({
     "seconds": "wall time of the epoch, evaluation included",
 })
 
+#: The dtype of each epochs-table column (a column of whole numbers may also be read back as
+#: float64, e.g. from a CSV with a blank cell).
+EPOCH_DTYPES: Mapping[str, str] = MappingProxyType({
+    column: "int64" if column in ("epoch", "step") else "float64" for column in EPOCH_COLUMNS})
+
 #: ``summary.json``: field -> meaning. Saturation figures are computed from the whole run's
 #: tables (also after ``--resume``).
 SUMMARY_FIELDS: Mapping[str, str] = MappingProxyType({
@@ -133,6 +144,9 @@ SUMMARY_FIELDS: Mapping[str, str] = MappingProxyType({
     "noise": "the noise family as applied (none unless Noisy Softmax)",
     "seed": "the training seed",
     "finished": "true when every epoch ran; false for a run stopped early",
+    "stop_reason": "why an unfinished run stopped: interrupted (Ctrl-C, SIGTERM), non-finite "
+                   "(the loss diverged), write error, error, stopped early (a framework's "
+                   "early stopping); null for a finished run",
     "epochs": "epochs finished",
     "epochs_planned": "epochs the config asked for",
     "steps": "optimizer steps done",
@@ -150,6 +164,51 @@ SUMMARY_FIELDS: Mapping[str, str] = MappingProxyType({
     "wall_seconds": "wall time of the whole run, setup and writing included",
     "device": "the device it trained on",
     "satkit_version": "the satkit version that wrote it",
+})
+
+# The JSON types of the fields of config.json and summary.json, which load_run checks (a field
+# that is absent is not an error; one that is present must have its type). A type is "string",
+# "integer" (a whole number), "number", "boolean" or "list of numbers", optionally followed by
+# " or null".
+_NUMBER_OR_NULL = "number or null"
+
+#: ``summary.json``: field -> JSON type (the fields of :data:`SUMMARY_FIELDS`).
+SUMMARY_TYPES: Mapping[str, str] = MappingProxyType({
+    "dataset": "string or null", "model": "string or null", "loss": "string or null",
+    "alpha2": _NUMBER_OR_NULL, "noise": "string or null", "seed": "integer or null",
+    "finished": "boolean", "stop_reason": "string or null", "epochs": "integer",
+    "epochs_planned": "integer or null", "steps": "integer", "test_error": _NUMBER_OR_NULL,
+    "best_test_error": _NUMBER_OR_NULL,
+    "train_error": _NUMBER_OR_NULL, "onset_step": "integer or null",
+    "onset_step_noisy": "integer or null", "median_sample_onset": "integer or null",
+    "median_sample_onset_noisy": "integer or null", "grad_target_late": _NUMBER_OR_NULL,
+    "seconds": _NUMBER_OR_NULL, "seconds_per_step": _NUMBER_OR_NULL,
+    "wall_seconds": _NUMBER_OR_NULL, "device": "string or null", "satkit_version": "string",
+})
+
+#: ``config.json``: field -> JSON type: every field of ``satkit.training.TrainConfig``, then
+#: what the trainer adds. The framework callbacks (:mod:`satkit.integrations`) write some of
+#: them as null (a seed or an epoch count they do not know).
+CONFIG_TYPES: Mapping[str, str] = MappingProxyType({
+    "dataset": "string", "model": "string or null", "loss": "string or null",
+    "alpha2": _NUMBER_OR_NULL, "noise": "string or null", "xi_per": "string",
+    "epsilon": _NUMBER_OR_NULL, "beta": _NUMBER_OR_NULL, "disturb_alpha": _NUMBER_OR_NULL,
+    "gamma": _NUMBER_OR_NULL, "temperature": _NUMBER_OR_NULL, "scale": _NUMBER_OR_NULL,
+    "margin": _NUMBER_OR_NULL, "epochs": "integer or null", "batch_size": "integer or null",
+    "lr": _NUMBER_OR_NULL, "momentum": _NUMBER_OR_NULL, "weight_decay": _NUMBER_OR_NULL,
+    "lr_milestones": "list of numbers", "lr_gamma": _NUMBER_OR_NULL, "augment": "boolean",
+    "device": "string or null", "amp": "boolean", "compile": "boolean",
+    "seed": "integer or null", "split_seed": "integer", "data_dir": "string or null",
+    "out": "string or null", "resume": "boolean", "thresholds": "list of numbers",
+    "every": "integer", "flush_every": "integer", "histogram_every": "integer or null",
+    "drop_last": "boolean",
+    "quiet": "boolean", "figures": "boolean",
+    # added by the trainer
+    "lr_milestone_epochs": "list of numbers", "method": "string",
+    "effective_alpha2": _NUMBER_OR_NULL, "effective_noise": "string",
+    "satkit_version": "string", "torch_version": "string", "threads": "integer",
+    "world_size": "integer", "train_size": "integer or null", "test_size": "integer or null",
+    "num_classes": "integer or null",
 })
 
 #: TensorBoard's tag groups (a tag is ``<group>/<name>``): key -> the group's name. TensorBoard

@@ -31,8 +31,10 @@ def is_real(value: object) -> bool:
 
 def check_int(name: str, value: object, *, minimum: int | None = None,
               maximum: int | None = None, optional: bool = False,
-              error: type[Exception] = ValueError) -> Any:
+              error: type[Exception] = ValueError, bound: str | None = None) -> Any:
     """Return ``value`` if it is an int in ``[minimum, maximum]`` (or None when ``optional``).
+
+    ``bound`` says what ``maximum`` is; the message repeats it after the value.
 
     Example:
         >>> check_int("epochs", 3, minimum=1)
@@ -41,6 +43,10 @@ def check_int(name: str, value: object, *, minimum: int | None = None,
         Traceback (most recent call last):
         ...
         ValueError: epochs must be an integer >= 1, got True
+        >>> check_int("every", 10**9, minimum=1, maximum=1000, bound="a typo beyond it")
+        Traceback (most recent call last):
+        ...
+        ValueError: every must be an integer in [1, 1000], got 1000000000 (1000: a typo beyond it)
     """
     if optional and value is None:
         return None
@@ -58,7 +64,8 @@ def check_int(name: str, value: object, *, minimum: int | None = None,
             what = f"an integer <= {maximum}"
         else:
             what = "an integer"
-        raise error(f"{name} must be {what}{' or None' if optional else ''}, got {value!r}")
+        why = f" ({maximum}: {bound})" if bound and maximum is not None else ""
+        raise error(f"{name} must be {what}{' or None' if optional else ''}, got {value!r}{why}")
     return value
 
 

@@ -40,9 +40,9 @@ from nbclient import NotebookClient
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-#: Issue 6's budget per notebook on a 2-core CPU (they take 5-30 s there); used as a per-cell
-#: timeout that catches a hang, never as a timing assertion.
-BUDGET_S = 120.0
+#: A per-cell timeout that catches a hang, never a timing assertion: generous, because the
+#: suite must pass on a busy machine too (two suites at once on 2 cores ran cells 5x slower).
+BUDGET_S = 600.0
 _PREFIX_PROBE = "import sys\nprint(sys.prefix)"
 _STEPS_PROBE = "print(STEPS_RUN)"
 #: The quick setting's stated cost, in the first cell: its training steps, and a measured time

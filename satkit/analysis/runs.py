@@ -14,7 +14,8 @@ What is required, what is optional (an interrupted run still loads):
 * ``samples.parquet``, ``epochs.csv``, ``summary.json`` -- optional: an empty DataFrame with
   the documented columns (or ``{}``) stands in.
 
-Any file that exists but cannot be parsed raises :class:`RunError` naming the file.
+Any file that exists but cannot be parsed, or holds a column or field of the wrong type (text
+where a number belongs: :mod:`satkit.analysis.checks`), raises :class:`RunError` naming the file.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from __future__ import annotations
 import glob
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from satkit import methods, schema
+from satkit.analysis.checks import check_columns, check_fields, check_metrics, require_columns
 from satkit.analysis.errors import RunError
 from satkit.analysis.labels import method_label, method_setting
 
@@ -191,13 +193,14 @@ def normalise_config(config: dict, summary: dict) -> dict:
     return config
 
 
-def _read_json(path: Path) -> dict:
+def _read_json(path: Path, types: Mapping[str, str]) -> dict:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise RunError(f"{path}: cannot read JSON ({exc})") from None
     if not isinstance(data, dict):
         raise RunError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    check_fields(data, types, path)
     return data
 
 
@@ -206,14 +209,8 @@ def _read_parquet(path: Path, required: Sequence[str]) -> pd.DataFrame:
         frame = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for truncated/corrupt files
         raise RunError(f"{path}: cannot read Parquet ({type(exc).__name__}: {exc})") from None
-    _require_columns(frame, required, path)
+    require_columns(frame, required, path)
     return frame
-
-
-def _require_columns(frame: pd.DataFrame, required: Sequence[str], path: Path) -> None:
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise RunError(f"{path}: missing column(s) {missing}; has {list(frame.columns)}")
 
 
 def _empty(columns: Sequence[str]) -> pd.DataFrame:
@@ -232,7 +229,8 @@ def _load_metrics(run_dir: Path) -> pd.DataFrame:
             raise RunError(f"{path}: cannot read Parquet ({type(exc).__name__}: {exc})") from None
         if not len(metrics.columns):
             metrics = pd.DataFrame({"step": pd.Series(dtype="int64")})
-        _require_columns(metrics, ["step"], path)
+        require_columns(metrics, ["step"], path)
+        check_metrics(metrics, path)
     elif any(run_dir.glob("events.out.tfevents.*")):
         from satkit.analysis.eventfiles import from_tensorboard
 
@@ -252,6 +250,7 @@ def _load_samples(run_dir: Path) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype=dtype)
                              for c, (dtype, _) in schema.SAMPLE_COLUMNS.items()})
     frame = _read_parquet(path, ["first_saturated_step"])
+    check_columns(frame, {c: dtype for c, (dtype, _) in schema.SAMPLE_COLUMNS.items()}, path)
     for column, (dtype, _) in schema.SAMPLE_COLUMNS.items():
         if column in frame.columns and dtype == "Int64":
             frame[column] = frame[column].astype("Int64")
@@ -268,7 +267,8 @@ def _load_epochs(run_dir: Path) -> pd.DataFrame:
         return _empty(EPOCH_COLUMNS)
     except (OSError, ValueError) as exc:
         raise RunError(f"{path}: cannot read CSV ({exc})") from None
-    _require_columns(frame, ["epoch", "test_error"], path)
+    require_columns(frame, ["epoch", "test_error"], path)
+    check_columns(frame, schema.EPOCH_DTYPES, path)
     return frame
 
 
@@ -283,8 +283,9 @@ def load_run(path: str | Path) -> Run:
         A :class:`Run`; ``metrics`` sorted by step.
 
     Raises:
-        RunError: the directory or a required file is missing, or a file is corrupt; the
-            message names the file.
+        RunError: the directory or a required file is missing, or a file is corrupt or holds
+            a column or field of the wrong type (:mod:`satkit.analysis.checks`); the message
+            names the file (and the column or field).
 
     Example:
         >>> run = load_run(run_dir)          # doctest: +SKIP
@@ -292,12 +293,14 @@ def load_run(path: str | Path) -> Run:
         (0.1, 500)
     """
     run_dir = Path(path)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunError(_not_a_directory(run_dir))
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: not a directory")
     config_path, summary_path = run_dir / schema.CONFIG, run_dir / schema.SUMMARY
-    summary = _read_json(summary_path) if summary_path.exists() else {}
+    summary = _read_json(summary_path, schema.SUMMARY_TYPES) if summary_path.exists() else {}
     if config_path.exists():
-        config = _read_json(config_path)
+        config = _read_json(config_path, schema.CONFIG_TYPES)
     elif summary:
         config = dict(summary)
     else:
@@ -336,6 +339,8 @@ def find_run_dirs(paths_or_glob: str | Path | Iterable[str | Path]) -> list[Path
         for match in map(Path, matches):
             if not match.exists():
                 raise RunError(f"{match}: no such run directory")
+            if not match.is_dir():
+                raise RunError(_not_a_directory(match))
             if _is_run_dir(match):
                 found.append(match)
                 continue
@@ -345,6 +350,13 @@ def find_run_dirs(paths_or_glob: str | Path | Iterable[str | Path]) -> list[Path
                                "metrics.parquet or summary.json) nor a directory of runs")
             found.extend(children)
     return list(dict.fromkeys(found))  # drop duplicates, keep order
+
+
+def _not_a_directory(path: Path) -> str:
+    """What to say when a file is given where a run directory is expected."""
+    hint = (f"; give the run directory that holds it, {path.parent}"
+            if path.name in (*_MARKERS, schema.SAMPLES, schema.EPOCHS) else "")
+    return f"{path}: a file, not a run directory or a directory of runs{hint}"
 
 
 def _unique_names(runs: list[Run]) -> list[Run]:

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from satkit import schema
-from satkit.analysis.runs import LONG_COLUMNS, Run, _require_columns, as_runs
+from satkit.analysis.checks import require_columns
+from satkit.analysis.runs import LONG_COLUMNS, Run, as_runs
 
 __all__ = ["load_runs", "tidy_metrics"]
 
@@ -34,7 +35,7 @@ def tidy_metrics(runs: Sequence[Run], metrics: Sequence[str] | None = None) -> p
         table = run.metrics
         names = [c for c in table.columns if c != "step" and _numeric(table[c])] \
             if metrics is None else list(metrics)
-        _require_columns(table, names, run.path / schema.METRICS)
+        require_columns(table, names, run.path / schema.METRICS)
         values = table[names].to_numpy(dtype="float64", na_value=np.nan)
         blocks.append((run, names, values, table["step"].to_numpy(dtype="int64")))
     if not blocks:

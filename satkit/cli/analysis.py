@@ -3,7 +3,8 @@
 Both take run directories and/or comparison directories (which expand to the runs they
 hold). The logic lives in :mod:`satkit.analysis` and :mod:`satkit.plots`; this module only
 parses arguments, writes files and maps errors to exit statuses (0 ok, 1 a run directory is
-missing, corrupt or empty, or the output cannot be written, 2 a bad argument). A run stopped
+missing, a file, corrupt, of the wrong types or empty, or the output cannot be written, 2 a bad
+argument, such as a ``--dpi`` that makes the image larger than :data:`MAX_PIXELS`). A run stopped
 before its first flush has an empty metrics table: ``plot`` leaves it out (and says so), and
 fails with that message when no run has anything recorded.
 """
@@ -16,9 +17,13 @@ import math
 import sys
 from pathlib import Path
 
-__all__ = ["FIGURE_SUFFIXES", "register"]
+__all__ = ["FIGURE_SUFFIXES", "MAX_PIXELS", "MAX_SIDE", "register"]
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+#: The largest image ``satkit plot`` draws: Matplotlib's Agg renderer refuses sides of 2**16
+#: pixels or more, and 2**27 pixels (a 512 MiB RGBA buffer) is the most it is asked to hold.
+MAX_SIDE = 2**16 - 1
+MAX_PIXELS = 2**27
 
 
 def _fail(command: str, message: str, status: int) -> int:
@@ -81,13 +86,44 @@ def _plot(args: argparse.Namespace) -> int:
         return _fail("plot", str(exc), 1)
     buffer = io.BytesIO()
     try:
+        if (problem := _check_size(fig.get_size_inches(), args.dpi)) is not None:
+            return _fail("plot", problem, 2)
         fig.savefig(buffer, dpi=args.dpi, format=out.suffix.lower()[1:])
+    except MemoryError:  # within the limits, but more than this machine has free
+        return _fail("plot", f"not enough memory to draw the figure at --dpi {args.dpi}; "
+                             "use a lower --dpi", 1)
     finally:
         plt.close(fig)
     if (status := _write("plot", out, buffer.getvalue())) is not None:
         return status
     print(f"figure: {out} ({args.figure}, {len(runs)} run(s))")
     return 0
+
+
+def _pixels(inches: tuple[float, float], dpi: int) -> tuple[int, int]:
+    return round(float(inches[0]) * dpi), round(float(inches[1]) * dpi)
+
+
+def _fits(inches: tuple[float, float], dpi: int) -> bool:
+    width, height = _pixels(inches, dpi)
+    return max(width, height) <= MAX_SIDE and width * height <= MAX_PIXELS
+
+
+def _check_size(inches: tuple[float, float], dpi: int) -> str | None:
+    """Why the figure cannot be drawn at ``dpi`` (None when it can): an image side of more
+    than :data:`MAX_SIDE` pixels, or more than :data:`MAX_PIXELS` pixels in all. Checked for
+    every format: a .pdf or .svg draws its images at ``dpi`` too."""
+    if _fits(inches, dpi):
+        return None
+    largest = int(min(MAX_SIDE / max(inches), math.sqrt(MAX_PIXELS / (inches[0] * inches[1]))))
+    while largest > 1 and not _fits(inches, largest):
+        largest -= 1
+    while _fits(inches, largest + 1):
+        largest += 1
+    width, height = _pixels(inches, dpi)
+    return (f"argument --dpi: {dpi} would make this {inches[0]:g} x {inches[1]:g} in figure "
+            f"{width} x {height} pixels; the limit is {MAX_SIDE} pixels a side and "
+            f"{MAX_PIXELS} pixels in all (2**27, 512 MiB): use --dpi {largest} or less")
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -150,7 +186,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     plot.add_argument("--out", metavar="FIG",
                       help="output file, .png/.pdf/.svg (default: "
                            "RUN_DIR/figures/FIGURE.png of the first RUN_DIR)")
-    plot.add_argument("--dpi", type=_positive_int, default=110, help="resolution for .png")
+    plot.add_argument("--dpi", type=_positive_int, default=110,
+                      help=f"resolution in dots per inch (default: 110); the image may have "
+                           f"at most {MAX_SIDE} pixels a side and {MAX_PIXELS} in all")
     plot.add_argument("--tau", type=_tau, default=0.99,
                       help="saturation threshold drawn, in (0, 1)")
     plot.set_defaults(func=_plot)

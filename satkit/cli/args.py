@@ -36,12 +36,12 @@ def _field_doc(cls: type, name: str) -> str:
         if line.strip().startswith(f"{name}:") and i + 1 < len(lines):
             if not lines[i + 1].strip().startswith('"""'):
                 return ""
-            text = []
-            for doc in lines[i + 1:]:  # the docstring may run over several lines
-                text.append(doc.strip())
-                if doc.strip().endswith('"""') and (len(text) > 1 or doc.strip() != '"""'):
+            doc = []
+            for nxt in lines[i + 1:]:
+                doc.append(nxt.strip())
+                if nxt.strip().endswith('"""') and len("".join(doc)) > 3:
                     break
-            return " ".join(text).strip('"').strip()
+            return " ".join(doc).strip('"').strip()
     return ""
 
 

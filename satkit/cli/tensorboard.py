@@ -2,7 +2,9 @@
 
 One directory is served as ``--logdir`` (a comparison directory shows each of its runs);
 several are served together through a temporary tree of symlinks named after them (see
-:mod:`satkit.tensorboard`). Binds to ``localhost`` unless ``--host`` says otherwise.
+:mod:`satkit.tensorboard`). Binds to ``localhost`` unless ``--host`` says otherwise; a host
+other machines can reach (``0.0.0.0``, a LAN address) gets a warning on stderr, and the URLs
+printed are the addresses it answers on, interface by interface.
 Exit status: 0 when stopped with Ctrl-C (or SIGTERM), 2 for a missing directory or a bad
 port, 1 when TensorBoard fails to start or exits by itself.
 """
@@ -19,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 
 from satkit.tensorboard import DEFAULT_HOST, DEFAULT_PORT, TensorBoardError, TensorBoardServer
+from satkit.tensorboard.addresses import exposed, serving_urls
 
 __all__ = ["TABS", "register", "tab_guide"]
 
@@ -51,10 +54,18 @@ def run(args: argparse.Namespace) -> int:
         return _fail("--port must be in 0..65535 and --reload-interval >= 0", 2)
     server = TensorBoardServer(args.run_dirs, host=args.host, port=args.port,
                                reload_interval=args.reload_interval)
+    public = exposed(args.host)
+    if public:
+        print(f"satkit: warning: --host {args.host or repr(args.host)} makes these runs visible "
+              "to the network: anyone who can reach this machine can read them (TensorBoard "
+              "asks for no password). Use --host localhost to keep them on this machine.",
+              file=sys.stderr, flush=True)
     with _terminate_as_interrupt():
         try:
             with server:
-                print(f"TensorBoard at {server.url} (Ctrl-C to stop)\n{tab_guide(server.url)}",
+                where = ", ".join(f"{url} ({place})" if place else url for url, place in
+                                  serving_urls(args.host, server.port)) if public else server.url
+                print(f"TensorBoard at {where} (Ctrl-C to stop)\n{tab_guide(server.url)}",
                       flush=True)
                 status = server.wait()
         except KeyboardInterrupt:

@@ -48,6 +48,12 @@ def _add_compare_flags(p: argparse.ArgumentParser, *, out_default: str) -> None:
     p.add_argument("--out", default=out_default, help=f"output directory (default: {out_default})")
     p.add_argument("--no-figure", dest="figure", action="store_false",
                    help="skip the dashboard figure")
+    if out_default == "runs/compare":
+        p.add_argument("--resume", action="store_true",
+                       help="continue the comparison in --out: finished runs are kept, an "
+                            "interrupted one is resumed from its checkpoint, missing ones are "
+                            "trained; the grid and the settings that shape training must be "
+                            "the ones it started with (epochs may grow)")
 
 
 def _fail(message: str, status: int = 2) -> int:
@@ -62,31 +68,34 @@ def _guarded(args: argparse.Namespace, fn, *a: Any, **kwargs: Any) -> Any:
     from satkit.analysis import RunError
     from satkit.data import DataError
     from satkit.training.checkpoint import CheckpointError
-    from satkit.training.interrupt import StopRequested
-    from satkit.training.run_dir import RunDirError, describe_os_error
+    from satkit.training.interrupt import Interrupted, StopRequested
+    from satkit.training.run_dir import RunDirError, RunLockedError, describe_os_error
     from satkit.training.trainer import NonFiniteError
 
     try:
         return fn(*a, **kwargs)
     except (ConfigError, RunDirError) as exc:
         return _fail(flag_message(str(exc), getattr(args, "config_fields", None)))
-    except (DataError, CheckpointError, NonFiniteError, RunError) as exc:
+    except (DataError, CheckpointError, NonFiniteError, RunError, RunLockedError) as exc:
         return _fail(str(exc), 1)
     except OSError as exc:
         return _fail(describe_os_error(exc), 1)
     except StopRequested as exc:
         where = f" in {exc.run_dir}" if exc.run_dir is not None else ""
-        how = (f"Continue it with the same command plus --out {exc.run_dir} --resume."
-               if getattr(args, "command", "train") == "train" else
-               f"Continue that run with `satkit train` and its settings plus --out "
-               f"{exc.run_dir} --resume.")
-        print(f"\nsatkit: {exc}; state saved{where} (summary.json: finished false). {how}",
-              file=sys.stderr)
+        print(f"\nsatkit: {exc}; state saved{where} (summary.json: finished false). Continue "
+              f"it with the same command plus --out {exc.run_dir} --resume.", file=sys.stderr)
         return 130
-    except KeyboardInterrupt:
+    except Interrupted as exc:
+        print(f"\nsatkit: {exc}.", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # train() and compare() turn every later one into Interrupted
         print("\nsatkit: interrupted before training started; nothing was saved.",
               file=sys.stderr)
         return 130
+
+
+def _note(line: str) -> None:
+    print(f"satkit: note: {line}", file=sys.stderr, flush=True)
 
 
 def tensorboard_hint(path: Any) -> str:
@@ -129,7 +138,8 @@ def _compare(args: argparse.Namespace, *, base: TrainConfig | None = None) -> in
     except ConfigError as exc:
         return _fail(str(exc))
     result = _guarded(args, compare, config, alpha2s=args.alpha2s, seeds=args.seeds,
-                      losses=args.losses, out=args.out, figure=args.figure)
+                      losses=args.losses, out=args.out, figure=args.figure,
+                      resume=getattr(args, "resume", False), notify=_note)
     if isinstance(result, int):
         return result
     print(result.markdown)

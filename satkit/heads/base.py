@@ -13,8 +13,11 @@ The contract (:class:`SaturationHead`), written down once:
 * ``clean_logits(logits, target)``: maps the logits of the last forward to the clean ones,
   without a host sync.
 
-Any module with a 2-D ``weight`` (an ``nn.Linear``, an LM's tied output layer) also works with
-the recorder: its logits are taken as clean and its noise as zero.
+Any module with a (C, D) ``weight`` whose forward maps features to logits through it (an
+``nn.Linear``, an LM's output layer tied to its embedding) also works with the recorder: its
+logits are taken as clean and its noise as zero. An embedding (its input is indices) and
+transformers' ``Conv1D`` (its weight is stored (D, C)) are refused
+(:func:`satkit.hooks.capture.check_head`).
 
 :class:`ClassifierHead` implements the plumbing for satkit's heads: size checks, the weight
 (and optional bias) Parameters with ``nn.Linear``'s initialisation, the input checks, the

@@ -38,7 +38,7 @@ from torch.utils.hooks import RemovableHandle
 from satkit.heads.base import ClassifierHead
 from satkit.hooks import stats
 
-__all__ = ["DEFER_LIMIT", "Capture", "capture_forward", "check_head"]
+__all__ = ["DEFER_LIMIT", "HEAD_CONTRACT", "Capture", "capture_forward", "check_head"]
 
 #: A capture whose logits have at most this many values (positions x classes) is reduced at
 #: the flush with the other buffered steps rather than at once (a full buffer then holds at
@@ -66,19 +66,53 @@ def _flat(t: Tensor, shape: tuple[int, ...]) -> Tensor:
     return t if t.shape == shape else t.reshape(shape)
 
 
+#: What a head must be, for the messages.
+HEAD_CONTRACT = ("a Linear-like classifier head: an nn.Module called as head(features (N, D) or "
+                 "(N, T, D), ...) -> logits (N, C) or (N, T, C), with a 2-D `weight` of shape "
+                 "(C, D) whose row y is class y's vector W_y, e.g. satkit.NoisySoftmax or "
+                 "nn.Linear")
+
+
+def _not_a_head(head: nn.Module) -> str | None:
+    """Why a module with a 2-D weight is still not a head (None when nothing says so)."""
+    name = type(head).__name__
+    if isinstance(head, (nn.Embedding, nn.EmbeddingBag)):
+        return (f"an {name} looks rows of its weight up by index: its input is token ids, "
+                "not features. For a tied output layer, record the nn.Linear that shares "
+                "the embedding's weight (e.g. the model's lm_head)")
+    if any(c.__name__ == "Conv1D" and c.__module__.startswith("transformers")
+           for c in type(head).__mro__):
+        return ("transformers' Conv1D stores its weight transposed, as (in_features, "
+                "out_features): its rows are not class vectors. Record an nn.Linear head (e.g. "
+                "GPT-2's lm_head), or make one: nn.Linear(conv.nx, conv.nf) with weight "
+                "conv.weight.T")
+    declared = (getattr(head, "out_features", None), getattr(head, "in_features", None))
+    if all(isinstance(n, int) for n in declared) and tuple(head.weight.shape) != declared:
+        return (f"its weight has shape {tuple(head.weight.shape)}, but it declares "
+                f"out_features={declared[0]}, in_features={declared[1]}: a head's weight is "
+                "(out_features, in_features)")
+    return None
+
+
 def check_head(head: object) -> nn.Module:
-    """Return ``head`` if it is Linear-like: an ``nn.Module`` with a 2-D ``weight``.
+    """Return ``head`` if it is Linear-like: an ``nn.Module`` with a 2-D ``weight`` (C, D)
+    whose rows are the class vectors (:data:`HEAD_CONTRACT`).
+
+    Refused at once, rather than at the first step: modules without such a weight, embeddings
+    (``nn.Embedding``, ``nn.EmbeddingBag``: their input is indices), transformers' ``Conv1D``
+    (its weight is stored transposed, (D, C)), and modules whose ``in_features`` /
+    ``out_features`` disagree with their weight's shape.
 
     Raises:
-        TypeError: otherwise, saying what was expected.
+        TypeError: otherwise, saying what a head must be and why this one is not.
     """
     weight = getattr(head, "weight", None)
     if not isinstance(head, nn.Module) or not isinstance(weight, Tensor) or weight.dim() != 2:
         raise TypeError(
-            "SaturationRecorder needs a Linear-like classifier head: an nn.Module with a 2-D "
-            f"`weight` (num_classes, in_features), e.g. satkit.NoisySoftmax or nn.Linear; got "
-            f"{type(head).__name__}" + ("" if weight is None else
-                                        f" with weight of shape {tuple(weight.shape)}"))
+            f"SaturationRecorder needs {HEAD_CONTRACT}; got {type(head).__name__}"
+            + ("" if weight is None else f" with weight of shape {tuple(weight.shape)}"))
+    if (why := _not_a_head(head)) is not None:
+        raise TypeError(f"SaturationRecorder needs {HEAD_CONTRACT}; got {head!r}: {why}")
     return head
 
 
@@ -266,8 +300,9 @@ def capture_forward(module: nn.Module, args: tuple, kwargs: dict, output: Tensor
             (:meth:`Capture.reduce_logits`).
 
     Raises:
-        ValueError: logits not (N, C) or (N, T, C), features of another leading shape, a
-            target of the wrong shape.
+        ValueError: logits not (N, C) or (N, T, C), features of another leading shape, features
+            that are not floating point or whose size (D) or logits whose size (C) is not the
+            weight's (C, D), a target of the wrong shape.
     """
     features = args[0] if args else kwargs.get("input", kwargs.get("features"))
     head_target = args[1] if len(args) > 1 else kwargs.get("target")
@@ -278,6 +313,13 @@ def capture_forward(module: nn.Module, args: tuple, kwargs: dict, output: Tensor
             f"-> logits (N, C) or (N, T, C) with C >= 2; got logits of shape "
             f"{tuple(output.shape)} from features of shape "
             f"{tuple(getattr(features, 'shape', ()))}")
+    weight = module.weight
+    if not features.is_floating_point() or features.shape[-1] != weight.shape[1] \
+            or output.shape[-1] != weight.shape[0]:
+        raise ValueError(
+            f"SaturationRecorder needs {HEAD_CONTRACT}; this forward took {features.dtype} "
+            f"features of shape {tuple(features.shape)} to logits of shape "
+            f"{tuple(output.shape)}, with a weight of shape {tuple(weight.shape)}")
     if isinstance(head_target, Tensor):
         target = head_target
     if target is not None and target.shape != output.shape[:-1]:

@@ -15,6 +15,6 @@ Importing this package imports neither framework; each submodule imports its own
 callback raises an ``ImportError`` naming the extra to install when the framework is missing.
 """
 
-from satkit.integrations.common import RecorderOptions, claim_run_dir, find_head
+from satkit.integrations.common import RecorderOptions, find_head
 
-__all__ = ["RecorderOptions", "claim_run_dir", "find_head"]
+__all__ = ["RecorderOptions", "find_head"]

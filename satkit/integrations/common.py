@@ -1,24 +1,22 @@
-"""What both framework callbacks share and that needs no framework: finding the head, claiming
-the run directory, the recorder's options, the error for a missing extra.
+"""What both framework callbacks share and that needs no framework: finding the head, the
+recorder's options, the error for a missing extra. (The run directory is claimed and locked by
+:func:`satkit.training.run_dir.claim_run_dir`, as for ``satkit train``.)
 
 Pure PyTorch and the standard library; importing this module imports no framework.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import count
-from pathlib import Path
 
 from torch import nn
 
 from satkit.hooks.capture import check_head
-from satkit.schema import CONFIG, DEFAULT_THRESHOLDS
+from satkit.schema import DEFAULT_THRESHOLDS
 from satkit.validation import check_int, check_real, check_reals
 
-__all__ = ["RecorderOptions", "claim_run_dir", "find_head", "missing_extra"]
+__all__ = ["RecorderOptions", "find_head", "missing_extra"]
 
 
 @dataclass(frozen=True)
@@ -126,38 +124,3 @@ def find_head(model: nn.Module, head: str | nn.Module) -> nn.Module:
         return check_head(module)
     except TypeError as err:
         raise TypeError(f"head={head!r}: {err}") from None
-
-
-def claim_run_dir(path: str | os.PathLike[str]) -> Path:
-    """Claim a fresh run directory at ``path`` (or ``path-1``, ``path-2``, ...) atomically.
-
-    Never overwrites: a non-empty directory (or a file) at a candidate is skipped. An empty
-    directory (made here, or found) is claimed by creating its ``config.json`` exclusively
-    (``O_EXCL``), so two processes given the same path get different directories. Parent
-    directories are created.
-
-    Returns:
-        The claimed directory; it holds at most an empty ``config.json`` placeholder.
-
-    Example:
-        >>> import tempfile
-        >>> root = Path(tempfile.mkdtemp())
-        >>> claim_run_dir(root / "run").name, claim_run_dir(root / "run").name
-        ('run', 'run-1')
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for k in count():
-        candidate = path if k == 0 else path.with_name(f"{path.name}-{k}")
-        try:
-            candidate.mkdir(exist_ok=True)
-        except FileExistsError:  # a file
-            continue
-        if any(candidate.iterdir()):
-            continue
-        try:  # whoever creates the empty directory's config.json first owns it
-            os.close(os.open(candidate / CONFIG, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-            return candidate
-        except FileExistsError:
-            continue
-    raise AssertionError("unreachable")  # pragma: no cover

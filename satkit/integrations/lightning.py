@@ -46,9 +46,10 @@ import torch
 from torch import Tensor, nn
 
 from satkit.hooks.quantities import QUANTITIES, column_names, tensorboard_tag
-from satkit.integrations.common import RecorderOptions, claim_run_dir, find_head, missing_extra
+from satkit.integrations.common import RecorderOptions, find_head, missing_extra
 from satkit.integrations.session import RecordingSession, run_config, summary_fields
 from satkit.schema import CONFIG, DEFAULT_THRESHOLDS
+from satkit.training.run_dir import RunDirLock, claim_run_dir
 
 try:
     import lightning.pytorch as _pl
@@ -188,6 +189,7 @@ class SaturationCallback(_Base):
         self.logger_scalars = tuple(logger_scalars)
         self.dataset, self.config = dataset, dict(config or {})
         self.run_dir: Path | None = None
+        self._lock: RunDirLock | None = None  # this process's hold on run_dir
         self.summary: dict[str, Any] | None = None
         self._session: RecordingSession | None = None
         self._head: nn.Module | None = None
@@ -202,7 +204,8 @@ class SaturationCallback(_Base):
         self._head = find_head(pl_module, self.head)
         self._step_offset = trainer.global_step
         self._steppers = {}
-        run_dir = claim_run_dir(self.out) if trainer.is_global_zero else None
+        self._lock = claim_run_dir(self.out) if trainer.is_global_zero else None
+        run_dir = None if self._lock is None else self._lock.path
         shared = trainer.strategy.broadcast(None if run_dir is None else str(run_dir), src=0)
         self.run_dir = run_dir
         self._config_written = self._config(trainer, pl_module, shared)
@@ -234,11 +237,16 @@ class SaturationCallback(_Base):
     def on_train_end(self, trainer: Any, pl_module: nn.Module) -> None:
         session, self._session = self._session, None
         if session is None:
+            self._release()
             return
+        finished = _finished(trainer)
         self.summary = session.finish({
-            **summary_fields(self._config_written), "finished": _finished(trainer),
+            **summary_fields(self._config_written), "finished": finished,
+            "stop_reason": None if finished else
+            "interrupted" if trainer.interrupted else "stopped early",
             "epochs": trainer.current_epoch, "epochs_planned": _planned(trainer.max_epochs),
             "steps": session.recorder.steps})
+        self._release()
         self._drain(trainer)
         trainer.strategy.barrier()  # every rank leaves fit after rank 0 wrote the run
 
@@ -248,8 +256,17 @@ class SaturationCallback(_Base):
     # -- helpers ---------------------------------------------------------------------------
     def _close(self, *, flush: bool) -> None:
         session, self._session = self._session, None
-        if session is not None:
-            session.abort(flush=flush)
+        try:
+            if session is not None:
+                session.abort(flush=flush)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        """Let go of the run directory's lock (another process may then resume or read it)."""
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
     def _open(self, trainer: Any, *, with_index: bool) -> RecordingSession:
         num_samples = None

@@ -74,7 +74,8 @@ def run_config(head: nn.Module, options: RecorderOptions, fields: Mapping[str, A
                               "histogram_every": options.histogram_every,
                               "ignore_index": options.ignore_index,
                               "sequence_level": options.sequence_level,
-                              "satkit_version": __version__, "torch_version": torch.__version__}
+                              "satkit_version": __version__, "torch_version": torch.__version__,
+                              "threads": torch.get_num_threads()}
     config.update(user or {})
     loss, alpha2 = config.get("loss"), config.get("alpha2")
     noise = config.get("noise")

@@ -62,9 +62,10 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from satkit.hooks import distributed
-from satkit.integrations.common import RecorderOptions, claim_run_dir, find_head, missing_extra
+from satkit.integrations.common import RecorderOptions, find_head, missing_extra
 from satkit.integrations.session import RecordingSession, run_config, summary_fields
 from satkit.schema import CONFIG, DEFAULT_THRESHOLDS
+from satkit.training.run_dir import RunDirLock, claim_run_dir
 
 try:
     import transformers as _hf
@@ -186,6 +187,7 @@ class SaturationCallback(_Base):
         self.shift_labels = shift_labels
         self.dataset, self.config = dataset, dict(config or {})
         self.run_dir: Path | None = None
+        self._lock: RunDirLock | None = None  # this process's hold on run_dir
         self.summary: dict[str, Any] | None = None
         self._session: RecordingSession | None = None
         self._handles: list[RemovableHandle] = []
@@ -211,7 +213,8 @@ class SaturationCallback(_Base):
             if num_samples is None:
                 raise ValueError(f"index_key={self.index_key!r} needs the training set's size: "
                                  "pass num_samples=len(train_dataset)")
-        run_dir = claim_run_dir(self.out) if state.is_world_process_zero else None
+        self._lock = claim_run_dir(self.out) if state.is_world_process_zero else None
+        run_dir = None if self._lock is None else self._lock.path
         self.run_dir = run_dir
         self._config_written = run_config(head, self.options, {
             "framework": "transformers", "framework_version": _hf.__version__,
@@ -242,21 +245,33 @@ class SaturationCallback(_Base):
         session, self._session = self._session, None
         self._remove_hook()
         if session is None:
+            self._release()
             return
         planned = _planned_epochs(args)
+        finished = state.max_steps > 0 and state.global_step >= state.max_steps
         self.summary = session.finish({
-            **summary_fields(self._config_written),
-            "finished": state.max_steps > 0 and state.global_step >= state.max_steps,
+            **summary_fields(self._config_written), "finished": finished,
+            "stop_reason": None if finished else "stopped early",
             "epochs": int(state.epoch or 0), "epochs_planned": planned,
             "steps": session.recorder.steps})
+        self._release()
 
     def close(self) -> None:
         """Remove the hooks and close the run's files after ``train()`` raised (idempotent;
         ``train()`` calls it at its start and end itself)."""
         self._remove_hook()
         session, self._session = self._session, None
-        if session is not None:
-            session.abort(flush=not distributed.is_distributed())
+        try:
+            if session is not None:
+                session.abort(flush=not distributed.is_distributed())
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        """Let go of the run directory's lock (another process may then resume or read it)."""
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
     # -- the forward pre-hook --------------------------------------------------------------
     def _before_forward(self, module: nn.Module, args: tuple,

@@ -109,6 +109,30 @@ class SinkBase:
         """Nothing to finish unless overridden."""
 
 
+def check_utf8_path(path: str | os.PathLike, name: str) -> None:
+    """Refuse a path that is not UTF-8 text: bytes a file system accepts (e.g. a Latin-1 name),
+    which Python holds as surrogate escapes. TensorBoard writes its event files only under
+    UTF-8 paths, so every run directory must be one; check before creating anything.
+
+    Raises:
+        ValueError: naming ``name``, the path as bytes and the first byte that is not UTF-8.
+
+    Example:
+        >>> check_utf8_path(os.fsdecode(b"runs/caf\\xe9"), "--out")
+        Traceback (most recent call last):
+        ...
+        ValueError: --out b'runs/caf\\xe9' is not UTF-8 text (byte 0xe9); TensorBoard ...
+    """
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = os.fsencode(text[exc.start:exc.end])[:1]
+        raise ValueError(f"{name} {os.fsencode(text)!r} is not UTF-8 text (byte 0x{bad.hex()}); "
+                         "TensorBoard writes its event files only under UTF-8 paths: choose a "
+                         "UTF-8 name") from None
+
+
 def ensure_writable_dir(directory: str | os.PathLike, sink: str) -> Path:
     """Create ``directory`` if needed and prove a file can be written there.
 

@@ -39,7 +39,11 @@ _parts_dir = parts_dir
 
 
 def _atomic_write(frame: pd.DataFrame | pa.Table, dest: Path) -> None:
-    """Write ``frame`` to ``dest`` so that ``dest`` is either the old or the complete new file."""
+    """Write ``frame`` to ``dest`` so that ``dest`` is either the old or the complete new file.
+
+    Raises:
+        OSError: from the file system, naming ``dest`` (not the hidden temporary file).
+    """
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     try:
         if isinstance(frame, pa.Table):
@@ -49,8 +53,15 @@ def _atomic_write(frame: pd.DataFrame | pa.Table, dest: Path) -> None:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, dest)
+    except OSError as exc:
+        if exc.filename is None or Path(os.fsdecode(exc.filename)) == tmp:
+            exc.filename = str(dest)
+        raise
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # e.g. a read-only file system, where it was never created
     fsync_dir(dest.parent)
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from satkit.hooks.quantities import describe
 from satkit.schema import DEFAULT_THRESHOLDS, EPOCH_COLUMNS, SUMMARY_FIELDS, TENSORBOARD_GROUPS
-from satkit.sinks.base import Histogram, ensure_writable_dir
+from satkit.sinks.base import Histogram, check_utf8_path, ensure_writable_dir
 from satkit.sinks.tensorboard_layout import (
     CLOSED_CATEGORIES,
     HISTOGRAM_TAGS,
@@ -85,11 +85,51 @@ def _layout_summary(layout: Mapping[str, Mapping[str, list[Any]]]) -> Any:
                                         metadata=meta)])
 
 
+class _SynchronousEvents:
+    """Stands in for TensorBoard's ``_AsyncWriter``: each event is written at once, on the
+    caller's thread, and an error (a full or read-only disk) is raised to the caller there.
+
+    TensorBoard's own writer thread would die with the error, print its traceback from the
+    thread, raise the same error at every later call and drop what ``close`` could not write
+    without a word. The sink needs no thread of its own: the recorder already writes it from
+    its writer thread (:mod:`satkit.hooks.writer`), which hands errors to the training thread.
+    """
+
+    def __init__(self, record_writer: Any) -> None:
+        self._records = record_writer
+        self._closed = False
+
+    def write(self, data: bytes) -> None:
+        if self._closed:
+            raise OSError("the TensorBoard event file is closed")
+        self._records.write(data)
+
+    def flush(self) -> None:
+        self._records.flush()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            try:
+                self._records.flush()
+            finally:
+                self._records.close()
+
+
 def _writer(log_dir: str | os.PathLike) -> Any:
+    """A ``SummaryWriter`` over ``log_dir`` whose events are written synchronously
+    (:class:`_SynchronousEvents`)."""
     from torch.utils.tensorboard import SummaryWriter  # lazy: TensorBoard is heavy
 
+    check_utf8_path(log_dir, "log_dir")
     path = ensure_writable_dir(log_dir, "TensorBoardSink")
-    return SummaryWriter(log_dir=str(path))
+    writer = SummaryWriter(log_dir=str(path))
+    events = writer._get_file_writer().event_writer
+    queued = getattr(events, "_async_writer", None)
+    if hasattr(queued, "_worker") and hasattr(queued, "_writer"):  # TensorBoard's layout
+        queued._worker.stop()  # after the file's first event; the record writer stays open
+        events._async_writer = _SynchronousEvents(queued._writer)
+    return writer
 
 
 def write_comparison_layout(log_dir: str | os.PathLike,
@@ -130,7 +170,9 @@ class TensorBoardSink:
         thresholds: the recorder's thresholds, for the layout's charts.
 
     Raises:
-        OSError: ``log_dir`` cannot be created or written.
+        ValueError: ``log_dir`` is not UTF-8 text (TensorBoard cannot write there).
+        OSError: ``log_dir`` cannot be created or written; later, from a write (a full or
+            read-only disk), raised to the caller of that write.
 
     Example:
         >>> import tempfile

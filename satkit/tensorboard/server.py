@@ -45,6 +45,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
+from satkit.tensorboard.addresses import WILDCARDS
 from satkit.tensorboard.client import TensorBoardClient, TensorBoardError
 
 __all__ = [
@@ -65,8 +66,6 @@ DEFAULT_PORT = 6006
 # TensorBoard prints "TensorBoard 2.x at http://HOST:PORT/ (Press CTRL+C to quit)" once bound;
 # with --port 0 this line is the only place the chosen port appears.
 _SERVING = re.compile(r"TensorBoard \S+ at http://\S+:(\d+)/\S* \(")
-# Wildcard hosts listen on loopback too; clients connect there instead.
-_WILDCARDS = {"", "0.0.0.0", "::", "[::]"}
 _WORKDIR_PREFIX = "satkit-tensorboard-"
 _OWNERS = "owners"  # the pids (parent, TensorBoard) that use a work directory
 
@@ -278,7 +277,8 @@ class TensorBoardServer:
                 match = _SERVING.search(self.log_text())
                 if match:
                     self.port = int(match.group(1))
-                    host = "localhost" if self.host in _WILDCARDS else self.host
+                    # wildcard hosts listen on loopback too; clients connect there
+                    host = "localhost" if self.host in WILDCARDS else self.host
                     if ":" in host and not host.startswith("["):
                         host = f"[{host}]"  # a literal IPv6 address
                     self.url = f"http://{host}:{self.port}/"

@@ -1,25 +1,42 @@
 """``compare``: a run per method x alpha2 x seed, then a comparison table and figure.
 
 Each run directory carries the TensorBoard custom-scalars layout itself (TensorBoard merges
-them), so the comparison root holds no event file and shows no run of its own.
+them), so the comparison root holds no event file and shows no run of its own. The root holds
+``compare.json`` (:data:`satkit.schema.COMPARE`), the comparison's plan: the base config and
+the grid. ``resume=True`` continues a comparison from it: finished runs are kept untouched,
+the interrupted one is resumed from its checkpoint, the missing ones are trained, and the
+tables and figures are written as an uninterrupted comparison writes them.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from satkit import schema
+from satkit.training.compose import check_config
 from satkit.training.config import ConfigError, TrainConfig
+from satkit.training.faults import Pause, pause_from_env
 from satkit.training.figures import save_dashboard
+from satkit.training.interrupt import Interrupted, StopRequested
+from satkit.training.resume import check_resume_config
 from satkit.training.run import RunResult, train
-from satkit.training.run_dir import atomic_write_text, create_run_dir, run_name
+from satkit.training.run_dir import (
+    atomic_write_text,
+    claim_run_dir,
+    lock_run_dir,
+    run_name,
+    write_json,
+)
 from satkit.training.trainer import NonFiniteError
 
-__all__ = ["Comparison", "compare", "grid", "run_name", "summarise", "unfinished_runs"]
+__all__ = ["Comparison", "compare", "earlier_comparison", "grid", "run_name", "summarise",
+           "unfinished_runs"]
 
 
 @dataclass
@@ -80,40 +97,156 @@ def grid(base: TrainConfig, *, alpha2s: Sequence[float] | None = None,
     return list(configs.values())
 
 
+def earlier_comparison(out: str | os.PathLike[str]) -> bool:
+    """Whether ``out`` holds a comparison that ``compare(..., resume=True)`` can continue."""
+    return (Path(out) / schema.COMPARE).is_file()
+
+
+def _plan(base: TrainConfig, configs: list[TrainConfig], alpha2s: Sequence[float] | None,
+          seeds: Sequence[int], losses: Sequence[str] | None) -> dict[str, Any]:
+    return {"base": base.replace(out=None, resume=False).to_dict(),
+            "loss": list(losses) if losses is not None else [base.loss],
+            "alpha2": [float(a) for a in alpha2s] if alpha2s is not None else [base.alpha2],
+            "seeds": [int(s) for s in seeds], "runs": [run_name(c) for c in configs]}
+
+
+def _check_plan(saved: dict[str, Any], plan: dict[str, Any], base: TrainConfig,
+                out: Path) -> None:
+    """Refuse to continue a comparison with another grid or other settings (exit 2)."""
+    differences = [f"{key}: {saved.get(key)} in {schema.COMPARE}, {plan[key]} now"
+                   for key in ("loss", "alpha2", "seeds") if saved.get(key) != plan[key]]
+    if differences:
+        raise ConfigError(f"--resume: {out} compares another grid ({'; '.join(differences)}); "
+                          "give the same --loss, --alpha2 and --seeds, or start a new "
+                          "comparison without --resume")
+    if not isinstance(saved.get("base"), dict):
+        raise ConfigError(f"--resume: {out / schema.COMPARE} holds no base config")
+    check_resume_config(saved["base"], base, out)
+
+
+def _read_summary(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        summary = json.loads((run_dir / schema.SUMMARY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
+def _train_one(config: TrainConfig, run_dir: Path, position: tuple[int, int],
+               resume: bool, notify: Callable[[str], None],
+               peers: Sequence[TrainConfig] = ()) -> RunResult:
+    """Train one run of the grid, or, continuing a comparison, keep, resume or redo it;
+    ``peers``, the grid, configure its TensorBoard HPARAMS (:func:`satkit.training.train`)."""
+    if resume and run_dir.exists():
+        summary = _read_summary(run_dir)
+        done = summary is not None and (summary.get("finished") is True or
+                                        summary.get("stop_reason") == "non-finite")
+        if done and summary.get("epochs_planned") == config.epochs:
+            try:
+                saved = json.loads((run_dir / schema.CONFIG).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                saved = None
+            if isinstance(saved, dict):
+                check_resume_config(saved, check_config(config), run_dir)
+                return RunResult(run_dir, summary)  # finished (or diverged): kept untouched
+        if (run_dir / schema.CHECKPOINT).is_file():
+            return train(config.replace(out=str(run_dir), resume=True), position=position,
+                         peers=peers)
+        with lock_run_dir(run_dir):  # refused while another process writes it
+            notify(f"{run_dir} was stopped before its first checkpoint; training it again")
+            shutil.rmtree(run_dir)
+    return train(config.replace(out=str(run_dir), resume=False), position=position,
+                 peers=peers)
+
+
 def compare(base: TrainConfig, *, alpha2s: Sequence[float] | None = None,
             seeds: Sequence[int] = (0,), losses: Sequence[str] | None = None,
-            out: str | os.PathLike[str] = "runs/compare", figure: bool = True) -> Comparison:
+            out: str | os.PathLike[str] = "runs/compare", figure: bool = True,
+            resume: bool = False,
+            notify: Callable[[str], None] | None = None) -> Comparison:
     """Train every method x alpha2 x seed of ``base`` into ``out/<run_name>/``; compare them.
 
     ``losses`` defaults to ``[base.loss]`` and ``alpha2s`` (used by ``"noisy"`` only) to
     ``[base.alpha2]``; ``alpha2s=[0, 0.1, 1]`` with the default loss compares plain softmax
     with Noisy Softmax at two noise levels.
 
-    Writes ``out/comparison.csv`` (one row per run), ``out/comparison.md`` (per alpha2: mean
-    and 95% interval over seeds) and ``out/figures/dashboard.png``; ``tensorboard --logdir out``
-    overlays the runs. A new comparison never overwrites an existing directory (a suffix is
-    added). A run whose loss becomes non-finite is kept (its tables up to there, and
-    ``summary.json`` with ``finished: false``), listed in ``Comparison.unfinished``, and the
-    other runs go on.
+    Writes ``out/compare.json`` (the plan), ``out/comparison.csv`` (one row per run),
+    ``out/comparison.md`` (per alpha2: mean and 95% interval over seeds) and
+    ``out/figures/dashboard.png``; ``tensorboard --logdir out`` overlays the runs. A new
+    comparison never overwrites an existing directory (a suffix is added; ``notify`` is told,
+    and that ``resume`` would continue it). A run whose loss becomes non-finite is kept (its
+    tables up to there, and ``summary.json`` with ``finished: false``), listed in
+    ``Comparison.unfinished``, and the other runs go on. The process holds the lock of
+    ``out`` (:class:`satkit.training.run_dir.RunDirLock`) while it compares.
+
+    Args:
+        resume: continue the comparison in ``out``: finished (and diverged) runs are kept
+            untouched, a run with a checkpoint is resumed from it, a run stopped before its
+            first checkpoint is trained again, the missing runs are trained; the grid and
+            every setting that shapes training must be the ones it was started with
+            (``epochs`` may grow: the finished runs are then resumed too).
+        notify: called with a line for the user (the earlier comparison at ``out``, a run
+            trained again); default: nothing.
 
     Raises:
-        ConfigError: empty or repeated alpha2/seed/loss lists.
-        StopRequested: SIGINT/SIGTERM; ``exc.run_dir`` is the run that was saved.
+        ConfigError: empty or repeated alpha2/seed/loss lists; ``resume`` with another grid or
+            other settings.
+        RunDirError: ``resume`` and ``out`` holds no comparison.
+        RunLockedError: another process holds ``out`` (or one of its runs).
+        Interrupted: SIGINT/SIGTERM (or a Ctrl-C between runs); its message says what was
+            saved and that ``resume`` continues; ``exc.run_dir`` is the comparison.
     """
+    notify = notify or (lambda _line: None)
     configs = grid(base, alpha2s=alpha2s, seeds=seeds, losses=losses)
-    out_dir = create_run_dir(out)
-    runs = []
-    for k, config in enumerate(configs, start=1):
-        run_dir = out_dir / run_name(config)
+    plan = _plan(base, configs, alpha2s, seeds, losses)
+    if resume:
+        lock = claim_run_dir(out, resume=True, requires=schema.COMPARE)
+    else:
+        lock = claim_run_dir(out)
+        if lock.path != Path(out) and earlier_comparison(out):
+            notify(f"{out} holds an earlier comparison, so this one goes to {lock.path}; to "
+                   "continue the earlier one instead, run the same command with --resume")
+    out_dir = lock.path
+    with lock:
+        if resume:
+            try:
+                saved = json.loads((out_dir / schema.COMPARE).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"--resume: {out_dir / schema.COMPARE} is unreadable "
+                                  f"({exc})") from exc
+            _check_plan(saved if isinstance(saved, dict) else {}, plan, base, out_dir)
+        else:
+            write_json(out_dir / schema.COMPARE, plan)
+        runs: list[RunResult] = []
+        pause = pause_from_env()
         try:
-            runs.append(train(config.replace(out=str(run_dir), resume=False),
-                              position=(k, len(configs)), peers=configs))
-        except NonFiniteError:
-            runs.append(RunResult(run_dir, {}))
-    return summarise(out_dir, runs, figure=figure)
+            for k, config in enumerate(configs, start=1):
+                if pause is not None:
+                    pause.at("run")
+                run_dir = out_dir / run_name(config)
+                try:
+                    runs.append(_train_one(config, run_dir, (k, len(configs)), resume,
+                                           notify, configs))
+                except NonFiniteError:
+                    runs.append(RunResult(run_dir, {}))
+            return summarise(out_dir, runs, figure=figure, pause=pause)
+        except StopRequested as exc:
+            raise Interrupted(
+                f"{exc}; the run in {exc.run_dir} was saved (summary.json: finished false) "
+                f"and {len(runs)} of the comparison's {len(configs)} runs are complete. "
+                f"Continue the comparison with the same command plus --out {out_dir} --resume",
+                out_dir) from exc
+        except KeyboardInterrupt as exc:
+            what = ("while writing its tables and figure; every run is complete"
+                    if len(runs) == len(configs) else
+                    f"between runs; {len(runs)} of its {len(configs)} runs are complete")
+            raise Interrupted(f"comparison {out_dir} interrupted {what}. Continue it with "
+                              f"the same command plus --out {out_dir} --resume",
+                              out_dir) from exc
 
 
-def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True) -> Comparison:
+def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True,
+              pause: Pause | None = None) -> Comparison:
     """Write the comparison table and figure for the runs (``unfinished`` lists those that
     stopped early).
 
@@ -121,7 +254,8 @@ def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True) -> C
     settings), the ranking of :func:`satkit.analysis.rank_methods` is what ``markdown``
     holds (what ``satkit compare`` prints), in both views, ``comparison.md`` gains it as a
     section and ``ranking.csv`` / ``ranking_noisy.csv`` hold it in full (clean view / under the
-    training logits); an alpha2 comparison is summarised as before.
+    training logits); an alpha2 comparison is summarised as before. ``pause`` is the fault
+    point before the figure (:mod:`satkit.training.faults`; tests only).
     """
     from satkit.analysis import (
         comparison_table,
@@ -166,6 +300,8 @@ def summarise(out_dir: Path, runs: list[RunResult], *, figure: bool = True) -> C
                       f"Per figure, mean and 95% t-interval over seeds:\n\n{detail}\n")
     fig_path = None
     if figure:
+        if pause is not None:
+            pause.at("figures")
         fig_path = save_dashboard(loaded, out_dir / schema.DASHBOARD)
     return Comparison(out_dir, runs, out_dir / "comparison.csv", out_dir / "comparison.md",
                       text, fig_path, unfinished_runs([r.run_dir for r in runs]))

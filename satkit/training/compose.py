@@ -20,7 +20,18 @@ from satkit.training.distributed import DistContext
 from satkit.training.progress import Progress
 
 __all__ = ["Recording", "RunParts", "build_parts", "build_recording", "check_config",
-           "histogram_every"]
+           "histogram_every", "milestone_epochs"]
+
+
+def milestone_epochs(fractions: tuple[float, ...], epochs: int) -> list[int]:
+    """The epochs after which the learning rate is multiplied by ``lr_gamma``: each fraction
+    of ``epochs``, rounded, at least 1, without repeats.
+
+    Example:
+        >>> milestone_epochs((0.5, 0.75), 10), milestone_epochs((0.1, 0.2), 4)
+        ([5, 8], [1])
+    """
+    return sorted({max(1, round(f * epochs)) for f in fractions})
 
 
 def check_config(config: TrainConfig) -> TrainConfig:
@@ -78,8 +89,8 @@ def build_parts(config: TrainConfig, ctx: DistContext) -> RunParts:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
-    milestones = sorted({max(1, round(f * config.epochs)) for f in config.lr_milestones})
-    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, config.lr_gamma)
+    schedule = torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestone_epochs(config.lr_milestones, config.epochs), config.lr_gamma)
     per_rank = -(-data.train_x.shape[0] // ctx.world_size)
     if config.drop_last and per_rank < config.batch_size:
         raise ConfigError(f"batch_size {config.batch_size} is larger than the {per_rank} training "

@@ -15,14 +15,38 @@ from satkit.methods import DEFAULT_ALPHA2, METHOD_NAMES, METHODS, NOISE_FAMILIES
 from satkit.schema import DEFAULT_THRESHOLDS
 from satkit.validation import check_bool, check_choice, check_int, check_real, check_reals
 
-__all__ = ["DATASETS", "HISTOGRAM_SLICES", "LOSS_NAMES", "MAX_SEED", "ConfigError",
-           "TrainConfig", "config_from_dict", "histogram_cadence"]
+__all__ = ["DATASETS", "HISTOGRAM_SLICES", "LOSS_NAMES", "MAX_BATCH_SIZE", "MAX_EPOCHS",
+           "MAX_INTERVAL", "MAX_SEED", "ConfigError", "TrainConfig", "config_from_dict",
+           "histogram_cadence"]
 
 DATASETS: tuple[str, ...] = ("digits", "mnist", "cifar10", "cifar100")
 #: The CLI's ``--loss`` choices: the methods of :data:`satkit.methods.METHODS`.
 LOSS_NAMES: tuple[str, ...] = METHOD_NAMES
 #: The largest ``seed`` / ``split_seed`` (what every random generator in the stack accepts).
 MAX_SEED = 2**32 - 1
+#: The most epochs a run may plan: a guard against typos (``epochs = 1e20`` in a TOML file
+#: would train until stopped); 100,000 epochs of CIFAR-10 at batch 128 are 39 million steps.
+MAX_EPOCHS = 100_000
+#: The largest batch: the largest training set satkit trains on (MNIST's 60,000 images); a
+#: larger batch would be the whole set anyway.
+MAX_BATCH_SIZE = 60_000
+#: The longest interval of ``every``, ``flush_every`` and ``histogram_every``: a guard against
+#: typos (a million steps).
+MAX_INTERVAL = 1_000_000
+#: Each count field -> (its largest value, what that value is), for the messages.
+_COUNTS: dict[str, tuple[int, str]] = {
+    "epochs": (MAX_EPOCHS, "MAX_EPOCHS, a guard against typos: 100000 epochs of CIFAR-10 at "
+                           "batch 128 are 39 million steps"),
+    "batch_size": (MAX_BATCH_SIZE, "MAX_BATCH_SIZE, the largest training set satkit trains on, "
+                                   "MNIST's 60000 images"),
+    "every": (MAX_INTERVAL, "MAX_INTERVAL, a guard against typos: a million steps"),
+    "flush_every": (MAX_INTERVAL, "MAX_INTERVAL, a guard against typos: a million rows"),
+    "histogram_every": (MAX_INTERVAL, "MAX_INTERVAL, a guard against typos: a million steps"),
+    "seed": (MAX_SEED, "MAX_SEED, the largest seed every random generator accepts"),
+    "split_seed": (MAX_SEED, "MAX_SEED, the largest seed every random generator accepts"),
+}
+
+
 #: Per-sample histograms a run writes when ``histogram_every`` is not set (about this many).
 HISTOGRAM_SLICES = 50
 
@@ -86,7 +110,11 @@ class TrainConfig:
     """cosface/arcface: the margin m (default: the method's, 0.35 for cosface, 0.5 rad for
     arcface)."""
     epochs: int = 10
+    """Epochs to train, in [1, 100000] (MAX_EPOCHS); with --resume it may be larger than the
+    checkpoint's: the run trains on, its learning-rate drops staying at the epochs first
+    planned."""
     batch_size: int = 128
+    """Samples per optimizer step, in [1, 60000] (MAX_BATCH_SIZE: MNIST's training set)."""
     drop_last: bool = True
     """Drop each epoch's last, short batch in training, so that every step is a full batch (the
     per-epoch shuffle leaves out other samples each epoch)."""
@@ -110,12 +138,17 @@ class TrainConfig:
     """Run directory; default ``runs/<dataset>_<run name>``, e.g.
     ``runs/digits_noisy-softmax_alpha2=0.1_seed=0``."""
     resume: bool = False
+    """Continue the run in --out from its checkpoint; every setting that shapes training must
+    be the checkpoint's (device, quiet, figures, flush_every, histogram_every, data_dir may
+    differ; epochs may grow)."""
     thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
     every: int = 1
+    """Record every N-th step, N in [1, 1000000] (MAX_INTERVAL)."""
     flush_every: int = 100
+    """Recorded rows between two writes to disk, in [1, 1000000] (MAX_INTERVAL)."""
     histogram_every: int | None = None
-    """Steps between per-sample p_y and noise histograms in TensorBoard; default: about 50 per
-    run, from its planned number of steps."""
+    """Steps between two p_y/noise histograms in TensorBoard, in [1, 1000000] (MAX_INTERVAL);
+    default: about 50 per run, from its planned number of steps."""
     quiet: bool = False
     figures: bool = True
     """Save figures/dashboard.png at the end of the run."""
@@ -127,11 +160,9 @@ class TrainConfig:
         check_choice("noise", self.noise, NOISE_FAMILIES, **err)
         check_choice("xi_per", self.xi_per, ("sample", "batch"), **err)
         _check_device(self.device)
-        for name in ("epochs", "batch_size", "every", "flush_every"):
-            check_int(name, getattr(self, name), minimum=1, **err)
-        check_int("histogram_every", self.histogram_every, minimum=1, optional=True, **err)
-        check_int("seed", self.seed, minimum=0, maximum=MAX_SEED, **err)
-        check_int("split_seed", self.split_seed, minimum=0, maximum=MAX_SEED, **err)
+        for name, (maximum, bound) in _COUNTS.items():
+            check_int(name, getattr(self, name), minimum=0 if name.endswith("seed") else 1,
+                      maximum=maximum, bound=bound, optional=name == "histogram_every", **err)
         check_real("alpha2", self.alpha2, lo=0.0, **err)
         for setting in _all_settings(self.loss):
             value = getattr(self, setting.field)

@@ -32,8 +32,9 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     ``cpu``) is taken as it is, once it is known to be available.
 
     Raises:
-        ValueError: the name does not parse, or the device is not available here; the message
-            starts with "device" and says what to use instead.
+        ValueError: the name does not parse, or the device is not available here (whatever
+            error the backend raises); the message is one line, starts with "device" and says
+            what to use instead.
     """
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -61,9 +62,21 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     if dev.type != "cpu":
         try:
             torch.empty(1, device=dev)
-        except (RuntimeError, AssertionError) as exc:
-            raise ValueError(f"device {name!r} is not available ({exc})") from exc
+        except Exception as exc:  # by backend: RuntimeError, AssertionError, NotImplementedError,
+            # ModuleNotFoundError (hpu, privateuseone: no backend module in this build), ...
+            raise ValueError(f"device {name!r} is not available: this PyTorch "
+                             f"{torch.__version__} has no working {dev.type!r} backend "
+                             f"({_first_sentence(exc)}); use --device cpu or auto") from exc
     return dev
+
+
+def _first_sentence(exc: BaseException, limit: int = 120) -> str:
+    """``Type: first sentence`` of an error, on one line and at most ``limit`` characters
+    (PyTorch's backend errors run to dozens of lines)."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0].split(". ")[0] if lines else ""
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def setup_distributed(device: str) -> DistContext:

@@ -2,20 +2,26 @@
 exactly there (e.g. with SIGKILL), without guessing a delay.
 
 Set ``SATKIT_FAULT_PAUSE=POINT:N:FLAG`` in a training process's environment. When the process
-reaches the N-th occurrence of POINT, it creates the file FLAG and waits while FLAG exists:
+reaches the N-th occurrence of POINT, it creates the file FLAG and waits while FLAG exists.
+Occurrences are counted over the whole process (every run of a ``compare``):
 
-* ``step``: just before optimizer step N (steps count from 0);
-* ``checkpoint``: halfway through writing the N-th checkpoint of this process (from 1),
-  with half of the temporary file on disk.
+* ``step``: just before the process's optimizer step N, counted from 0 (in a fresh single
+  run, step N);
+* ``checkpoint``: halfway through writing the process's N-th checkpoint (from 1), with half
+  of the temporary file on disk;
+* ``run``: before a comparison starts its N-th run (from 1);
+* ``figures``: before the N-th dashboard figure is drawn (from 1), after the run (or every run
+  of a comparison) was written.
 
-The test waits for FLAG, then kills the process, or deletes FLAG to let it go on. Unset (the
-default), the trainer pays one ``None`` check per step.
+The test waits for FLAG, then kills the process or sends it a signal, or deletes FLAG to let it
+go on. Unset (the default), the trainer pays one ``None`` check per step.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +30,9 @@ __all__ = ["ENV", "Pause", "pause_from_env"]
 
 #: The environment variable read by :func:`pause_from_env`.
 ENV = "SATKIT_FAULT_PAUSE"
-_POINTS = ("step", "checkpoint")
+_POINTS = ("step", "checkpoint", "run", "figures")
+#: Occurrences of each point so far in this process (counted only while a pause is set).
+_REACHED: Counter[str] = Counter()
 
 
 @dataclass(frozen=True)
@@ -35,9 +43,12 @@ class Pause:
     n: int
     flag: Path
 
-    def at(self, point: str, n: int, before: Callable[[], None] | None = None) -> None:
-        """Pause here if this is the configured point and occurrence (after ``before()``,
-        e.g. letting writes already under way finish, so a kill tests what is promised)."""
+    def at(self, point: str, before: Callable[[], None] | None = None) -> None:
+        """Count an occurrence of ``point``; pause here if it is the configured one (after
+        ``before()``, e.g. letting writes already under way finish, so a kill tests what is
+        promised)."""
+        n = _REACHED[point] + (point != "step")  # steps from 0, the other points from 1
+        _REACHED[point] += 1
         if point != self.point or n != self.n:
             return
         if before is not None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from pathlib import Path
 from types import FrameType, TracebackType
 
-__all__ = ["StopRequested", "GracefulStop"]
+__all__ = ["GracefulStop", "Interrupted", "StopRequested"]
 
 
 class StopRequested(Exception):
@@ -25,11 +26,25 @@ class StopRequested(Exception):
         self.run_dir = run_dir
 
 
+class Interrupted(Exception):
+    """A stop outside the trainer's own (a second Ctrl-C, one between the runs of a
+    comparison or while figures are drawn); ``str()`` says what was saved and how to continue.
+
+    Attributes:
+        run_dir: the run (or comparison) directory concerned, or None.
+    """
+
+    def __init__(self, message: str, run_dir: Path | None = None) -> None:
+        super().__init__(message)
+        self.run_dir = run_dir
+
+
 class GracefulStop:
     """Context manager: while active, SIGINT/SIGTERM set :attr:`signum` instead of killing.
 
-    A second signal of the same kind restores the default behaviour (so a user can still
-    force-quit). Outside the main thread it does nothing (signals can't be caught there).
+    The first signal is acknowledged on stderr; a second one of the same kind restores the
+    default behaviour (so a user can still force-quit). Outside the main thread it does
+    nothing (signals can't be caught there).
     """
 
     def __init__(self) -> None:
@@ -43,6 +58,13 @@ class GracefulStop:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.signum = signum
         signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+        again = "press Ctrl-C again" if signum == signal.SIGINT else "send it again"
+        notice = (f"\nsatkit: {signal.Signals(signum).name}: stopping after this step and "
+                  f"saving the state ({again} to stop at once)\n")
+        try:  # a raw write: the main thread may be inside a print to stderr right now
+            os.write(2, notice.encode())
+        except OSError:
+            pass
 
     def __enter__(self) -> GracefulStop:
         if threading.current_thread() is threading.main_thread():

@@ -33,12 +33,14 @@ from satkit.training.compose import Recording, RunParts, build_parts, build_reco
 from satkit.training.config import ConfigError, TrainConfig
 from satkit.training.distributed import DistContext, setup_distributed
 from satkit.training.faults import pause_from_env
-from satkit.training.interrupt import StopRequested
+from satkit.training.interrupt import Interrupted, StopRequested
 from satkit.training.progress import Progress
+from satkit.training.resume import check_position, check_resume_config
 from satkit.training.run_dir import (
+    RunDirLock,
     RunWriteError,
     atomic_write_text,
-    create_run_dir,
+    claim_run_dir,
     default_run_dir,
     describe_os_error,
     release_run_dir,
@@ -49,11 +51,6 @@ from satkit.training.summary import hparams, hparams_metrics, run_summary
 from satkit.training.trainer import STATE_KEYS, EpochResult, Trainer
 
 __all__ = ["RunResult", "default_run_dir", "run_label", "train"]
-
-#: Config fields that must match between a checkpoint and ``--resume``.
-_RESUME_KEYS = ("dataset", "model", "loss", "alpha2", "noise", "xi_per", "epochs", "batch_size",
-                "drop_last", "lr", "seed", "split_seed", "thresholds", "every")
-
 
 @dataclass
 class RunResult:
@@ -101,23 +98,42 @@ def _write_epochs(path: Path, history: list[EpochResult]) -> None:
 
 def _config_record(config: TrainConfig, parts: RunParts, ctx: DistContext,
                    run_dir: Path) -> dict[str, Any]:
-    """``config.json``: the resolved config, the method as applied, versions, device, sizes."""
-    return {**config.to_dict(), "method": config.method,
+    """``config.json``: the resolved config, the method as applied, the epochs at which the
+    learning rate drops (from the schedule itself: a resume with more epochs keeps them),
+    versions, device, threads, sizes."""
+    drops = sorted(getattr(parts.schedule, "milestones", ()))
+    return {**config.to_dict(), "lr_milestone_epochs": drops, "method": config.method,
             "effective_alpha2": config.effective_alpha2,
             "effective_noise": config.effective_noise, "out": str(run_dir),
             "satkit_version": __version__, "torch_version": torch.__version__,
-            "device": str(ctx.device), "world_size": ctx.world_size,
+            "device": str(ctx.device), "threads": torch.get_num_threads(),
+            "world_size": ctx.world_size,
             "train_size": int(parts.data.train_x.shape[0]),
             "test_size": int(parts.data.test_x.shape[0]), "num_classes": parts.data.num_classes}
 
 
-def _resume_state(config: TrainConfig, run_dir: Path) -> dict[str, Any]:
-    state = load_checkpoint(run_dir / schema.CHECKPOINT, required=(*STATE_KEYS, "config"))
+def _resume_state(config: TrainConfig, parts: RunParts, run_dir: Path,
+                  ctx: DistContext) -> dict[str, Any]:
+    """The checkpoint to continue from, once it is known to be this run's (same settings, a
+    possible position, tables that reach it)."""
+    from satkit.sinks import read_table
+
+    path = run_dir / schema.CHECKPOINT
+    state = load_checkpoint(path, required=(*STATE_KEYS, "config"))
     saved = state["config"]
-    changed = [k for k in _RESUME_KEYS if saved.get(k) != config.to_dict().get(k)]
-    if changed:
-        raise ConfigError(f"--resume: {', '.join(changed)} differ(s) from the checkpoint's "
-                          f"config in {run_dir}")
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"checkpoint {path} holds no config; delete it to start the "
+                              "run afresh")
+    check_resume_config(saved, config, run_dir)
+    recorded = None
+    if ctx.is_main:
+        table = read_table(run_dir / schema.METRICS)
+        recorded = table["step"].tolist() if "step" in table.columns else []
+    check_position(state, steps_per_epoch=len(parts.train_loader), epochs=config.epochs,
+                   every=config.every, recorded_steps=recorded, path=path)
+    schedule = state.get("schedule")
+    if isinstance(schedule, dict) and "milestones" in schedule:  # planned for the first epochs
+        parts.schedule.milestones = schedule["milestones"]
     return state
 
 
@@ -130,7 +146,6 @@ def _trainer(config: TrainConfig, parts: RunParts, ctx: DistContext, run_dir: Pa
     if config.compile:
         net = torch.compile(net)
     pause = pause_from_env()
-    saved = 0
 
     def on_epoch(result: EpochResult) -> None:
         if ctx.is_main:
@@ -141,11 +156,8 @@ def _trainer(config: TrainConfig, parts: RunParts, ctx: DistContext, run_dir: Pa
                     "train_loss", "train_error", "test_loss", "test_error", "lr")})
 
     def on_checkpoint(state: dict[str, Any]) -> None:
-        nonlocal saved
-        saved += 1
         if ctx.is_main:
-            n = saved
-            midway = None if pause is None else (lambda _tmp: pause.at("checkpoint", n))
+            midway = None if pause is None else (lambda _tmp: pause.at("checkpoint"))
             save_checkpoint(run_dir / schema.CHECKPOINT, {**state, "config": config.to_dict()},
                             midway=midway)
 
@@ -181,7 +193,8 @@ def _finish(config: TrainConfig, trainer: Trainer, recording: Recording, ctx: Di
     try:
         summary = run_summary(config, load_run(run_dir), steps=trainer.step,
                               seconds=trainer.seconds, device=ctx.device, finished=finished,
-                              wall_seconds=time.perf_counter() - started)
+                              wall_seconds=time.perf_counter() - started,
+                              stop_reason=_stop_reason(error))
         write_json(run_dir / schema.SUMMARY, summary)
         if finished and recording.tensorboard is not None:
             recording.tensorboard.write_hparams(
@@ -236,56 +249,98 @@ def train(config: TrainConfig, *, position: tuple[int, int] | None = None,
     peers = [check_config(p) for p in peers]
     torch.manual_seed(config.seed * 1000 + ctx.rank)
     parts = build_parts(config, ctx)
-    run_dir = _share_path(create_run_dir(config.out or default_run_dir(config),
-                                         resume=config.resume) if ctx.is_main else None, ctx)
+    lock = claim_run_dir(config.out or default_run_dir(config), resume=config.resume) \
+        if ctx.is_main else None
     try:
-        return _train_in(run_dir, config, parts, ctx, position, started, peers)
+        run_dir = _share_path(None if lock is None else lock.path, ctx)
+        return _train_in(run_dir, lock, config, parts, ctx, position, started, peers)
     except OSError as exc:
         if isinstance(exc, RunWriteError):
             raise
-        raise RunWriteError(describe_os_error(exc, run_dir), exc.errno) from exc
+        raise RunWriteError(describe_os_error(exc, lock.path if lock else None),
+                            exc.errno) from exc
+    finally:
+        if lock is not None:
+            lock.release()
 
 
-def _train_in(run_dir: Path, config: TrainConfig, parts: RunParts, ctx: DistContext,
-              position: tuple[int, int] | None, started: float,
-              peers: Sequence[TrainConfig]) -> RunResult:
-    state = _resume_state(config, run_dir) if config.resume else None
-    if ctx.is_main:
-        try:
-            if state is not None:
-                sweep_temporary(run_dir)  # what writers killed mid-write left
-                (run_dir / schema.SUMMARY).unlink(missing_ok=True)  # it no longer says the truth
-            write_json(run_dir / schema.CONFIG, _config_record(config, parts, ctx, run_dir))
-            (run_dir / schema.FIGURES).mkdir(exist_ok=True)
-        except BaseException:
-            if state is None:
-                release_run_dir(run_dir)
-            raise
-    progress = Progress(run_label(config, position), enabled=not config.quiet and ctx.is_main)
-    recording = build_recording(config, parts, ctx, run_dir, progress)
-    trainer = _trainer(config, parts, ctx, run_dir, recording, progress)
-    if state is not None:
-        try:
-            _restore(trainer, state, recording, run_dir)
-        except BaseException:
-            recording.recorder.close()
-            if recording.tensorboard is not None:
-                recording.tensorboard.close()
-            raise
+def _stop_reason(error: BaseException | None) -> str | None:
+    from satkit.training.trainer import NonFiniteError
+
+    if error is None:
+        return None
+    if isinstance(error, StopRequested):
+        return "interrupted"
+    if isinstance(error, NonFiniteError):
+        return "non-finite"
+    return "write error" if isinstance(error, OSError) else "error"
+
+
+def _train_in(run_dir: Path, lock: RunDirLock | None, config: TrainConfig, parts: RunParts,
+              ctx: DistContext, position: tuple[int, int] | None, started: float,
+              peers: Sequence[TrainConfig] = ()) -> RunResult:
+    how = f"the same command plus --out {run_dir} --resume"
+    try:
+        state = _resume_state(config, parts, run_dir, ctx) if config.resume else None
+        if lock is not None:
+            try:
+                if state is not None:
+                    sweep_temporary(run_dir)  # what writers killed mid-write left
+                    (run_dir / schema.SUMMARY).unlink(missing_ok=True)  # no longer the truth
+                write_json(run_dir / schema.CONFIG, _config_record(config, parts, ctx, run_dir))
+                (run_dir / schema.FIGURES).mkdir(exist_ok=True)
+            except BaseException:
+                if state is None:
+                    release_run_dir(lock)
+                raise
+        progress = Progress(run_label(config, position),
+                            enabled=not config.quiet and ctx.is_main)
+        recording = build_recording(config, parts, ctx, run_dir, progress)
+        trainer = _trainer(config, parts, ctx, run_dir, recording, progress)
+        if state is not None:
+            try:
+                _restore(trainer, state, recording, run_dir)
+            except BaseException:
+                recording.recorder.close()
+                if recording.tensorboard is not None:
+                    recording.tensorboard.close()
+                raise
+    except KeyboardInterrupt as exc:
+        what = (f"{run_dir} is as it was: continue it with {how}" if config.resume else
+                f"{run_dir} holds no recorded step yet")
+        raise Interrupted(f"interrupted before training started; {what}", run_dir) from exc
     error: Exception | None = None
     try:
         with recording.recorder:  # closes (flushes) the recorder and its sinks, also on errors
             trainer.fit()
+    except KeyboardInterrupt as exc:  # a second Ctrl-C: the process stops without a summary
+        kept = (f"the checkpoint of step {trainer.checkpoint_step} and the rows flushed before "
+                f"it are kept; continue with {how}" if trainer.checkpoint_step is not None else
+                "no checkpoint had been written; start the run again")
+        raise Interrupted(f"interrupted again before the state was saved; in {run_dir} "
+                          f"{kept}", run_dir) from exc
     except Exception as exc:  # the run stopped early: its summary says how far it got
         error = exc
-    summary = _finish(config, trainer, recording, ctx, run_dir, started, error, peers) \
-        if ctx.is_main else {}
+    try:
+        summary = _finish(config, trainer, recording, ctx, run_dir, started, error, peers) \
+            if ctx.is_main else {}
+    except KeyboardInterrupt as exc:
+        raise Interrupted(f"interrupted while writing {run_dir / schema.SUMMARY}; the "
+                          f"checkpoint and the tables are kept: {how} writes it", run_dir) from exc
     if isinstance(error, StopRequested):
         error.run_dir = run_dir
     if error is not None:
         raise error
     if ctx.is_main and config.figures:
-        _save_figures(run_dir)
+        try:
+            pause = pause_from_env()
+            if pause is not None:
+                pause.at("figures")
+            _save_figures(run_dir)
+        except KeyboardInterrupt as exc:
+            raise Interrupted(f"interrupted while drawing the figures; the run in {run_dir} "
+                              "is complete (summary.json: finished true); `satkit plot "
+                              f"{run_dir}` draws them", run_dir) from exc
     if ctx.distributed:
         dist.barrier()  # every rank leaves together, after rank 0 wrote the run directory
     return RunResult(run_dir=run_dir, summary=summary)

@@ -4,11 +4,18 @@ A run directory holds ``config.json``, ``metrics.parquet``, ``samples.parquet``,
 ``epochs.csv``, ``summary.json``, ``checkpoint.pt``, TensorBoard event files and ``figures/``
 (:mod:`satkit.schema`), plus the hidden claim file :data:`CLAIM`.
 
-Claiming: a new run never shares a directory with another run. :func:`create_run_dir` creates
+Claiming: a new run never shares a directory with another run. :func:`claim_run_dir` creates
 the directory (or takes an empty one) and claims it by creating :data:`CLAIM` with ``O_EXCL``,
 which exactly one process can do; a directory claimed by another run, or holding anything else,
 is skipped for the next free ``path-1``, ``path-2``, ... So two ``satkit train --out X``
 started together get ``X`` and ``X-1``.
+
+Locking: the process writing a run directory holds an exclusive ``flock`` on its :data:`CLAIM`
+file for as long as it writes (:class:`RunDirLock`), and writes its pid into it. A second
+process that would write the same directory (``--resume`` twice at once, a ``compare
+--resume`` beside a running compare) is refused with :class:`RunLockedError` naming the
+holder's pid. The operating system drops the lock when the holder exits, however it exits, so
+a process killed with SIGKILL leaves no stale lock behind.
 
 Writing: :func:`atomic_write_bytes` writes a temporary sibling (``.NAME.PID.RANDOM.tmp``,
 created with mode 0666 so the umask applies, as for every other file of the run), fsyncs it and
@@ -20,6 +27,7 @@ removes when the run is resumed.
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import secrets
@@ -29,12 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from satkit.schema import CHECKPOINT
-from satkit.sinks.base import fsync_dir
+from satkit.sinks.base import check_utf8_path, fsync_dir
 from satkit.training.config import TrainConfig
 
-__all__ = ["CHECKPOINT", "CLAIM", "NOISY_SOFTMAX", "RunDirError", "RunWriteError",
-           "atomic_write_bytes", "atomic_write_text", "create_run_dir", "default_run_dir",
-           "describe_os_error", "release_run_dir", "run_name", "sweep_temporary", "write_json"]
+__all__ = ["CHECKPOINT", "CLAIM", "NOISY_SOFTMAX", "RunDirError", "RunDirLock", "RunLockedError",
+           "RunWriteError", "atomic_write_bytes", "atomic_write_text", "claim_run_dir",
+           "default_run_dir", "describe_os_error", "lock_run_dir", "release_run_dir", "run_name",
+           "sweep_temporary", "write_json"]
 
 #: The hidden file that marks a directory as claimed by one run (it holds the claimer's pid).
 CLAIM = ".satkit-run"
@@ -47,6 +56,100 @@ _REASONS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota e
 
 class RunDirError(ValueError):
     """The run directory cannot be used as asked (e.g. ``--resume`` with nothing to resume)."""
+
+
+class RunLockedError(RuntimeError):
+    """Another live process holds the run directory's lock (:class:`RunDirLock`).
+
+    Attributes:
+        path: the run directory.
+        pid: the holder's process id, as it wrote it into the claim file (None if unreadable).
+    """
+
+    def __init__(self, path: Path, pid: int | None) -> None:
+        holder = f"pid {pid}" if pid is not None else "pid unknown"
+        super().__init__(f"{path} is in use by another satkit process ({holder}); wait for it "
+                         "to end (or stop it), then run this again")
+        self.path, self.pid = path, pid
+
+
+class RunDirLock:
+    """This process's exclusive hold on a run directory: an ``flock`` on its claim file.
+
+    Made by :func:`claim_run_dir` and :func:`lock_run_dir`; :meth:`release` (or leaving the
+    ``with`` block) lets another process take it. The OS releases it when the process ends.
+
+    Attributes:
+        path: the run directory.
+    """
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path, self._fd = path, fd
+
+    @property
+    def held(self) -> bool:
+        """Whether this object still holds the lock."""
+        return self._fd is not None
+
+    def release(self) -> None:
+        """Let go of the lock (idempotent)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor drops the flock
+
+    def __enter__(self) -> RunDirLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"RunDirLock({str(self.path)!r}, held={self.held})"
+
+
+def _holder(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii").strip()
+        return int(text) if text else None
+    except (OSError, ValueError):
+        return None
+
+
+def _take(directory: Path, fd: int) -> RunDirLock:
+    """Lock the open claim file ``fd`` of ``directory`` and write our pid into it; closes
+    ``fd`` on failure."""
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunLockedError(directory, _holder(fd)) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+    except BaseException:
+        os.close(fd)
+        raise
+    return RunDirLock(directory, fd)
+
+
+def lock_run_dir(path: str | os.PathLike[str]) -> RunDirLock:
+    """Lock an existing run directory for this process (to resume it, or to remove it).
+
+    The claim file is created when missing (a directory from an older satkit).
+
+    Raises:
+        RunLockedError: another live process holds it.
+        RunWriteError: the claim file cannot be opened for writing (read-only, permission).
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path / CLAIM, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise RunWriteError(f"cannot lock the run directory {path}: {_reason(exc)}",
+                            exc.errno) from exc
+    return _take(path, fd)
 
 
 class RunWriteError(OSError):
@@ -77,6 +180,8 @@ def describe_os_error(exc: OSError, where: str | os.PathLike[str] | None = None)
     if isinstance(exc, RunWriteError):
         return exc.message
     path = exc.filename if exc.filename is not None else where
+    if isinstance(path, bytes):  # TensorBoard's file layer reports paths as bytes
+        path = os.fsdecode(path)
     return f"{_reason(exc)} while writing {path}" if path is not None else _reason(exc)
 
 
@@ -113,59 +218,78 @@ def default_run_dir(config: TrainConfig) -> Path:
     return Path("runs") / f"{config.dataset}_{run_name(config)}"
 
 
-def _claim(directory: Path) -> bool:
-    """Create ``directory`` (or take it if empty) and create its claim file exclusively."""
+def _claim(directory: Path) -> RunDirLock | None:
+    """Create ``directory`` (or take it if empty), create its claim file exclusively and lock
+    it; None when the directory is taken."""
     try:
         directory.mkdir()
     except FileExistsError:
         if not directory.is_dir() or any(p.name != CLAIM for p in directory.iterdir()):
-            return False  # a file, or a directory another run (or anything else) uses
+            return None  # a file, or a directory another run (or anything else) uses
     try:
-        fd = os.open(directory / CLAIM, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        fd = os.open(directory / CLAIM, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
     except FileExistsError:
-        return False  # another run claimed it first
-    with os.fdopen(fd, "w") as f:
-        f.write(f"{os.getpid()}\n")
-    return True
+        return None  # another run claimed it first
+    return _take(directory, fd)  # nobody else can hold a file created a moment ago
 
 
-def create_run_dir(path: str | os.PathLike[str], *, resume: bool = False) -> Path:
-    """Claim a fresh directory for a run at ``path``, or return the existing one to resume.
+def claim_run_dir(path: str | os.PathLike[str], *, resume: bool = False,
+                  requires: str | None = CHECKPOINT) -> RunDirLock:
+    """Claim and lock a fresh directory for a run at ``path``, or lock the existing one to
+    resume it.
 
     A new run never shares or overwrites: ``path`` is used when it does not exist or is an
     empty directory nobody claimed; otherwise the first such ``path-1``, ``path-2``, ...
     The claim is atomic (see the module docstring), so concurrent runs get distinct
-    directories.
+    directories. The returned lock is held until released (or the process ends).
+
+    Args:
+        path: where the run goes.
+        resume: lock ``path`` itself, which must exist and hold ``requires``.
+        requires: the file a directory to resume must hold (a run's checkpoint by default).
 
     Raises:
-        RunDirError: ``resume`` is set but ``path`` holds no checkpoint.
+        RunDirError: ``path`` is not UTF-8 text (TensorBoard cannot write there; refused
+            before anything is created), or ``resume`` is set but ``path`` holds no
+            ``requires``.
+        RunLockedError: ``resume`` is set and another process holds ``path``.
         RunWriteError: the directory cannot be created (read-only, no permission, disk full).
     """
     path = Path(path)
+    try:
+        check_utf8_path(path, "--out")
+    except ValueError as exc:
+        raise RunDirError(str(exc)) from None
     if resume:
-        if not (path / CHECKPOINT).is_file():
-            raise RunDirError(f"--resume: {path} holds no {CHECKPOINT} to resume from")
-        return path
+        if requires is not None and not (path / requires).is_file():
+            if not path.exists():
+                raise RunDirError(f"--resume: {path} does not exist")
+            raise RunDirError(f"--resume: {path} holds no {requires} to resume from")
+        return lock_run_dir(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         for k in count():
             candidate = path if k == 0 else path.with_name(f"{path.name}-{k}")
-            if _claim(candidate):
-                return candidate
+            lock = _claim(candidate)
+            if lock is not None:
+                return lock
     except OSError as exc:
         raise RunWriteError(f"cannot create the run directory {path}: {_reason(exc)}",
                             exc.errno) from exc
     raise AssertionError("unreachable")  # count() never ends
 
 
-def release_run_dir(path: Path) -> None:
-    """Remove a directory this process claimed and wrote nothing else into (an aborted start)."""
+def release_run_dir(lock: RunDirLock) -> None:
+    """Give up a directory this process claimed: remove it when nothing but the claim was
+    written into it (an aborted start), then release the lock."""
     try:
-        if {p.name for p in path.iterdir()} <= {CLAIM}:
-            (path / CLAIM).unlink(missing_ok=True)
-            path.rmdir()
+        if {p.name for p in lock.path.iterdir()} <= {CLAIM}:
+            (lock.path / CLAIM).unlink(missing_ok=True)
+            lock.path.rmdir()
     except OSError:
         pass  # best effort: never hide the error that aborted the start
+    finally:
+        lock.release()
 
 
 def sweep_temporary(run_dir: Path) -> list[Path]:

@@ -14,7 +14,7 @@ import torch
 
 from satkit._version import __version__
 from satkit.methods import setting_values
-from satkit.schema import SUMMARY_FIELDS
+from satkit.schema import SUMMARY_FIELDS, SUMMARY_TYPES
 from satkit.training.config import TrainConfig
 
 __all__ = ["HPARAM_METRICS", "HPARAM_METRICS_SHOWN", "hparams", "hparams_metrics", "run_summary"]
@@ -24,15 +24,15 @@ __all__ = ["HPARAM_METRICS", "HPARAM_METRICS_SHOWN", "hparams", "hparams_metrics
 HPARAM_METRICS_SHOWN = ("test_error", "onset_step", "onset_step_noisy", "median_sample_onset",
                         "median_sample_onset_noisy")
 #: Summary fields that describe the run rather than measure it (never hparams metrics).
-_NOT_METRICS = ("dataset", "model", "loss", "alpha2", "noise", "seed", "finished", "epochs",
-                "epochs_planned", "steps", "seconds", "seconds_per_step", "wall_seconds",
-                "device", "satkit_version")
+_NOT_METRICS = ("alpha2", "seed", "epochs", "epochs_planned", "steps", "seconds",
+                "seconds_per_step", "wall_seconds")
 #: Summary fields logged as TensorBoard hparams metrics (as ``9 final figures/<field>``):
-#: :data:`HPARAM_METRICS_SHOWN`, the late gradient, then every other figure of
-#: :data:`satkit.schema.SUMMARY_FIELDS` (a figure added there becomes a metric).
+#: :data:`HPARAM_METRICS_SHOWN`, the late gradient, then every other numeric figure of
+#: ``summary.json`` (:data:`satkit.schema.SUMMARY_TYPES`: a figure added there becomes a metric).
 HPARAM_METRICS = tuple(dict.fromkeys(
     (*HPARAM_METRICS_SHOWN, "grad_target_late",
-     *(f for f in SUMMARY_FIELDS if f not in HPARAM_METRICS_SHOWN + _NOT_METRICS))))
+     *(f for f, kind in SUMMARY_TYPES.items()
+       if kind.startswith(("number", "integer")) and f not in _NOT_METRICS))))
 #: Training settings logged as hparams besides the method's own (bookkeeping is left out).
 _TRAINING = ("dataset", "model", "epochs", "batch_size", "drop_last", "lr", "momentum",
              "weight_decay", "lr_gamma", "augment", "compile", "seed", "split_seed")
@@ -43,7 +43,8 @@ def _finite(value: Any) -> Any:
 
 
 def run_summary(config: TrainConfig, run: Any, *, steps: int, seconds: float,
-                device: torch.device, finished: bool, wall_seconds: float) -> dict[str, Any]:
+                device: torch.device, finished: bool, wall_seconds: float,
+                stop_reason: str | None = None) -> dict[str, Any]:
     """``summary.json`` of a run (its fields are :data:`satkit.schema.SUMMARY_FIELDS`, in order).
 
     Args:
@@ -52,6 +53,8 @@ def run_summary(config: TrainConfig, run: Any, *, steps: int, seconds: float,
         steps, seconds: optimizer steps done and training time, over the whole run.
         device: the device it trained on.
         finished: every planned epoch ran.
+        stop_reason: why an unfinished run stopped ("interrupted", "non-finite", "write
+            error", "error"); None for a finished run.
         wall_seconds: wall time of this invocation (setup and writing included).
     """
     epochs = run.epochs
@@ -62,7 +65,8 @@ def run_summary(config: TrainConfig, run: Any, *, steps: int, seconds: float,
     summary = {
         "dataset": config.dataset, "model": config.model, "loss": config.method,
         "alpha2": config.effective_alpha2, "noise": config.effective_noise, "seed": config.seed,
-        "finished": finished, "epochs": len(epochs), "epochs_planned": config.epochs,
+        "finished": finished, "stop_reason": None if finished else stop_reason,
+        "epochs": len(epochs), "epochs_planned": config.epochs,
         "steps": steps,
         "test_error": _finite(float(errors[-1])) if errors else None,
         "best_test_error": _finite(float(min(errors))) if errors else None,

@@ -279,7 +279,7 @@ class Trainer:
         started = time.perf_counter()
         for batch in self._batches():
             if self._pause is not None:
-                self._pause.at("step", self.step, before=self._writes_done)
+                self._pause.at("step", before=self._writes_done)
             self.train_step(*_split_batch(batch))
             self.step += 1
             self.batch_in_epoch += 1

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from child_runs import satkit_process
 
 from satkit.cli import main
 
@@ -21,10 +22,7 @@ QUICK = ["--epochs", "1", "--batch-size", "64", "--lr", "0.05", "--device", "cpu
          "--flush-every", "10"]
 
 
-def _satkit(*args: str, **kw) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "satkit", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+_satkit = satkit_process
 
 
 @pytest.mark.parametrize(

@@ -16,91 +16,37 @@ import os
 import signal
 import stat
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+from child_runs import (
+    QUICK,
+    STEPS,
+    assert_same_run,
+    kill_at,
+    one_line_error,
+    resume,
+    satkit_process,
+    wait_for,
+)
 
 from satkit.analysis import load_run
 from satkit.cli import main
 from satkit.training.checkpoint import load_checkpoint
 from satkit.training.compare import unfinished_runs
 
-QUICK = ["--epochs", "2", "--batch-size", "128", "--lr", "0.05", "--device", "cpu", "--quiet",
-         "--flush-every", "4", "--no-figures"]
-STEPS = 2 * 11  # 1437 digits in full batches of 128 (drop_last)
-TIMINGS = ("seconds", "seconds_per_step", "wall_seconds")
-
-
-def _satkit(*args: str, pause: str | None = None, **kw) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    if pause is not None:
-        env["SATKIT_FAULT_PAUSE"] = pause
-    return subprocess.Popen([sys.executable, "-m", "satkit", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
-
-
-def _wait_for(flag: Path, proc: subprocess.Popen) -> None:
-    """Wait until the process reached its pause point (it creates ``flag`` there)."""
-    deadline = time.monotonic() + 240
-    while not flag.exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the pause point was never reached"
-        time.sleep(0.05)
+_satkit = satkit_process  # a child process with one thread: every compared run is made so
+_one_line_error, _assert_same_run, _resume = one_line_error, assert_same_run, resume
 
 
 def _kill_at(point: str, out: Path, tmp_path: Path) -> None:
-    flag = tmp_path / "paused"
-    proc = _satkit("train", *QUICK, "--out", str(out), pause=f"{point}:{flag}")
-    _wait_for(flag, proc)
-    proc.kill()  # SIGKILL: no handler, no cleanup
-    proc.communicate(timeout=60)
-    assert proc.returncode == -signal.SIGKILL
-
-
-def _one_line_error(err: str, *needles: str) -> str:
-    assert "Traceback" not in err, err
-    last = err.strip().splitlines()[-1]
-    assert last.startswith("satkit"), err
-    for needle in needles:
-        assert needle in last, (needle, err)
-    return last
+    kill_at(point, out, tmp_path / "paused")
 
 
 def _visible(run: Path) -> set[str]:
     return {p.name for p in run.iterdir() if not p.name.startswith(".")}
-
-
-def _assert_same_run(a: Path, b: Path) -> None:
-    pd.testing.assert_frame_equal(pd.read_parquet(a / "metrics.parquet"),
-                                  pd.read_parquet(b / "metrics.parquet"),
-                                  check_exact=False, rtol=1e-5, atol=1e-7)
-    pd.testing.assert_frame_equal(pd.read_parquet(a / "samples.parquet"),
-                                  pd.read_parquet(b / "samples.parquet"),
-                                  check_exact=False, rtol=1e-5)
-    ea, eb = (pd.read_csv(p / "epochs.csv").drop(columns="seconds") for p in (a, b))
-    pd.testing.assert_frame_equal(ea, eb, check_exact=False, rtol=1e-5)
-    sa, sb = ({k: v for k, v in json.loads((p / "summary.json").read_text()).items()
-               if k not in TIMINGS} for p in (a, b))
-    assert sb == pytest.approx(sa)
-    assert sb["finished"] is True and sb["steps"] == STEPS
-    assert not list(b.glob(".*.tmp")) and not list(b.glob(".*/.*.tmp"))
-
-
-def _resume(out: Path) -> None:
-    proc = _satkit("train", *QUICK, "--out", str(out), "--resume")
-    _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("reference") / "run"
-    assert main(["train", *QUICK, "--out", str(out)]) == 0
-    return out
 
 
 # -- SIGKILL, SIGTERM ---------------------------------------------------------------------------
@@ -145,7 +91,7 @@ def test_sigkill_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_pat
 def test_sigterm_saves_says_unfinished_and_resume_reproduces(tmp_path, reference):
     out, flag = tmp_path / "run", tmp_path / "paused"
     proc = _satkit("train", *QUICK, "--out", str(out), pause=f"step:18:{flag}")
-    _wait_for(flag, proc)
+    wait_for(flag, proc)
     proc.send_signal(signal.SIGTERM)
     flag.unlink()  # let it go on: it stops after this step, saved
     _, err = proc.communicate(timeout=300)

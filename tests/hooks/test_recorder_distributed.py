@@ -65,7 +65,7 @@ def _worker(rank, init_file, out_dir):
         dist.destroy_process_group()
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(600)
 def test_two_gloo_ranks_merge_to_the_single_process_table(tmp_path):
     mp.spawn(_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True)
 

@@ -21,6 +21,7 @@ from integration_helpers import (
     digits_dataset,
     expected_row,
     guard_host_syncs,
+    lock_refusal,
     record_as_a_language_model,
     softmax_target,
 )
@@ -371,14 +372,14 @@ def test_pytorch_lightning_trainer_too(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(900)
 def test_ddp_on_two_cpu_processes_rank0_writes_the_merged_record(tmp_path):
     script = Path(__file__).with_name("lightning_ddp_script.py")
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
                                           os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, str(script), str(tmp_path / "run")], env=env,
-                          capture_output=True, text=True, timeout=220, cwd=tmp_path)
+                          capture_output=True, text=True, timeout=850, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     runs = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("run"))
     assert runs == ["run"]  # one run directory: rank 1 wrote nothing
@@ -391,3 +392,26 @@ def test_ddp_on_two_cpu_processes_rank0_writes_the_merged_record(tmp_path):
     # the merged mean is the sample-weighted mean of the ranks' own (equal-sized) batches
     merged = np.mean(per_rank, axis=0)
     assert np.allclose(run.metrics["p_target_mean"], merged, rtol=1e-5)
+
+
+
+class LockProbe(L.Callback):
+    """Tries, during training, to take the run directory the satkit callback writes."""
+
+    def __init__(self, satkit_callback: SaturationCallback) -> None:
+        self.satkit, self.refused = satkit_callback, None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.refused is None:
+            self.refused = lock_refusal(self.satkit.run_dir)
+
+def test_the_run_directory_is_locked_while_training_and_released_after(tmp_path):
+    from satkit.training.run_dir import lock_run_dir
+
+    callback = SaturationCallback("classifier", tmp_path / "run")
+    probe = LockProbe(callback)
+    trainer(tmp_path, [callback, probe], max_steps=2).fit(
+        DigitsMLP(), DataLoader(digits_dataset(), batch_size=BATCH))
+    assert probe.refused and probe.refused.pid == os.getpid()  # held by the writer
+    with lock_run_dir(callback.run_dir) as lock:  # and let go of when fit ended
+        assert lock.held

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from integration_helpers import (
     assert_row_matches,
     expected_row,
     guard_host_syncs,
+    lock_refusal,
     record_as_a_language_model,
     softmax_target,
 )
@@ -319,3 +321,27 @@ def test_no_host_sync_in_the_callback_per_step(tmp_path, monkeypatch, path):
     _train(gpt2(), callback, tmp_path, Tokens("lm"))
     assert len(load_run(callback.run_dir).metrics) == 4
     assert [r.reused_log_softmax for r in recorders] == ([8] if recorders else [])
+
+
+
+class LockProbe(TrainerCallback):
+    """Tries, during training, to take the run directory the satkit callback writes."""
+
+    def __init__(self, satkit_callback: SaturationCallback) -> None:
+        self.satkit, self.refused = satkit_callback, None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.refused is None:
+            self.refused = lock_refusal(self.satkit.run_dir)
+
+def test_the_run_directory_is_locked_while_training_and_released_after(tmp_path):
+    from satkit.training.run_dir import lock_run_dir
+
+    callback = SaturationCallback("lm_head", tmp_path / "run")
+    probe = LockProbe(callback)
+    trainer = Trainer(model=gpt2(), args=arguments(tmp_path, max_steps=2),
+                      train_dataset=Tokens("lm"), callbacks=[callback, probe])
+    trainer.train()
+    assert probe.refused and probe.refused.pid == os.getpid()  # held by the writer
+    with lock_run_dir(callback.run_dir) as lock:  # and let go of when train() ended
+        assert lock.held

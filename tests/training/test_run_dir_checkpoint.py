@@ -4,6 +4,8 @@ checkpoints fail loudly when corrupt or incomplete."""
 import errno
 import os
 import stat
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -14,16 +16,22 @@ from satkit.training.config import TrainConfig
 from satkit.training.run_dir import (
     CLAIM,
     RunDirError,
+    RunLockedError,
     RunWriteError,
     atomic_write_bytes,
-    create_run_dir,
+    claim_run_dir,
     default_run_dir,
     describe_os_error,
+    lock_run_dir,
     release_run_dir,
     run_name,
     sweep_temporary,
     write_json,
 )
+
+
+def create_run_dir(path, **kw):
+    return claim_run_dir(path, **kw).path  # the lock is let go of at once
 
 
 def test_new_run_never_shares_a_directory(tmp_path):
@@ -44,21 +52,71 @@ def test_concurrent_claims_get_distinct_directories(tmp_path):
     with ThreadPoolExecutor(8) as pool:
         dirs = list(pool.map(lambda _: create_run_dir(tmp_path / "run"), range(16)))
     assert len({d.name for d in dirs}) == 16
+    (tmp_path / "empty").mkdir()  # an existing empty directory, the racy case
+    with ThreadPoolExecutor(8) as pool:
+        dirs = list(pool.map(lambda _: create_run_dir(tmp_path / "empty"), range(16)))
+    assert len({d.name for d in dirs}) == 16
+
+
+def test_claims_are_never_made_over_something_else(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "keep.txt").write_text("mine")
+    (tmp_path / "run-1").write_text("a file, not a directory")
+    (tmp_path / "run-2").mkdir()  # empty: claimable
+    assert create_run_dir(tmp_path / "run") == tmp_path / "run-2"
+    assert (tmp_path / "run" / "keep.txt").read_text() == "mine"
+    assert create_run_dir(tmp_path / "run") == tmp_path / "run-3"
+    assert create_run_dir(tmp_path / "deep" / "er" / "run") == tmp_path / "deep" / "er" / "run"
 
 
 def test_release_removes_only_an_untouched_claim(tmp_path):
-    run = create_run_dir(tmp_path / "run")
-    release_run_dir(run)
-    assert not run.exists()
-    run = create_run_dir(tmp_path / "run")
-    (run / "config.json").write_text("{}")
-    release_run_dir(run)
-    assert (run / "config.json").exists()
+    lock = claim_run_dir(tmp_path / "run")
+    release_run_dir(lock)
+    assert not lock.path.exists() and not lock.held
+    lock = claim_run_dir(tmp_path / "run")
+    (lock.path / "config.json").write_text("{}")
+    release_run_dir(lock)
+    assert (lock.path / "config.json").exists() and not lock.held
 
 
 def test_resume_needs_a_checkpoint(tmp_path):
-    with pytest.raises(RunDirError, match="checkpoint.pt"):
+    with pytest.raises(RunDirError, match="does not exist"):
         create_run_dir(tmp_path / "run", resume=True)
+    (tmp_path / "run").mkdir()
+    with pytest.raises(RunDirError, match="holds no checkpoint.pt"):
+        create_run_dir(tmp_path / "run", resume=True)
+
+
+def test_a_locked_run_directory_names_its_holder(tmp_path):
+    held = claim_run_dir(tmp_path / "run")
+    (held.path / "checkpoint.pt").write_bytes(b"")
+    with pytest.raises(RunLockedError) as exc:
+        claim_run_dir(held.path, resume=True)  # another open file: flock refuses, same process
+    assert exc.value.pid == os.getpid() and f"(pid {os.getpid()})" in str(exc.value)
+    assert str(held.path) in str(exc.value)
+    held.release()
+    with lock_run_dir(held.path) as again:  # free once let go of
+        assert again.held
+    assert not again.held
+
+
+def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
+    run = claim_run_dir(tmp_path / "run")
+    run.release()
+    code = ("import sys, time\nfrom satkit.training.run_dir import lock_run_dir\n"
+            "lock = lock_run_dir(sys.argv[1])\nprint('locked', flush=True)\ntime.sleep(600)\n")
+    child = subprocess.Popen([sys.executable, "-c", code, str(run.path)], stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert child.stdout.readline().strip() == "locked"
+        with pytest.raises(RunLockedError) as exc:
+            lock_run_dir(run.path)
+        assert exc.value.pid == child.pid
+    finally:
+        child.kill()  # SIGKILL: no handler runs, the kernel drops the lock
+        child.wait(timeout=60)
+    with lock_run_dir(run.path) as lock:
+        assert lock.held
 
 
 def test_unwritable_parent_is_one_clear_error(tmp_path, monkeypatch):
