@@ -76,8 +76,13 @@ workdir, parent = sys.argv[1], int(sys.argv[2])
 ORPHAN = getattr(signal, "SIGHUP", signal.SIGTERM)  # the parent-death signal
 orphan = threading.Event()
 def on_orphan(*_):
-    orphan.set()
-    sys.exit(0)
+    # The kernel sends the parent-death signal again each time this process is handed to
+    # another dying thread of the parent's: only the first counts, and none may interrupt
+    # the clean-up (a second SystemExit inside the rmtree below would cut it short).
+    signal.signal(ORPHAN, signal.SIG_IGN)
+    if not orphan.is_set():
+        orphan.set()
+        sys.exit(0)
 atexit.register(lambda: orphan.is_set() and shutil.rmtree(workdir, ignore_errors=True))
 signal.signal(ORPHAN, on_orphan)
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a normal stop; the parent cleans up
