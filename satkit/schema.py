@@ -15,7 +15,8 @@ reads) holds:
 ``test_predictions.parquet``  one row per test sample at the end of a finished run
                               (:data:`TEST_PREDICTION_COLUMNS`)
 ``checkpoint.pt``             the state to ``--resume`` from
-``events.out.tfevents.*``     TensorBoard event files
+``events.out.tfevents.*``     TensorBoard event files (tags ``<group>/<name>``, the groups
+                              :data:`TENSORBOARD_GROUPS`)
 ``figures/dashboard.png``     the run's dashboard figure
 ============================  ==========================================================
 
@@ -50,6 +51,8 @@ __all__ = [
     "SUMMARY_TYPES",
     "TEST_PREDICTIONS",
     "TEST_PREDICTION_COLUMNS",
+    "TENSORBOARD_GROUPS",
+    "TENSORBOARD_NOT_METRICS",
     "VIEWS",
     "view_column",
 ]
@@ -285,6 +288,7 @@ CONFIG_TYPES: Mapping[str, str] = MappingProxyType({
     "data_dir": "string or null",
     "out": "string or null", "resume": "boolean", "thresholds": "list of numbers",
     "every": "integer", "flush_every": "integer", "histogram_every": "integer or null",
+    "drop_last": "boolean",
     "quiet": "boolean", "figures": "boolean",
     # added by the trainer
     "lr_milestone_epochs": "list of numbers", "method": "string",
@@ -294,3 +298,24 @@ CONFIG_TYPES: Mapping[str, str] = MappingProxyType({
     "test_size": "integer or null",
     "num_classes": "integer or null",
 })
+
+#: TensorBoard's tag groups (a tag is ``<group>/<name>``): key -> the group's name. TensorBoard
+#: lists groups sorted by name, numbers first and by value, so the numbers put them in this
+#: order: the saturation story first, bookkeeping last. ``epoch`` holds the per-epoch learning
+#: curves, ``hparams`` the final figures the HPARAMS tab reads; every other group holds metrics
+#: columns, under their own names (``2 saturation, training logits/p_target_noisy_median``).
+TENSORBOARD_GROUPS: Mapping[str, str] = MappingProxyType({
+    "clean": "1 saturation, clean",
+    "noisy": "2 saturation, training logits",
+    "gradient": "3 gradient",
+    "noise": "4 noise",
+    "epoch": "5 learning curves, per epoch",
+    "loss": "6 training loss, per step",
+    "norms": "7 norms and logits",
+    "diagnostics": "8 diagnostics",
+    "hparams": "9 final figures",
+})
+#: The groups whose tags are not metrics columns (and tag prefixes of older runs that were not).
+TENSORBOARD_NOT_METRICS: tuple[str, ...] = (
+    f"{TENSORBOARD_GROUPS['epoch']}/", f"{TENSORBOARD_GROUPS['hparams']}/", "epoch/",
+    "hparams/", "final/")

@@ -18,12 +18,10 @@ import pytest
 
 from satkit import schema
 from satkit.hooks.quantities import (
-    GROUPS,
     QUANTITIES,
     VALUES,
     column_dtypes,
     column_names,
-    tensorboard_tag,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -214,13 +212,16 @@ def test_glossary_metrics_columns_match_the_declarations():
     for q in QUANTITIES:
         declared |= {q.name, f"{q.name}_<tau>"} if q.reduce == "fraction" else {q.name}
     assert _names(section) == declared
+    from satkit.sinks.tensorboard_layout import group_of
+
     declarations = {q.name: q for q in QUANTITIES}
-    for row in _rows(section):  # the TensorBoard group column matches the declaration
+    for row in _rows(section):  # the TensorBoard group column is the group the sink writes
         name = re.findall(r"`([^`]+)`", row[0])[0]
         q = declarations.get(name.removesuffix("_<tau>"))
         if q is not None:
             alias = q.reduce == "fraction" and name == q.name
-            assert row[1] == ("(not written)" if alias else q.group), row
+            group = group_of(name.replace("<tau>", "0.9"))
+            assert row[1] == ("(not written)" if alias else schema.TENSORBOARD_GROUPS[group]), row
     for column in column_names(schema.DEFAULT_THRESHOLDS):  # the defaults are spelled out
         assert f"`{column}`" in section, column
 
@@ -275,24 +276,29 @@ def test_run_directory_names_the_parts_the_table_sink_leaves(tmp_path):
 
 
 def test_tensorboard_page_names_every_tag_and_chart():
-    from satkit.sinks.tensorboard import _HISTOGRAM_TAGS, comparison_layout
+    from satkit.sinks.tensorboard_layout import (
+        HISTOGRAM_TAGS,
+        comparison_layout,
+        epoch_tag,
+        log10_tag,
+        tag_for,
+    )
 
     page = _page("tensorboard.md")
-    for group in GROUPS:
+    for group in schema.TENSORBOARD_GROUPS.values():
         assert f"`{group}/`" in page, group
     for column in column_names(schema.DEFAULT_THRESHOLDS):
-        tag = tensorboard_tag(column)
-        assert tag is None or f"`{tag}`" in page, tag
-    for tag in _HISTOGRAM_TAGS.values():
+        for tag in (tag_for(column), log10_tag(column)):
+            assert tag is None or f"`{tag}`" in page, tag
+    for column in ("train_loss", "train_error", "test_loss", "test_error", "lr"):
+        assert f"`{epoch_tag(column)}`" in page, column
+    for tag in HISTOGRAM_TAGS.values():
         assert f"`{tag}`" in page, tag
+    flat = " ".join(page.split())  # chart titles may wrap across lines
     for category, charts in comparison_layout().items():
         assert f"### {category}\n" in page, category
-        for title, (_, patterns) in charts.items():
-            assert f"**{title}**" in page, title
-            for pattern in patterns:
-                tag = pattern.strip("^$")
-                if tag.startswith("epoch/"):
-                    assert f"`{tag}`" in page, tag
+        for title in charts:
+            assert f"**{title}**" in flat, title
 
 
 def test_concept_paper_table_is_the_analysis_table():

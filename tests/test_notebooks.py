@@ -6,6 +6,12 @@ minutes. The kernel is the ``python3`` kernelspec, which ``make`` installs into 
 (``python -m ipykernel install --sys-prefix``); an extra last cell proves the kernel runs this
 interpreter's environment, not some other Python on the machine.
 
+Issue 21, the stated cost: every notebook's first cell says what its quick setting costs as
+"**Run time:** N training steps ..., measured T s on <machine>". The seconds are a measurement
+(no test times anything: the machine is shared); the steps are checked: the notebook sets
+``STEPS_RUN`` to the optimizer steps it trained, counted from its runs, and the run must equal
+the statement.
+
 Issue 12: in its quick setting a notebook leaves nothing behind. The kernel runs with
 ``TMPDIR`` pointing at a fresh directory (Python's :mod:`tempfile` honours it) and in a fresh
 working directory; both must be empty afterwards, except for the empty directories PyTorch and
@@ -38,6 +44,24 @@ NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 #: suite must pass on a busy machine too (two suites at once on 2 cores ran cells 5x slower).
 BUDGET_S = 600.0
 _PREFIX_PROBE = "import sys\nprint(sys.prefix)"
+_STEPS_PROBE = "print(STEPS_RUN)"
+#: The quick setting's stated cost, in the first cell: its training steps, and a measured time
+#: with the machine it was measured on.
+RUN_TIME = re.compile(r"\*\*Run time:\*\*\s+(?P<steps>[\d,]+) training steps\b(?P<rest>.*?)"
+                      r"(?:\n[ \t]*\n|\Z)", re.S)
+MEASURED = re.compile(r"measured (about )?\d+(\.\d+)? s\b.*? on .*?CPU", re.S)
+
+
+def stated_steps(notebook: Path) -> int:
+    """The training steps the first cell of ``notebook`` states for its quick setting."""
+    nb = nbformat.read(notebook, as_version=4)
+    match = RUN_TIME.search(nb.cells[0].source)
+    assert match, (f"{notebook.name}: the first cell must state the quick setting's cost as "
+                   "'**Run time:** N training steps ..., measured T s on <machine>'")
+    assert MEASURED.search(match["rest"]), (
+        f"{notebook.name}: the run-time statement must give a measured time and the machine "
+        f"it was measured on ('measured T s on 2 CPU cores ...'); got {match.group(0)!r}")
+    return int(match["steps"].replace(",", ""))
 
 # -- what draws a figure, and its description ----------------------------------------------
 
@@ -173,6 +197,27 @@ class _Client(NotebookClient):
         return kc
 
 
+def test_run_time_statement_is_parsed_both_ways(tmp_path):
+    def notebook(text: str) -> Path:
+        path = tmp_path / "nb.ipynb"
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(text)]),
+                       path)
+        return path
+
+    good = ("intro\n\n**Run time:** 1,056 training steps in the quick setting (`SMOKE = True`), "
+            "measured 41 s on 2 CPU cores (OMP_NUM_THREADS=1).\n\nmore")
+    assert stated_steps(notebook(good)) == 1056
+    for bad in ("**Run time:** about 30 s on 2 CPU cores.",
+                "**Run time:** 200 training steps in the quick setting.\n\nmeasured 30 s on 2 CPU"):
+        with pytest.raises(AssertionError, match="Run time|measured"):
+            stated_steps(notebook(bad))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_states_its_cost(path: Path) -> None:
+    assert stated_steps(path) >= 0
+
+
 def test_notebooks_are_numbered_in_reading_order():
     names = [p.name for p in NOTEBOOKS]
     assert len(names) >= 5, f"expected the notebooks 01-05 in {NOTEBOOK_DIR}, found {names}"
@@ -188,6 +233,7 @@ def test_notebook_runs_in_its_quick_setting(path: Path, tmp_path: Path,
     assert any(c.cell_type == "code" and "SMOKE = True" in c.source for c in nb.cells), (
         f"{path.name} must be committed with its quick setting on (a cell with SMOKE = True)")
     nb.cells.append(nbformat.v4.new_code_cell(_PREFIX_PROBE))
+    nb.cells.append(nbformat.v4.new_code_cell(_STEPS_PROBE))
     # The notebooks' nets are tiny: intra-op threads buy nothing, and on a shared, oversubscribed
     # CPU OpenMP's spinning threads made the same run 10-50x slower. One thread per kernel
     # unless the caller chose otherwise (the kernel inherits this environment).
@@ -203,7 +249,11 @@ def test_notebook_runs_in_its_quick_setting(path: Path, tmp_path: Path,
     client.execute()  # raises CellExecutionError, naming the cell, on any error
     elapsed = time.perf_counter() - started
 
-    probe = "".join(o.get("text", "") for o in nb.cells[-1].outputs).strip()
+    steps_run = "".join(o.get("text", "") for o in nb.cells[-1].outputs).strip()
+    assert steps_run == str(stated_steps(path)), (
+        f"{path.name} trained {steps_run} steps in its quick setting but its first cell states "
+        f"{stated_steps(path)}: update the statement (and re-measure its time)")
+    probe = "".join(o.get("text", "") for o in nb.cells[-2].outputs).strip()
     assert Path(probe).resolve() == Path(sys.prefix).resolve(), (
         f"the python3 kernel ran {probe!r}, not this environment ({sys.prefix}); run "
         f"`{sys.executable} -m ipykernel install --sys-prefix --name python3`")
@@ -214,7 +264,7 @@ def test_notebook_runs_in_its_quick_setting(path: Path, tmp_path: Path,
         f"{path.name} left {_left_behind(temp)} in its temporary directory: remove what the "
         "quick setting creates (e.g. a last cell `if SMOKE: shutil.rmtree(TMP)`)")
     assert not _left_behind(cwd), f"{path.name} left {_left_behind(cwd)} in its working directory"
-    unseen = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
+    unseen = [i for i, cell in enumerate(nb.cells[:-2]) if cell.cell_type == "code"
               and any(t in o.get("data", {}) for o in cell.outputs for t in _IMAGE_TYPES)
               and not draws_figure(cell.source)]
     assert not unseen, (

@@ -31,14 +31,15 @@ ALPHA2 = (0.0, 0.1)
 STEPS = (0, 1, 2, 3)
 COLUMNS = ("p_target_mean", "saturated_frac_0.99", "grad_target_mean", "noise_mean",
            "feature_norm_mean")
-SCALAR_TAGS = {"saturation/p_target_mean", "saturation/saturated_frac_0.99",
-               "gradient/grad_target_mean", "noise/noise_mean", "norms/feature_norm_mean"}
-HISTOGRAM_TAGS = {"saturation/p_target", "noise/noise"}
+SCALAR_TAGS = {"1 saturation, clean/p_target_mean", "1 saturation, clean/saturated_frac_0.99",
+               "3 gradient/grad_target_mean", "4 noise/noise_mean",
+               "7 norms and logits/feature_norm_mean"}
+HISTOGRAM_TAGS = {"1 saturation, clean/p_target", "4 noise/noise"}
 N_SAMPLES = 7
 
 
 def run_name(alpha2: float) -> str:
-    return f"alpha2={alpha2:g}_seed=0"
+    return "softmax_seed=0" if alpha2 == 0 else f"noisy-softmax_alpha2={alpha2:g}_seed=0"
 
 
 def value(alpha2: float, column: str, step: int) -> float:
@@ -159,19 +160,24 @@ def test_server_serves_runs_tags_values_and_stops(comparison: Path) -> None:
         hist_tags = client.histogram_tags()
         for a in ALPHA2:
             assert set(hist_tags[run_name(a)]) == HISTOGRAM_TAGS
-        hist = client.histograms(run_name(0.1), "saturation/p_target")
+        hist = client.histograms(run_name(0.1), "1 saturation, clean/p_target")
         assert [s for _, s, _ in hist] == list(STEPS)
         assert all(sum(b[2] for b in buckets) == pytest.approx(N_SAMPLES)
                    for _, _, buckets in hist)
 
         layout = client.custom_scalars_layout()
-        titles = {c["title"] for c in layout["category"]}
-        assert {"learning curves", "gradient", "noise"} <= titles
+        titles = [c["title"] for c in layout["category"]]
+        assert titles[0] == "saturation, clean p_y (the eval-mode logits)"
+        assert "gradient and noise" in titles
 
         experiment = client.hparams_experiment()
         assert {h["name"] for h in experiment["hparamInfos"]} >= {"alpha2", "seed", "noise"}
-        assert {m["name"]["tag"] for m in experiment["metricInfos"]} >= {"test_error",
-                                                                         "onset_step"}
+        assert [m["name"]["tag"] for m in experiment["metricInfos"]] == [
+            "9 final figures/test_error", "9 final figures/onset_step"]
+        # what the HPARAMS table reads for each run: its final figures
+        groups = client.hparams_session_groups()
+        assert sorted(groups) == sorted(runs)
+        assert groups[run_name(0.1)]["9 final figures/test_error"] == pytest.approx(4.9)
 
         # A second server on the same port fails to start, with TensorBoard's reason, and
         # is reaped before the error is raised.
@@ -235,6 +241,10 @@ def test_cli_serves_until_sigint_then_stops(comparison: Path) -> None:
         assert url.startswith("http://localhost:")
         port = int(url.rstrip("/").rsplit(":", 1)[1])
         assert sorted(TensorBoardClient(url).runs()) == sorted(run_name(a) for a in ALPHA2)
+        # then the tabs to open first, each with its address
+        guide = [proc.stdout.readline().strip() for _ in tbcli.TABS]  # printed with it
+        assert [g.split()[0] for g in guide] == [f"{url}#{tab}" for tab, _ in tbcli.TABS]
+        assert guide[0].split()[0].endswith("#custom_scalars")
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err

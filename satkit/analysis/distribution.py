@@ -3,7 +3,8 @@
 Two sources, by preference:
 
 * ``"histograms"``: the per-sample p_target histograms the TensorBoard sink writes every few
-  steps (exact up to the histogram's buckets);
+  steps (exact up to the histogram's buckets), used when there are at least
+  :data:`MIN_SLICES` of them (a run's first few steps alone say nothing about saturation);
 * ``"quantiles"``: the metrics table's batch quantiles ``p_target_q10``, ``p_target_median``,
   ``p_target_q90`` (``p_target_noisy_*`` in the training-logit view), read as a
   piecewise-uniform distribution (10 % of the batch on [0, q10], 40 % on [q10, median], 40 %
@@ -25,9 +26,11 @@ from satkit.analysis.views import check_view
 from satkit.schema import view_column
 from satkit.validation import check_choice
 
-__all__ = ["DISTRIBUTION_COLUMNS", "p_target_distribution"]
+__all__ = ["DISTRIBUTION_COLUMNS", "MIN_SLICES", "p_target_distribution"]
 
 DISTRIBUTION_COLUMNS = ("step", "p_low", "p_high", "fraction", "source")
+#: The fewest histogram steps ``source="auto"`` draws from; with fewer, the batch quantiles.
+MIN_SLICES = 10
 _QUANTILES = (("p_target_q10", 0.1), ("p_target_median", 0.5), ("p_target_q90", 0.9))
 
 
@@ -82,8 +85,9 @@ def p_target_distribution(run: Run, *, saturation: str = "clean", bins: int = 20
         saturation: the view, ``"clean"`` or ``"noisy"`` (the training logits).
         bins: number of equal-width p bins over [0, 1].
         max_steps: at most this many steps (evenly thinned), to keep a heatmap light.
-        source: ``"auto"`` (the view's histograms when the run has them, else quantiles),
-            ``"histograms"`` or ``"quantiles"`` (see the module docstring).
+        source: ``"auto"`` (the view's histograms when the run has at least
+            :data:`MIN_SLICES` steps of them, else the quantiles), ``"histograms"`` or
+            ``"quantiles"`` (see the module docstring).
 
     Returns:
         Tidy: ``step, p_low, p_high, fraction, source``; per step the fractions sum to 1.
@@ -100,7 +104,9 @@ def p_target_distribution(run: Run, *, saturation: str = "clean", bins: int = 20
     buckets = None
     if source != "quantiles" and any(run.path.glob("events.out.tfevents.*")):
         buckets = histograms_from_tensorboard(run.path, saturation=saturation)
-    if buckets is not None and len(buckets):
+    enough = buckets is not None and len(buckets) and (
+        source == "histograms" or buckets["step"].nunique() >= MIN_SLICES)
+    if enough:
         rows, used = _from_histograms(buckets, edges, max_steps), "histograms"
     elif source == "histograms":
         raise RunError(f"{run.path}: no p_target histograms of the {saturation} view in the "

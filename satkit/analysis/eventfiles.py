@@ -1,9 +1,10 @@
 """Reading TensorBoard event files (for runs that have no Parquet tables).
 
 The recorder's TensorBoard sink writes each metric as a scalar tag ``<group>/<column>``
-(``saturation/p_target_median``, ``gradient/grad_target_mean``, ...) and, every few steps,
-a histogram of the per-sample p_target. TensorBoard is imported here, lazily, inside the
-functions: importing :mod:`satkit.analysis` does not import it.
+(``1 saturation, clean/p_target_median``, ``3 gradient/grad_target_mean``, ...; older runs:
+``saturation/p_target_median``) and, every few steps, histograms of the per-sample p_target in
+both views. TensorBoard is imported here, lazily, inside the functions: importing
+:mod:`satkit.analysis` does not import it.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import pandas as pd
 
 from satkit.analysis.errors import RunError
 from satkit.analysis.views import check_view
+from satkit.schema import TENSORBOARD_NOT_METRICS
 
 __all__ = ["from_tensorboard", "histograms_from_tensorboard"]
 
-# Not recorder rows: end-of-run figures (hparams/, and final/ of older runs) and the
-# trainer's per-epoch learning curves (epoch/, which epochs.csv holds).
-_SKIPPED = ("final/", "hparams/", "epoch/")
+# Not recorder rows: end-of-run figures, the trainer's per-epoch learning curves (which
+# epochs.csv holds), derived log10 series.
+_SKIPPED = TENSORBOARD_NOT_METRICS
+_DERIVED = "log10 "
 
 
 def _accumulator(log_dir: str | Path):
@@ -45,12 +48,12 @@ def from_tensorboard(log_dir: str | Path) -> pd.DataFrame:
 
     Returns:
         A frame with a ``step`` column and one float column per scalar tag, named after the
-        part of the tag after the last slash (``saturation/p_target_median`` ->
+        part of the tag after the last slash (``1 saturation, clean/p_target_median`` ->
         ``p_target_median``); sorted by step. A step at which a tag was not written holds
-        NaN there; when the same step was written twice the last value wins. Tags under
-        ``hparams/`` and ``final/`` (end-of-run figures) and ``epoch/`` (per-epoch curves,
-        which ``epochs.csv`` holds) are not per-step metrics and are skipped. No scalar tags:
-        an empty frame with only ``step``.
+        NaN there; when the same step was written twice the last value wins. The groups of
+        :data:`satkit.schema.TENSORBOARD_NOT_METRICS` (end-of-run figures, per-epoch curves,
+        which ``epochs.csv`` holds) and derived ``log10 ...`` series are not per-step
+        metrics and are skipped. No scalar tags: an empty frame with only ``step``.
 
     Raises:
         RunError: the directory has no event files or they cannot be read.
@@ -58,7 +61,7 @@ def from_tensorboard(log_dir: str | Path) -> pd.DataFrame:
     acc = _accumulator(log_dir)
     columns: dict[str, pd.Series] = {}
     for tag in acc.Tags().get("scalars", []):
-        if tag.startswith(_SKIPPED):
+        if tag.startswith(_SKIPPED) or tag.rsplit("/", 1)[-1].startswith(_DERIVED):
             continue
         events = acc.Scalars(tag)
         series = pd.Series([e.value for e in events], index=[e.step for e in events],

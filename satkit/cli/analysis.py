@@ -55,7 +55,8 @@ def _write(command: str, out: Path, data: bytes) -> int | None:
 def _plot(args: argparse.Namespace) -> int:
     from satkit.analysis import RunError, as_runs
 
-    out = Path(args.out) if args.out else Path(args.run_dirs[0]) / "figures" / "dashboard.png"
+    out = Path(args.out) if args.out else \
+        Path(args.run_dirs[0]) / "figures" / f"{args.figure}.png"
     if out.suffix.lower() not in FIGURE_SUFFIXES:
         return _fail("plot", f"--out {out}: the suffix must be one of {FIGURE_SUFFIXES}", 2)
     if (problem := _check_out(out)) is not None:
@@ -76,10 +77,11 @@ def _plot(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")  # files only; never open a window from the command line
     import matplotlib.pyplot as plt
 
-    from satkit.plots import dashboard
+    from satkit.plots import figure
 
+    options = {"tau": args.tau} if args.figure in ("dashboard", "summary") else {}
     try:
-        fig = dashboard(runs, tau=args.tau)
+        fig = figure(args.figure, runs, **options)
     except RunError as exc:
         return _fail("plot", str(exc), 1)
     buffer = io.BytesIO()
@@ -94,7 +96,7 @@ def _plot(args: argparse.Namespace) -> int:
         plt.close(fig)
     if (status := _write("plot", out, buffer.getvalue())) is not None:
         return status
-    print(f"figure: {out} ({len(runs)} run(s))")
+    print(f"figure: {out} ({args.figure}, {len(runs)} run(s))")
     return 0
 
 
@@ -171,15 +173,21 @@ def _positive_int(text: str) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``plot`` and ``report`` subcommands (each sets ``func(args) -> int``)."""
     from satkit.analysis.ranking import RANK_BY
+    from satkit.plots.figures import FIGURES
 
     plot = subparsers.add_parser(
-        "plot", help="save the dashboard figure of runs",
-        description="Save one figure with every satkit plot for the given runs.")
+        "plot", help="save the dashboard (or another named figure) of runs",
+        description="Save a figure of the given runs: the dashboard (six panels: p_y and the "
+                    "survival curves in both views, the target-logit gradient, the noise) or "
+                    "another named figure.")
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                       help="run directories or comparison directories holding them")
+    plot.add_argument("--figure", choices=list(FIGURES), default="dashboard",
+                      help="which figure (default: dashboard); each is also a function of "
+                           "satkit.plots")
     plot.add_argument("--out", metavar="FIG",
                       help="output file, .png/.pdf/.svg (default: "
-                           "RUN_DIR/figures/dashboard.png of the first RUN_DIR)")
+                           "RUN_DIR/figures/FIGURE.png of the first RUN_DIR)")
     plot.add_argument("--dpi", type=_positive_int, default=110,
                       help=f"resolution in dots per inch (default: 110); the image may have "
                            f"at most {MAX_SIDE} pixels a side and {MAX_PIXELS} in all")

@@ -61,7 +61,8 @@ def add_config_flags(parser: argparse.ArgumentParser, *, exclude: tuple[str, ...
             continue
         tp = _strip_optional(hints[f.name])
         default = getattr(defaults, f.name)
-        help_text = (_field_doc(cls, f.name) + f" (default: {default})").strip()
+        shown = "" if default is None else f" (default: {default})"
+        help_text = (_field_doc(cls, f.name) + shown).strip()
         kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": help_text}
         if tp is bool:
             kwargs["action"] = argparse.BooleanOptionalAction

@@ -23,7 +23,7 @@ from types import FrameType
 from satkit.tensorboard import DEFAULT_HOST, DEFAULT_PORT, TensorBoardError, TensorBoardServer
 from satkit.tensorboard.addresses import exposed, serving_urls
 
-__all__ = ["register"]
+__all__ = ["TABS", "register", "tab_guide"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
             with server:
                 where = ", ".join(f"{url} ({place})" if place else url for url, place in
                                   serving_urls(args.host, server.port)) if public else server.url
-                print(f"TensorBoard at {where} (Ctrl-C to stop)", flush=True)
+                print(f"TensorBoard at {where} (Ctrl-C to stop)\n{tab_guide(server.url)}",
+                      flush=True)
                 status = server.wait()
         except KeyboardInterrupt:
             print("TensorBoard stopped.", flush=True)
@@ -73,6 +74,17 @@ def run(args: argparse.Namespace) -> int:
         except TensorBoardError as exc:
             return _fail(str(exc), 1)
     return _fail(f"TensorBoard exited by itself with status {status}", 1)
+
+
+#: The tabs to open first, and what each shows of a satkit run (``docs/tensorboard.md``).
+TABS = (("custom_scalars", "the runs compared chart by chart, saturation in both views first"),
+        ("hparams", "one row per run: its settings and final figures"),
+        ("timeseries", "every tag, grouped; the two views of saturation open first"))
+
+
+def tab_guide(url: str) -> str:
+    """Lines naming the tabs to open and their addresses (``url#tab``)."""
+    return "\n".join(f"  {url}#{tab:<15} {what}" for tab, what in TABS)
 
 
 def _fail(message: str, status: int) -> int:

@@ -14,7 +14,7 @@ __all__ = ["DEMO", "register"]
 
 #: The demo: softmax vs Noisy Softmax on the embedded digits, sized for < 60 s on 2 CPU cores.
 DEMO: dict[str, Any] = {"dataset": "digits", "epochs": 12, "batch_size": 64, "lr": 0.05,
-                        "flush_every": 50, "histogram_every": 10}
+                        "flush_every": 50}
 DEMO_ALPHA2 = (0.0, 0.1, 1.0)
 
 

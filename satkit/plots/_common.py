@@ -15,6 +15,10 @@ from satkit.analysis.labels import method_order
 from satkit.analysis.views import VIEW_LABELS
 
 STEP_LABEL = "training step"
+#: The step axis of the per-step figures: ``"linear"``, or ``"log"`` (symmetric log, 0 kept,
+#: linear up to step 1): saturation happens in the first few percent of a run, which a
+#: log-scaled step axis spreads over the panel.
+STEP_SCALES = ("linear", "log")
 #: What a plot function takes as ``data``: a tidy frame of :func:`satkit.analysis.load_runs`
 #: (or the table a plot documents), run(s), or run / comparison directories.
 PlotData = pd.DataFrame | Run | str | Path | Sequence[Run | str | Path]
@@ -144,3 +148,28 @@ def note(ax: Axes, text: str) -> None:
     """A small grey note in the Axes' lower left corner (what the panel leaves out)."""
     ax.text(0.01, 0.01, text, transform=ax.transAxes, fontsize="x-small", color="0.35",
             ha="left", va="bottom")
+
+
+def step_axis(ax: Axes, steps: str) -> None:
+    """Set the x axis of a per-step panel: its scale (:data:`STEP_SCALES`) and its label, which
+    says when the scale is logarithmic.
+
+    Raises:
+        ValueError: ``steps`` is not one of :data:`STEP_SCALES`.
+    """
+    from matplotlib.ticker import FuncFormatter
+
+    from satkit.validation import check_choice
+
+    check_choice("steps", steps, STEP_SCALES)
+    if steps == "log":
+        ax.set_xscale("symlog", linthresh=1, linscale=0.3)
+        ax.set_xlim(left=0)
+        right = max(ax.get_xlim()[1], 1.0)
+        ticks = [0] + [m * 10**e for e in range(int(np.log10(right)) + 1) for m in (1, 2, 5)
+                       if m * 10**e <= right]
+        ax.set_xticks(ticks if len(ticks) <= 12 else ticks[::3])
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
+        ax.set_xlabel(f"{STEP_LABEL} (log scale)")
+    else:
+        ax.set_xlabel(STEP_LABEL)

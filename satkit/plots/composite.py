@@ -1,32 +1,33 @@
-"""The dashboard: one figure composing the plots (what ``satkit plot`` and every run save)."""
+"""The dashboard: six panels that tell the saturation story at slide size (what ``satkit plot``
+and every run save), and the plumbing the other named figures share
+(:mod:`satkit.plots.figures`)."""
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable, Sequence
 
+import matplotlib as mpl
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from satkit.analysis import Run, has_several_methods, run_table
-from satkit.analysis.views import VIEWS
+from satkit.analysis import Run
 from satkit.plots._common import PlotData, run_sort_key, runs_of
-from satkit.plots.curves import feature_norms, gradient_curves, noise_curves, saturation_curves
-from satkit.plots.distribution import p_target_heatmap
-from satkit.plots.methods import method_comparison
-from satkit.plots.reliability import reliability
+from satkit.plots.curves import gradient_curves, noise_curves, saturation_curves
+from satkit.plots.learning import learning_curves
 from satkit.plots.survival_curves import survival
-from satkit.plots.sweep import alpha_sweep
 from satkit.schema import DEFAULT_TAU
 
-__all__ = ["dashboard"]
+__all__ = ["FONT", "compose", "dashboard"]
 
-_COLUMNS = 4
-_ROW_HEIGHT = 4.2
-_SUMMARY_FIGURES = ("test_error", "onset_step", "onset_step_noisy", "grad_target_late")
+#: Text sizes of the composed figures: readable when a 13-inch-wide figure fills a slide.
+FONT = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "xtick.labelsize": 10,
+        "ytick.labelsize": 10, "legend.fontsize": 10, "figure.titlesize": 14}
+#: The dashboard's size in inches (16:9, a slide): at the default 110 dpi, 1430 x 825 pixels.
+DASHBOARD_SIZE = (13.0, 7.5)
 
 
-def _has_noise(runs: list[Run]) -> bool:
+def has_noise(runs: list[Run]) -> bool:
     """Whether some run subtracted a noise (or margin) from its target logit."""
     for run in runs:
         if "noise_mean" in run.metrics:
@@ -36,61 +37,85 @@ def _has_noise(runs: list[Run]) -> bool:
     return False
 
 
-def _several_seeds(runs: list[Run]) -> bool:
+def several_seeds(runs: list[Run]) -> bool:
+    """Whether some method has more than one run (its seeds are then pooled / aggregated)."""
     labels = [(r.dataset, r.label) for r in runs]
     return len(set(labels)) < len(labels)
 
 
-def _summary_row(runs: list[Run]) -> str | None:
-    """``"methods"``, ``"alpha2"`` or None: which per-method summary row means something
-    (None for a single method: one point per panel says nothing)."""
-    if has_several_methods(runs):
-        return "methods"
-    sweep = {(r.dataset, r.noise, r.alpha2) for r in runs if r.loss in ("softmax", "noisy")}
-    return "alpha2" if len(sweep) > 1 else None
-
-
-def _title(runs: list[Run], pooled: bool) -> str:
+def title_of(runs: list[Run], what: str) -> str:
+    """A figure's title: ``what`` on the data set, the methods and the seeds (two lines)."""
     datasets = ", ".join(sorted({r.dataset for r in runs if r.dataset})) or "runs"
     methods = list(dict.fromkeys(r.label for r in sorted(runs, key=run_sort_key)))
-    named = ", ".join(methods) if len(methods) <= 4 else f"{len(methods)} methods"
+    named = ", ".join(methods) if len(methods) <= 3 else f"{len(methods)} methods"
     seeds = sorted({r.seed for r in runs if r.seed is not None})
     seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds" if seeds \
         else "seed unknown"
-    spread = ("curves: mean over seeds, band: their range; survival: seeds pooled" if pooled
-              else "one curve per run")
-    return (f"Softmax saturation on {datasets}: {named} ({len(runs)} run(s), {seed_text})\n"
-            f"clean p_y (eval-mode logits) beside p_y of the training logits (what the loss "
-            f"saw); {spread}")
+    return f"{what} on {datasets}: {named} ({len(runs)} run(s), {seed_text})"
+
+
+def compose(runs: PlotData, draws: Sequence[Callable[[Axes, list[Run], bool], object]], *,
+            columns: int, size: tuple[float, float], title: str | None,
+            subtitle: str, legend_from: int | None = 0) -> Figure:
+    """A figure of panels: ``draws[i](ax, runs, pooled)`` on a grid of ``columns``; one legend
+    for the figure below it (taken from panel ``legend_from``), the title above.
+
+    Args:
+        runs: run(s) or directories (sorted softmax first).
+        draws: one callable per panel.
+        columns: panels per row.
+        size: the figure's size in inches.
+        title: the first title line (default: :func:`title_of` the runs).
+        subtitle: the second title line (what the panels show, how seeds are drawn).
+        legend_from: the panel whose legend entries name the runs (None: no figure legend).
+    """
+    runs = sorted(runs_of(runs), key=run_sort_key)
+    pooled = several_seeds(runs)
+    rows = -(-len(draws) // columns)
+    with mpl.rc_context(FONT):
+        fig = Figure(figsize=size, layout="constrained")
+        axes = fig.subplots(rows, columns, squeeze=False).ravel()
+        for ax, draw in zip(axes, draws, strict=False):
+            draw(ax, runs, pooled)
+        for ax in axes[len(draws):]:
+            ax.set_axis_off()
+        handles, labels = ([], []) if legend_from is None else \
+            axes[legend_from].get_legend_handles_labels()
+        if handles:
+            fig.legend(handles, labels, loc="outside lower center", frameon=False,
+                       ncols=min(len(labels), 5))
+        spread = ("; curves: mean over seeds, band: their range; survival: seeds pooled"
+                  if pooled else "")
+        fig.suptitle(f"{title or title_of(runs, 'Softmax saturation')}\n{subtitle}{spread}")
+    return fig
 
 
 def dashboard(runs: PlotData, *, figsize: tuple[float, float] | None = None,
               tau: float = DEFAULT_TAU, max_points: int | None = 2000,
-              title: str | None = None) -> Figure:
-    """One figure with the satkit plots of a set of runs (e.g. softmax vs alpha2 values).
+              title: str | None = None, steps: str = "log") -> Figure:
+    """Six panels that tell the story of a set of runs (e.g. softmax vs alpha2 values):
 
-    Four panels a row:
+    * top: the batch median of p_y with its q10-q90 band, clean and under the training
+      logits, and the target-logit gradient |dL/df_y| (log scale, the late window shaded);
+    * bottom: the samples' survival curves (first saturation), clean and under the training
+      logits, and the noise on the target logit (the test error per epoch when no run has
+      noise or a margin).
 
-    1. saturation in both views side by side: p_y over training (clean, training logits)
-       and the samples' survival curves (clean, training logits);
-    2. only with more than one method (or alpha2): test error, onset (clean), onset
-       (training logits) and late gradient per method (:func:`satkit.plots.method_comparison`)
-       or against alpha2 (:func:`satkit.plots.alpha_sweep`);
-    3. then, flowing on: the target-logit gradient, the noise (only when some run has noise
-       or a margin), the feature / weight norms, the clean p_y heatmap of every run and the
-       reliability diagram of every method that kept test predictions
-       (:func:`satkit.plots.reliability`, seeds pooled).
-
-    When a method has several seeds its curves are the mean over them with their range as a
-    band and its survival curve pools them; otherwise each run is its own curve. One legend
-    for the figure, below it; the title says what is shown.
+    The saturation panels have a log-scaled step axis (``steps="log"``): saturation happens in
+    the first few percent of a run, which a linear axis squeezes against the left edge; the
+    gradient and noise panels keep a linear one, where the late part of the run is visible.
+    With several seeds per method the curves are the mean over them with their range as a band
+    and the survival curves pool them. The other figures (saturated fractions, settled
+    samples, the summary against alpha2 or by method, the p_y distributions, norms, gradient
+    norms, learning curves) are :data:`satkit.plots.FIGURES`.
 
     Args:
         runs: run(s) or directories (comparison directories expand to their runs).
-        figsize: inches (default: 22 wide, 4.2 per row).
-        tau: the threshold drawn on the saturation curves and of the onsets.
+        figsize: inches (default :data:`DASHBOARD_SIZE`, a 16:9 slide).
+        tau: the threshold drawn on the p_y panels.
         max_points: points per line (block means).
-        title: figure title (default: data set, methods, runs and seeds, and the views).
+        title: the title's first line (default: data set, methods, runs and seeds).
+        steps: the step axis of the saturation panels, ``"log"`` or ``"linear"``.
 
     Returns:
         A :class:`matplotlib.figure.Figure` (not shown; the caller saves or closes it).
@@ -98,59 +123,23 @@ def dashboard(runs: PlotData, *, figsize: tuple[float, float] | None = None,
     Raises:
         RunError: a run directory is missing or corrupt.
     """
-    runs = sorted(runs_of(runs), key=run_sort_key)
-    pooled = _several_seeds(runs)
-    summary = _summary_row(runs)
-    flowing = [lambda ax: gradient_curves(runs, ax=ax, max_points=max_points,
-                                          aggregate=pooled, legend=False)]
-    if _has_noise(runs):
-        flowing.append(lambda ax: noise_curves(runs, ax=ax, max_points=max_points,
-                                               legend=False))
-    flowing.append(lambda ax: feature_norms(runs, ax=ax, max_points=max_points, legend=True))
-    flowing += [(lambda ax, r=run: p_target_heatmap([r], ax=ax)) for run in runs]
-    flowing += [(lambda ax, m=members, t=f"Reliability: {label}": reliability(m, ax=ax, title=t))
-                for label, members in _predicted(runs).items()]
-    top = 1 + (summary is not None)
-    rows = top + math.ceil(len(flowing) / _COLUMNS)
-    fig = Figure(figsize=figsize or (22, _ROW_HEIGHT * rows), layout="constrained")
-    axes = fig.subplots(rows, _COLUMNS, squeeze=False)
-    for k, view in enumerate(VIEWS):
-        saturation_curves(runs, ax=axes[0, k], saturation=view, tau=tau, max_points=max_points,
-                          aggregate=pooled, legend=False)
-        survival(runs, ax=axes[0, 2 + k], saturation=view, pool=pooled, legend=False)
-    if summary is not None:
-        table = run_table(runs, tau=tau)
-        # the test-error sweep takes the runs: it tells CIFAR10 from CIFAR10+ for the paper
-        _fill(axes[1], [
-            (lambda ax, f=figure: method_comparison(table, ax=ax, figure=f))
-            if summary == "methods" else
-            (lambda ax, f=figure: alpha_sweep(runs if f == "test_error" else table, ax=ax,
-                                              figure=f, legend=f == "test_error"))
-            for figure in _SUMMARY_FIGURES])
-    _fill(axes[top:].ravel(), flowing)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="outside lower center", frameon=False,
-                   ncols=min(len(labels), 6), title="runs")
-    fig.suptitle(title or _title(runs, pooled), fontsize="x-large")
-    return fig
+    def p_y(view: str):
+        return lambda ax, rs, pooled: saturation_curves(
+            rs, ax=ax, saturation=view, tau=tau, max_points=max_points, aggregate=pooled,
+            band_style="lines", steps=steps, legend=False)
 
+    def first(view: str):
+        return lambda ax, rs, pooled: survival(rs, ax=ax, saturation=view, pool=pooled,
+                                               steps=steps, legend=False)
 
-def _predicted(runs: list[Run]) -> dict[str, list[Run]]:
-    """The runs that kept test predictions, by method (their seeds pooled in one diagram)."""
-    several = len({r.dataset for r in runs}) > 1
-    methods: dict[str, list[Run]] = {}
-    for run in runs:
-        if not run.test_predictions.empty:
-            label = f"{run.label}, {run.dataset}" if several else run.label
-            methods.setdefault(label, []).append(run)
-    return methods
-
-
-def _fill(axes, draws: list) -> list[Axes]:
-    """Draw ``draws[i](axes[i])``; axes left over are switched off."""
-    for ax, draw in zip(axes, draws, strict=False):
-        draw(ax)
-    for ax in list(axes)[len(draws):]:
-        ax.set_axis_off()
-    return list(axes)
+    runs = runs_of(runs)
+    last = (lambda ax, rs, pooled: noise_curves(rs, ax=ax, max_points=max_points,
+                                                legend=False)) if has_noise(runs) else \
+        (lambda ax, rs, pooled: learning_curves(rs, ax=ax, legend=False))
+    draws = [p_y("clean"), p_y("noisy"),
+             lambda ax, rs, pooled: gradient_curves(rs, ax=ax, max_points=max_points,
+                                                    aggregate=pooled, late=0.25, legend=False),
+             first("clean"), first("noisy"), last]
+    return compose(runs, draws, columns=3, size=figsize or DASHBOARD_SIZE, title=title,
+                   subtitle="clean p_y (eval-mode logits) beside p_y of the training logits "
+                            "(what the loss saw)")

@@ -28,7 +28,6 @@ from matplotlib.axes import Axes
 
 from satkit.analysis.views import check_view
 from satkit.plots._common import (
-    STEP_LABEL,
     PlotData,
     RunSeries,
     as_series,
@@ -36,10 +35,12 @@ from satkit.plots._common import (
     labelled_once,
     note,
     sort_key,
+    step_axis,
     view_text,
 )
 from satkit.plots._common import legend as draw_legend
 from satkit.schema import DEFAULT_TAU, view_column
+from satkit.validation import check_choice
 
 __all__ = ["feature_norms", "gradient_curves", "noise_curves", "saturated_fraction",
            "saturation_curves"]
@@ -132,21 +133,28 @@ def _legend(ax: Axes, show: bool) -> None:
 
 
 def saturation_curves(data: PlotData, *, ax: Axes | None = None, saturation: str = "clean",
-                      stat: str = "p_target_mean",
+                      stat: str = "p_target_median",
                       band: tuple[str, str] | None = ("p_target_q10", "p_target_q90"),
                       tau: float | None = DEFAULT_TAU, max_points: int | None = 2000,
                       aggregate: bool = False, errorbar: ErrorBar = ("pi", 100),
+                      band_style: str = "fill", steps: str = "linear",
                       legend: bool = True) -> Axes:
     """Target probability over training: early vs postponed saturation at a glance.
+
+    By default the batch median, whose crossing of ``tau`` is the run's onset step
+    (:func:`satkit.analysis.onset_step`), with the batch's q10-q90 band.
 
     Args:
         data: tidy frame, run(s) or directories (see the module docstring).
         ax: the Axes to draw on (default: the current one).
         saturation: the view, ``"clean"`` or ``"noisy"`` (the training logits).
         stat: the per-step statistic drawn as a line, named as in the clean view
-            (``p_target_mean``, ``p_target_median``); the view maps it to its column.
-        band: two columns (clean naming) bounding a shaded band per run (default the batch
+            (``p_target_median``, the default, or ``p_target_mean``); the view maps it to its
+            column.
+        band: two columns (clean naming) bounding a band per run (default the batch
             q10-q90), or None. Not drawn with ``aggregate``, whose band is across seeds.
+        band_style: ``"fill"`` (a shaded band) or ``"lines"`` (its two edges as thin dotted
+            lines of the run's colour: several runs stay apart).
         tau: draw the saturation threshold as a dotted line (None: don't).
         max_points: at most this many points per line (block means).
         aggregate: one line per method, the mean over its seeds with their interval band
@@ -154,6 +162,8 @@ def saturation_curves(data: PlotData, *, ax: Axes | None = None, saturation: str
         errorbar: seaborn's band across seeds for ``aggregate``: ``("pi", 100)`` (default,
             the range of the seeds), ``("ci", 95)`` (bootstrap interval of the mean),
             ``"sd"``, or None.
+        steps: the step axis, ``"linear"`` or ``"log"`` (see
+            :data:`satkit.plots._common.STEP_SCALES`).
         legend: draw a legend naming each method.
 
     Returns:
@@ -168,19 +178,29 @@ def saturation_curves(data: PlotData, *, ax: Axes | None = None, saturation: str
     band = None if band is None else tuple(view_column(c, saturation) for c in band)
     drawn, total = _draw_methods(data, column, ax, max_points=max_points, aggregate=aggregate,
                                  errorbar=errorbar, extra=band or (), linewidth=1.5)
+    check_choice("band_style", band_style, ("fill", "lines"))
     if band and not aggregate:
         for s in drawn:
-            if all(c in s.frame for c in band):
+            if not all(c in s.frame for c in band):
+                continue
+            if band_style == "fill":
                 ax.fill_between(s.frame["step"], s.frame[band[0]], s.frame[band[1]],
                                 color=s.style()["color"], alpha=0.12, linewidth=0)
+            else:
+                for column in band:
+                    ax.plot(s.frame["step"], s.frame[column], color=s.style()["color"],
+                            linestyle=":", linewidth=1.0, alpha=0.8, label="_nolegend_")
     _missing_note(ax, len(drawn), total)
     if tau is not None:
-        ax.axhline(tau, color="0.4", linestyle=":", linewidth=1, label=f"τ = {tau:g}")
+        ax.axhline(tau, color="0.5", linestyle="--", linewidth=0.9, label=f"τ = {tau:g}")
+    what = "dotted: q10 and q90" if band_style == "lines" else "band: q10–q90"
     spread = f" (seed mean; {_errorbar_text(errorbar)})" if aggregate else \
-        (" with q10–q90" if band else "")
-    ax.set(xlabel=STEP_LABEL, ylim=(0, 1.02),
-           ylabel=f"{view_text(saturation)}, batch {stat.removeprefix('p_target_')}{spread}",
-           title=f"Saturation, {view_text(saturation)}")
+        (f" ({what})" if band else "")
+    ax.set(ylim=(0, 1.02),
+           ylabel=f"{view_text(saturation)}, batch {stat.removeprefix('p_target_')}",
+           title=f"Saturation, {view_text(saturation)}{spread.replace(' (', ', ', 1)[:-1]}"
+           if spread else f"Saturation, {view_text(saturation)}")
+    step_axis(ax, steps)
     _legend(ax, legend)
     return ax
 
@@ -200,6 +220,7 @@ def _errorbar_text(errorbar: ErrorBar) -> str:
 def gradient_curves(data: PlotData, *, ax: Axes | None = None,
                     column: str = "grad_target_mean", max_points: int | None = 2000,
                     aggregate: bool = False, errorbar: ErrorBar = ("pi", 100),
+                    late: float | None = None, steps: str = "linear",
                     legend: bool = True) -> Axes:
     """Mean target-logit gradient |dL/df_y| over training, log scale: dying vs flowing.
 
@@ -211,23 +232,40 @@ def gradient_curves(data: PlotData, *, ax: Axes | None = None,
         max_points: at most this many points per line.
         aggregate, errorbar: one line per method with its across-seed band (see
             :func:`saturation_curves`).
+        late: shade the last ``late`` fraction of the steps, the window of the summary's late
+            gradient (``0.25``: ``grad_target_late``, the last quarter); None: no shading.
+        steps: the step axis, ``"linear"`` or ``"log"``.
         legend: draw a legend naming each method.
 
     Returns:
         The Axes (log y; non-positive values are not drawn).
     """
     ax = get_ax(ax)
-    _draw_methods(data, column, ax, max_points=max_points, aggregate=aggregate,
-                  errorbar=errorbar, linewidth=1.5)
-    ylabel = "|∂L/∂f_y| (batch mean)" if column == "grad_target_mean" else column
-    ax.set(xlabel=STEP_LABEL, ylabel=ylabel + ", log scale", yscale="log",
-           title="Gradient on the target logit")
+    drawn, _ = _draw_methods(data, column, ax, max_points=max_points, aggregate=aggregate,
+                             errorbar=errorbar, linewidth=1.5)
+    if late is not None and drawn:
+        last = max(float(s.frame["step"].max()) for s in drawn)
+        ax.axvspan(last * (1 - late), last, color="0.9", zorder=0, linewidth=0)
+        ax.text(last * (1 - late / 2), 0.98, f"late: last {late:.0%}", ha="center", va="top",
+                transform=ax.get_xaxis_transform(), fontsize="x-small", color="0.35")
+    names = {"grad_target_mean": "|∂L/∂f_y| (batch mean)",
+             "grad_logits_norm_mean": "||∂L/∂f|| (batch mean)",
+             "grad_features_norm_mean": "||∂L/∂X|| (batch mean)",
+             "grad_weight_norm": "||∂L/∂W|| of the head"}
+    titles = {"grad_target_mean": "Gradient on the target logit",
+              "grad_logits_norm_mean": "Gradient on all logits",
+              "grad_features_norm_mean": "Gradient sent back into the network",
+              "grad_weight_norm": "Gradient on the class weights"}
+    ax.set(ylabel=names.get(column, column) + ", log scale", yscale="log",
+           title=titles.get(column, column))
+    step_axis(ax, steps)
     _legend(ax, legend)
     return ax
 
 
 def noise_curves(data: PlotData, *, ax: Axes | None = None, column: str = "noise_mean",
-                 max_points: int | None = 2000, legend: bool = True) -> Axes:
+                 max_points: int | None = 2000, steps: str = "linear",
+                 legend: bool = True) -> Axes:
     """Mean noise subtracted from the target logit over training (its annealing).
 
     Args:
@@ -235,6 +273,7 @@ def noise_curves(data: PlotData, *, ax: Axes | None = None, column: str = "noise
         ax: the Axes to draw on.
         column: ``noise_mean`` or ``noise_max``.
         max_points: at most this many points per line.
+        steps: the step axis, ``"linear"`` or ``"log"``.
         legend: draw a legend naming each method.
 
     Returns:
@@ -243,8 +282,9 @@ def noise_curves(data: PlotData, *, ax: Axes | None = None, column: str = "noise
     ax = get_ax(ax)
     for s in _each(data, [column], max_points):
         _draw(s, column, ax, linewidth=1.5)
-    ax.set(xlabel=STEP_LABEL, ylabel=f"noise on f_y, {column.removeprefix('noise_')} (logit units)",
-           title="Noise (annealing)")
+    ax.set(ylabel=f"noise on f_y, batch {column.removeprefix('noise_')} (logit units)",
+           title="Noise on the target logit (annealing)")
+    step_axis(ax, steps)
     if ax.get_ylim()[0] > 0:  # anchor at zero, but keep the "negative" family's noise visible
         ax.set_ylim(bottom=0)
     _legend(ax, legend)
@@ -257,7 +297,8 @@ _THRESHOLD_COLUMN = re.compile(r"saturated_frac_(noisy_)?(\d*\.?\d+(?:e-?\d+)?)"
 
 def saturated_fraction(data: PlotData, *, ax: Axes | None = None, saturation: str = "clean",
                        thresholds: Sequence[float] | None = None,
-                       max_points: int | None = 2000, legend: bool = True) -> Axes:
+                       max_points: int | None = 2000, steps: str = "linear",
+                       legend: bool = True) -> Axes:
     """Fraction of the batch whose p_y is at or above each threshold, over training.
 
     Args:
@@ -268,6 +309,7 @@ def saturated_fraction(data: PlotData, *, ax: Axes | None = None, saturation: st
             ``saturated_frac_noisy_<tau>``; default: all present, e.g. 0.9 and 0.99).
             Colour = method; line style = threshold (highest solid).
         max_points: at most this many points per line.
+        steps: the step axis, ``"linear"`` or ``"log"``.
         legend: draw a legend naming each method and threshold.
 
     Returns:
@@ -293,8 +335,9 @@ def saturated_fraction(data: PlotData, *, ax: Axes | None = None, saturation: st
                 _draw(s, column, ax, linestyle=_THRESHOLD_STYLES[k % 4],
                       label_suffix=f", p_y ≥ {tau}", linewidth=1.3)
     _missing_note(ax, len(series), total)
-    ax.set(xlabel=STEP_LABEL, ylabel=f"fraction of batch with {view_text(saturation)} ≥ τ",
+    ax.set(ylabel=f"fraction of batch with {view_text(saturation)} ≥ τ",
            ylim=(-0.02, 1.02), title=f"Saturated fraction of the batch, {view_text(saturation)}")
+    step_axis(ax, steps)
     _legend(ax, legend)
     return ax
 
@@ -321,7 +364,7 @@ def _threshold_columns(data: PlotData, saturation: str) -> list[str]:
 
 
 def feature_norms(data: PlotData, *, ax: Axes | None = None, max_points: int | None = 2000,
-                  legend: bool = True) -> Axes:
+                  steps: str = "linear", legend: bool = True) -> Axes:
     """Feature norm ||X|| (solid) and target weight norm ||W_y|| (dashed) over training.
 
     A collapse of both towards 0 is a known failure of Noisy Softmax without normalisation
@@ -332,6 +375,7 @@ def feature_norms(data: PlotData, *, ax: Axes | None = None, max_points: int | N
         data: tidy frame, run(s) or directories.
         ax: the Axes to draw on.
         max_points: at most this many points per line.
+        steps: the step axis, ``"linear"`` or ``"log"``.
         legend: draw a legend naming each method and norm.
 
     Returns:
@@ -344,7 +388,8 @@ def feature_norms(data: PlotData, *, ax: Axes | None = None, max_points: int | N
             _draw(s, columns[0], ax, linestyle="-", label_suffix=", ||X||", linewidth=1.5)
         if columns[1] in s.frame:
             _draw(s, columns[1], ax, linestyle="--", label_suffix=", ||W_y||", linewidth=1.2)
-    ax.set(xlabel=STEP_LABEL, ylabel="norm (batch mean), log scale", yscale="log",
+    ax.set(ylabel="norm (batch mean), log scale", yscale="log",
            title="Feature and class-weight norms")
+    step_axis(ax, steps)
     _legend(ax, legend)
     return ax

@@ -8,7 +8,7 @@ from matplotlib.axes import Axes
 
 from satkit.analysis import Run, p_target_distribution
 from satkit.analysis.views import check_view
-from satkit.plots._common import STEP_LABEL, PlotData, get_ax, runs_of, view_text
+from satkit.plots._common import PlotData, get_ax, runs_of, step_axis, view_text
 
 __all__ = ["p_target_heatmap"]
 
@@ -28,7 +28,7 @@ def _pick(data: PlotData, run: str | int | None) -> Run:
 def p_target_heatmap(data: PlotData, *, ax: Axes | None = None, run: str | int | None = None,
                      saturation: str = "clean", bins: int = 20, max_steps: int = 200,
                      source: str = "auto", cmap: str = "cividis", colorbar: bool = True,
-                     title: str | None = None) -> Axes:
+                     steps: str = "linear", title: str | None = None) -> Axes:
     """Distribution of the per-sample p_y over training steps, as a heatmap.
 
     Args:
@@ -39,10 +39,11 @@ def p_target_heatmap(data: PlotData, *, ax: Axes | None = None, run: str | int |
         run: which run when ``data`` holds several (name or position; default the first).
         saturation: the view, ``"clean"`` or ``"noisy"`` (the training logits).
         bins, max_steps, source: see :func:`satkit.analysis.p_target_distribution`
-            (TensorBoard histograms when present, else the batch quantiles).
+            (TensorBoard histograms when there are enough, else the batch quantiles).
         cmap: a perceptually uniform, colour-blind-safe colormap (``cividis``).
         colorbar: add a colour bar labelled "fraction of samples".
-        title: default: the run's method label, seed and the data source.
+        steps: the step axis, ``"linear"`` or ``"log"``.
+        title: default: the run's method label, seed, the view and the data source.
 
     Returns:
         The Axes (x: training step, y: p_y bin of the view, colour: fraction of samples). An
@@ -65,17 +66,21 @@ def p_target_heatmap(data: PlotData, *, ax: Axes | None = None, run: str | int |
         if not len(dist):
             label += " (no data)"
         elif not title:
-            label += f"\n{view_text(saturation)} distribution from {dist['source'].iloc[0]}"
+            used = dist["source"].iloc[0]
+            what = (f"{dist['step'].nunique()} histograms" if used == "histograms"
+                    else "the batch quantiles q10, median, q90")
+            label += f"\n{view_text(saturation)}, from {what}"
     if len(dist):
         grid = dist.pivot_table(index="p_low", columns="step", values="fraction")
-        steps = grid.columns.to_numpy(dtype="float64")
-        x_edges = _edges(steps)
+        columns = grid.columns.to_numpy(dtype="float64")
+        x_edges = _edges(columns)
         y_edges = np.append(grid.index.to_numpy(), dist["p_high"].max())
         mesh = ax.pcolormesh(x_edges, y_edges, grid.to_numpy(), cmap=cmap, shading="flat",
                              vmin=0, vmax=max(float(np.nanmax(grid.to_numpy())), 1e-9))
         if colorbar:
             ax.figure.colorbar(mesh, ax=ax, label="fraction of samples")
-    ax.set(xlabel=STEP_LABEL, ylabel=view_text(saturation), ylim=(0, 1), title=label)
+    ax.set(ylabel=view_text(saturation), ylim=(0, 1), title=label)
+    step_axis(ax, steps)
     return ax
 
 

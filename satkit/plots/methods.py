@@ -90,7 +90,7 @@ def method_comparison(data: PlotData, *, ax: Axes | None = None, figure: str = "
             err = [[rec.mean - rec.ci_low], [rec.ci_high - rec.mean]]
         ax.errorbar([rec.mean], [y], xerr=err, fmt="o", color=colour, ecolor=colour,
                     capsize=3, markersize=7, zorder=3)
-    ax.set_xlim(left=0)
+    ax.set_xlim(0, ax.get_xlim()[1] * 1.1)  # from 0, with room right of the largest marker
     ax.set_yticks(range(len(labels)), labels)
     ax.set_ylim(len(labels) - 0.5, -0.5)  # first method on top
     xlabel = _XLABELS.get(figure, figure)

@@ -126,6 +126,7 @@ def reliability(data: ReliabilityData, *, ax: Axes | None = None,
         ax.bar(centres, filled["count"] / top, width=width * 0.35, color=COUNT_COLOUR,
                edgecolor="white", linewidth=0.8, label="samples per bin (right axis)")
         twin = ax.twinx()
+        twin.set_label("<samples per bin>")  # a scale for the bars above, not a panel
         twin.set_ylim(0, top)
         twin.yaxis.set_major_locator(MaxNLocator(3, integer=True))
         twin.tick_params(axis="y", colors=COUNT_COLOUR, labelsize="x-small", pad=1)

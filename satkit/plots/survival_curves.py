@@ -9,13 +9,13 @@ from satkit.analysis import Run
 from satkit.analysis import survival as survival_curve
 from satkit.analysis.views import VIEW_LABELS, check_event, check_view, event_column
 from satkit.plots._common import (
-    STEP_LABEL,
     PlotData,
     get_ax,
     labelled_once,
     note,
     run_sort_key,
     runs_of,
+    step_axis,
 )
 from satkit.plots._common import legend as draw_legend
 from satkit.plots.palette import run_style
@@ -23,6 +23,7 @@ from satkit.plots.palette import run_style
 __all__ = ["survival"]
 
 _EVENT_TEXT = {"first": "not yet saturated", "settled": "not yet settled"}
+_EVENT_TITLE = {"first": "First saturation", "settled": "Settled (saturated for good)"}
 
 
 def _groups(runs: list[Run], pool: bool) -> list[list[Run]]:
@@ -37,7 +38,8 @@ def _groups(runs: list[Run], pool: bool) -> list[list[Run]]:
 
 def survival(data: PlotData, *, ax: Axes | None = None, saturation: str = "clean",
              event: str = "first", pool: bool = False, confidence: float = 0.95,
-             band: bool = True, median_line: bool = True, legend: bool = True) -> Axes:
+             band: bool = True, median_line: bool = True, steps: str = "linear",
+             legend: bool = True) -> Axes:
     """Fraction of samples not yet saturated vs step, one step curve per run (or method).
 
     Args:
@@ -53,10 +55,12 @@ def survival(data: PlotData, *, ax: Axes | None = None, saturation: str = "clean
             :func:`satkit.analysis.survival`).
         band: shade the pointwise band.
         median_line: a dotted line at 0.5 (where a curve crosses it is the median time).
+        steps: the step axis, ``"linear"`` or ``"log"``.
         legend: draw a legend naming each method.
 
     Returns:
-        The Axes (x: training step, y: fraction of samples without the event, 0 to 1).
+        The Axes (x: training step, y: fraction of samples without the event, 0 to 1;
+        the title names the event and the view).
 
     Raises:
         ValueError: a bad ``saturation`` or ``event``.
@@ -70,14 +74,14 @@ def survival(data: PlotData, *, ax: Axes | None = None, saturation: str = "clean
         curve = survival_curve(group if pool else group[0], saturation=saturation, event=event,
                                confidence=confidence)
         # S(t) = 1 before the first event: start every curve at (0, 1)
-        steps = np.concatenate([[0.0], curve["step"].to_numpy(dtype="float64")])
+        times = np.concatenate([[0.0], curve["step"].to_numpy(dtype="float64")])
         first = group[0]
         style = run_style(first.alpha2, first.noise, first.loss, first.setting)
-        ax.step(steps, np.concatenate([[1.0], curve["survival"]]), where="post",
+        ax.step(times, np.concatenate([[1.0], curve["survival"]]), where="post",
                 color=style["color"], linestyle=style["linestyle"],
                 label=labelled_once(ax, style["label"]), linewidth=1.5)
         if band:
-            ax.fill_between(steps, np.concatenate([[1.0], curve["ci_low"]]),
+            ax.fill_between(times, np.concatenate([[1.0], curve["ci_low"]]),
                             np.concatenate([[1.0], curve["ci_high"]]), step="post",
                             color=style["color"], alpha=0.15, linewidth=0)
     if len(recorded) < len(with_samples):
@@ -86,8 +90,8 @@ def survival(data: PlotData, *, ax: Axes | None = None, saturation: str = "clean
     if median_line:
         ax.axhline(0.5, color="0.4", linestyle=":", linewidth=1)
     pooled = ", seeds pooled" if pool else ""
-    ax.set(xlabel=STEP_LABEL, ylabel=f"fraction of samples {_EVENT_TEXT[event]}",
-           ylim=(0, 1.02),
-           title=f"Individual saturation, p_y ({VIEW_LABELS[saturation]}){pooled}")
+    ax.set(ylabel=f"samples {_EVENT_TEXT[event]}", ylim=(0, 1.02),
+           title=f"{_EVENT_TITLE[event]}, p_y ({VIEW_LABELS[saturation]}){pooled}")
+    step_axis(ax, steps)
     draw_legend(ax, legend, loc="best")
     return ax

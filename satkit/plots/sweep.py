@@ -117,7 +117,7 @@ def alpha_sweep(data: PlotData, *, ax: Axes | None = None, figure: str = "test_e
             ax.plot(rows["alpha2"], rows["error"], "s--", color="0.5", markersize=4,
                     linewidth=1, label=f"paper, {benchmark}")
     ax.set_xscale("symlog", linthresh=_LINTHRESH)
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.1)  # from 0, with room above the highest marker
     ax.set(xlabel="α² (noise variance; 0 = softmax)", ylabel=_YLABELS.get(figure, figure),
            title=f"{_YLABELS.get(figure, figure).split(' (')[0].capitalize()} vs α²")
     draw_legend(ax, legend, loc="best")

@@ -76,7 +76,7 @@ OPTIONAL_METHODS: Mapping[str, str] = {
     "write_histograms": "(histograms: list[Histogram]) -> None",
     "write_samples": "(frame: pandas.DataFrame) -> None",
     "write_hparams": "(hparams: Mapping[str, Any], metrics: Mapping[str, float], *, "
-                     "step: int) -> None",
+                     "step: int, runs: Sequence[Mapping[str, Any]] | None) -> None",
     "write_scalars": "(step: int, values: Mapping[str, float], *, group: str) -> None",
 }
 

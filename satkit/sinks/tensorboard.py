@@ -1,18 +1,20 @@
 """``TensorBoardSink``: the metrics as described TensorBoard scalars, histograms and layouts.
 
-Every metrics column is a scalar ``<group>/<column>`` (its group and its one-line description,
-which TensorBoard shows on hover, come from the recorder's declarations,
-:data:`satkit.hooks.quantities.QUANTITIES`): ``saturation/`` (p_y in both views, saturated
-fractions, target logit), ``gradient/``, ``noise/``, ``norms/``, ``train/loss``, and
-``diagnostics/`` (batch size, the non-finite flag) kept out of the main charts. Aliases
-(``saturated_frac`` = ``saturated_frac_<last tau>``) are not written twice. The trainer adds
-``epoch/...`` learning curves (:meth:`TensorBoardSink.write_scalars`) and ``hparams/...``
-final figures (:meth:`TensorBoardSink.write_hparams`).
+Every metrics column is a scalar ``<group>/<column>``; the groups are numbered in story order
+(:data:`satkit.schema.TENSORBOARD_GROUPS`: the two views of saturation, the gradient, the noise,
+the learning curves, the training loss, norms and logits, diagnostics, the final figures) and
+each tag carries its one-line description, which TensorBoard shows on hover
+(:data:`satkit.hooks.quantities.QUANTITIES`). Aliases (``saturated_frac`` =
+``saturated_frac_<last tau>``) are not written twice; the target-logit gradient is also
+written as its log10. The trainer adds the per-epoch learning curves
+(:meth:`TensorBoardSink.write_epoch`, a staircase over each epoch's steps) and the final
+figures with the run's hyperparameters (:meth:`TensorBoardSink.write_hparams`).
+:mod:`satkit.sinks.tensorboard_layout` says why each is written the way it is.
 
-A custom-scalars layout (:func:`comparison_layout`) puts the clean and the training-logit view
-of p_y side by side, with learning-curve, gradient, noise and norm charts; TensorBoard draws
-every run of a log directory in each chart, so runs written side by side under one directory
-are compared chart by chart. TensorBoard picks the runs' colours itself.
+A custom-scalars layout (:func:`comparison_layout`) draws one quantity per chart, the clean
+and the training-logit view of saturation as two categories of the same charts; TensorBoard
+draws every run of a log directory in each chart, so runs written side by side under one
+directory are compared chart by chart. TensorBoard picks the runs' colours itself.
 
 TensorBoard is imported when a sink is constructed, never when satkit is imported.
 """
@@ -25,90 +27,62 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from satkit.hooks.quantities import describe, tensorboard_tag
-from satkit.schema import EPOCH_COLUMNS, SUMMARY_FIELDS
+from satkit.hooks.quantities import describe
+from satkit.schema import DEFAULT_THRESHOLDS, EPOCH_COLUMNS, SUMMARY_FIELDS, TENSORBOARD_GROUPS
 from satkit.sinks.base import Histogram, check_utf8_path, ensure_writable_dir
+from satkit.sinks.tensorboard_layout import (
+    CLOSED_CATEGORIES,
+    HISTOGRAM_TAGS,
+    LOG10_PREFIX,
+    comparison_layout,
+    default_columns,
+    epoch_steps,
+    epoch_tag,
+    final_tag,
+    hparam_columns,
+    log10_tag,
+    method_settings,
+    tag_for,
+)
 from satkit.validation import check_int
 
 __all__ = ["TensorBoardSink", "comparison_layout", "tag_for", "write_comparison_layout"]
 
-_HISTOGRAM_TAGS = {"p_target": "saturation/p_target",
-                   "p_target_noisy": "saturation/p_target_noisy", "noise": "noise/noise"}
 # p_y histograms on 40 equal buckets of [0, 1]: TensorBoard's default buckets grow
 # geometrically, so its last one below 1 would span 0.92-1.0 and hide saturation at 0.99.
 _P_BINS = [i / 40 for i in range(41)]
 
 
-def tag_for(column: str) -> str | None:
-    """The TensorBoard tag of a metrics column (None for ``step`` and for aliases).
-
-    Example:
-        >>> tag_for("p_target_mean"), tag_for("grad_target_mean"), tag_for("loss")
-        ('saturation/p_target_mean', 'gradient/grad_target_mean', 'train/loss')
-    """
-    return tensorboard_tag(column)
-
-
 def _description(tag: str) -> str:
-    group, _, name = tag.partition("/")
-    if group == "epoch":
-        return EPOCH_COLUMNS.get(name, "")
-    if group == "hparams":
+    group, _, name = tag.rpartition("/")
+    if group in (TENSORBOARD_GROUPS["epoch"], "epoch"):
+        text = EPOCH_COLUMNS.get(name, "")
+        return f"{text} (each epoch's value drawn over the epoch's steps)" if text else ""
+    if group in (TENSORBOARD_GROUPS["hparams"], "hparams"):
         return SUMMARY_FIELDS.get(name, "")
+    if name.startswith(LOG10_PREFIX):
+        return f"log10 of: {describe(name.removeprefix(LOG10_PREFIX))}"
     return describe(name)
 
 
-def _exact(*columns: str) -> list[str]:
-    # Custom-scalars charts match tags by regular expression; anchor them to match one tag.
-    tags = [tensorboard_tag(c) or c for c in columns]
-    return [f"^{t}$" for t in tags]
+def _layout_summary(layout: Mapping[str, Mapping[str, list[Any]]]) -> Any:
+    """The custom-scalars config as a Summary (like ``SummaryWriter.add_custom_scalars``, with
+    the categories of :data:`CLOSED_CATEGORIES` closed)."""
+    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+    from tensorboard.compat.proto.tensor_pb2 import TensorProto
+    from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
+    from tensorboard.plugins.custom_scalar import layout_pb2
 
-
-def comparison_layout() -> dict[str, dict[str, list[Any]]]:
-    """The custom-scalars layout: saturation in both views side by side, learning curves,
-    gradient, noise and norms.
-
-    Each chart is a ``Multiline`` chart, which TensorBoard draws for every run of the log
-    directory, so runs are overlaid chart by chart.
-    """
-    return {
-        "saturation: clean p_y vs p_y under the training logits": {
-            "p_y median, q10, q90: clean": [
-                "Multiline", _exact("p_target_median", "p_target_q10", "p_target_q90")],
-            "p_y median, q10, q90: training logits (what the loss saw)": [
-                "Multiline", _exact("p_target_noisy_median", "p_target_noisy_q10",
-                                    "p_target_noisy_q90")],
-            "saturated fraction p_y >= tau, clean": [
-                "Multiline", ["^saturation/saturated_frac_[0-9]"]],
-            "saturated fraction p_y >= tau, training logits": [
-                "Multiline", ["^saturation/saturated_frac_noisy_[0-9]"]],
-            "mean p_y, clean and training logits": [
-                "Multiline", _exact("p_target_mean", "p_target_noisy_mean")],
-            "target logit and margin (clean)": [
-                "Multiline", _exact("logit_target_mean", "logit_margin_mean")],
-        },
-        "learning curves": {
-            "test and train error (%)": ["Multiline", ["^epoch/test_error$",
-                                                       "^epoch/train_error$"]],
-            "test and train loss": ["Multiline", ["^epoch/test_loss$", "^epoch/train_loss$"]],
-            "training loss per step": ["Multiline", _exact("loss")],
-            "learning rate": ["Multiline", ["^epoch/lr$"]],
-        },
-        "gradient": {
-            "|dL/df_y| (target-logit gradient)": ["Multiline", _exact("grad_target_mean")],
-            "gradient norms": ["Multiline", _exact(
-                "grad_logits_norm_mean", "grad_features_norm_mean", "grad_weight_norm")],
-        },
-        "noise": {
-            "noise on the target logit (mean, max)": [
-                "Multiline", _exact("noise_mean", "noise_max")],
-        },
-        "norms": {
-            "||X||, ||W_y||": ["Multiline", _exact("feature_norm_mean",
-                                                   "weight_norm_target_mean")],
-            "cos theta_y": ["Multiline", _exact("cos_target_mean")],
-        },
-    }
+    categories = [layout_pb2.Category(
+        title=title, closed=title in CLOSED_CATEGORIES,
+        chart=[layout_pb2.Chart(title=chart, multiline=layout_pb2.MultilineChartContent(
+            tag=tags)) for chart, (_kind, tags) in charts.items()])
+        for title, charts in layout.items()]
+    tensor = TensorProto(dtype="DT_STRING", tensor_shape=TensorShapeProto(),
+                         string_val=[layout_pb2.Layout(category=categories).SerializeToString()])
+    meta = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="custom_scalars"))
+    return Summary(value=[Summary.Value(tag="custom_scalars__config__", tensor=tensor,
+                                        metadata=meta)])
 
 
 class _SynchronousEvents:
@@ -159,7 +133,8 @@ def _writer(log_dir: str | os.PathLike) -> Any:
 
 
 def write_comparison_layout(log_dir: str | os.PathLike,
-                            run_names: Sequence[str] | None = None) -> None:
+                            run_names: Sequence[str] | None = None, *,
+                            thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> None:
     """Write the custom-scalars layout for a directory whose subdirectories are runs.
 
     TensorBoard merges the layouts of all runs (charts with the same definition once), so this
@@ -168,6 +143,7 @@ def write_comparison_layout(log_dir: str | os.PathLike,
     Args:
         log_dir: the comparison directory (``tensorboard --logdir log_dir``).
         run_names: if given, the runs expected under ``log_dir``; a missing one raises.
+        thresholds: the runs' thresholds (the last is the saturation threshold).
 
     Raises:
         FileNotFoundError: a run in ``run_names`` has no directory under ``log_dir``.
@@ -177,7 +153,7 @@ def write_comparison_layout(log_dir: str | os.PathLike,
         raise FileNotFoundError(f"runs {missing} not found under {log_dir}")
     writer = _writer(log_dir)
     try:
-        writer.add_custom_scalars(comparison_layout())
+        writer._get_file_writer().add_summary(_layout_summary(comparison_layout(thresholds)))
     finally:
         writer.close()
 
@@ -191,6 +167,7 @@ class TensorBoardSink:
             (None: every histogram the recorder passes; it samples every
             ``histogram_every`` steps itself).
         layout: write the custom-scalars layout (:func:`comparison_layout`) into the run.
+        thresholds: the recorder's thresholds, for the layout's charts.
 
     Raises:
         ValueError: ``log_dir`` is not UTF-8 text (TensorBoard cannot write there).
@@ -205,7 +182,8 @@ class TensorBoardSink:
     """
 
     def __init__(self, log_dir: str | os.PathLike, *, histogram_every: int | None = None,
-                 layout: bool = True) -> None:
+                 layout: bool = True,
+                 thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> None:
         check_int("histogram_every", histogram_every, minimum=1, optional=True)
         self.log_dir = Path(log_dir)
         self.histogram_every = histogram_every
@@ -213,7 +191,10 @@ class TensorBoardSink:
         self._described: set[str] = set()
         self._closed = False
         if layout:
-            self._writer.add_custom_scalars(comparison_layout())
+            self._add(_layout_summary(comparison_layout(tuple(thresholds))))
+
+    def _add(self, summary: Any, step: int | None = None) -> None:
+        self._writer._get_file_writer().add_summary(summary, step)
 
     def _scalars(self, values: list[tuple[str, float]], step: int) -> None:
         """One event holding the scalars ``(tag, value)`` of ``step`` (one event per step,
@@ -231,10 +212,12 @@ class TensorBoardSink:
                     plugin_data=SummaryMetadata.PluginData(plugin_name="scalars")))
             entries.append(entry)
         if entries:
-            self._writer._get_file_writer().add_summary(Summary(value=entries), step)
+            self._add(Summary(value=entries), step)
 
     def write(self, rows: list[dict[str, Any]]) -> None:
-        """Log each row's columns as scalars at its ``step`` (NaN values are skipped)."""
+        """Log each row's columns as scalars at its ``step`` (NaN values are skipped), and
+        the log10 of the columns :func:`~satkit.sinks.tensorboard_layout.log10_tag` names
+        (where positive)."""
         for row in rows:
             values = []
             for column, value in row.items():
@@ -242,78 +225,81 @@ class TensorBoardSink:
                 if tag is None or value is None:
                     continue
                 value = float(value)
-                if not math.isnan(value):
-                    values.append((tag, value))
+                if math.isnan(value):
+                    continue
+                values.append((tag, value))
+                if (log_tag := log10_tag(column)) is not None and value > 0:
+                    values.append((log_tag, math.log10(value)))
             self._scalars(values, int(row["step"]))
         self._writer.flush()
 
     def write_histograms(self, histograms: list[Histogram]) -> None:
-        """Log the per-sample distributions (``saturation/p_target``,
-        ``saturation/p_target_noisy`` on 40 equal buckets of [0, 1]; ``noise/noise``)."""
+        """Log the per-sample distributions (the clean p_y and p_y under the training logits
+        on 40 equal buckets of [0, 1]; the noise), each under its view's group."""
         import numpy as np
 
         for h in histograms:
             if self.histogram_every is not None and h.step % self.histogram_every:
                 continue
             if len(h.values):
-                tag = _HISTOGRAM_TAGS.get(h.name, f"other/{h.name}")
+                tag = HISTOGRAM_TAGS.get(h.name, f"other/{h.name}")
                 bins = np.asarray(_P_BINS) if h.name.startswith("p_target") else "tensorflow"
                 self._writer.add_histogram(tag, h.values, h.step, bins=bins)
         self._writer.flush()
 
     def write_scalars(self, step: int, values: Mapping[str, float], *, group: str) -> None:
-        """Log ``values`` as scalars ``<group>/<name>`` at ``step`` (NaN and None skipped).
-
-        For figures that are not recorder rows, e.g. the per-epoch learning curves
-        (``group="epoch"``: ``epoch/train_loss``, ``epoch/test_error``, ...) on the step axis.
-        """
+        """Log ``values`` as scalars ``<group>/<name>`` at ``step`` (NaN and None skipped);
+        ``group`` is a key of :data:`~satkit.schema.TENSORBOARD_GROUPS` (its numbered name is
+        used) or any other group name."""
+        group = TENSORBOARD_GROUPS.get(group, group)
         self._scalars([(f"{group}/{name}", float(value)) for name, value in values.items()
                        if value is not None and not math.isnan(float(value))], int(step))
         self._writer.flush()
 
+    def write_epoch(self, first_step: int, last_step: int, values: Mapping[str, float]) -> None:
+        """Log one epoch's figures (``epochs.csv`` columns: ``test_error``, ``lr``, ...) as a
+        staircase: each value at the steps of :func:`~satkit.sinks.tensorboard_layout.
+        epoch_steps` over ``[first_step, last_step]``, the epoch's steps, so that
+        TensorBoard's smoothing settles on the value within the epoch (NaN and None skipped).
+        """
+        kept = {epoch_tag(k): float(v) for k, v in values.items()
+                if v is not None and not math.isnan(float(v))}
+        for step in epoch_steps(int(first_step), int(last_step)):
+            self._scalars(list(kept.items()), step)
+        self._writer.flush()
+
     def write_hparams(self, hparams: Mapping[str, Any], metrics: Mapping[str, float], *,
-                      step: int = 0) -> None:
-        """Log the run's hyperparameters with its final metrics (TensorBoard's HPARAMS tab).
+                      step: int = 0, runs: Sequence[Mapping[str, Any]] | None = None) -> None:
+        """Log the run's hyperparameters with its final figures (TensorBoard's HPARAMS tab).
 
         Written into this run's directory (unlike ``SummaryWriter.add_hparams``, which makes a
-        new sub-run), so the hparams row links to the run's scalars.
+        new sub-run), so the hparams row links to the run's scalars. The config (columns and
+        metrics) is the same for every run of a comparison, whichever TensorBoard reads: the
+        columns of :func:`~satkit.sinks.tensorboard_layout.hparam_columns` (and any other
+        name ``hparams`` holds), their domains over ``runs``, the five of
+        :func:`~satkit.sinks.tensorboard_layout.default_columns` marked ``differs`` (shown by
+        default), and the metrics in the order given.
 
         Args:
             hparams: name -> value; bool, int, float and str are kept as they are (booleans
                 stay booleans), anything else (None, tuples, ...) is logged as its ``str``.
-            metrics: tag -> final value, e.g. ``{"hparams/test_error": 0.07}``; None and NaN
-                values are left out (TensorBoard shows an empty cell).
+            metrics: summary field -> final value, e.g. ``{"test_error": 0.07}``, written as
+                the scalar ``9 final figures/<field>``; None and NaN values are left out
+                (TensorBoard shows an empty cell), the metric stays a column.
             step: the step the metric scalars are logged at (the run's last step, so they sit
                 at the end of the run's step axis).
+            runs: the hyperparameters of every run of the comparison this run belongs to
+                (default: this run alone).
         """
-        from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
-        from torch.utils.tensorboard.summary import hparams as hparams_summary
-
-        clean = {k: v if isinstance(v, (bool, int, float, str)) else str(v)
-                 for k, v in hparams.items()}
-        values = {k: float(v) for k, v in metrics.items()
-                  if v is not None and not math.isnan(float(v))}
-        experiment, start, end = hparams_summary(clean, values)
-        # torch's helper has no metric descriptions, and stores booleans as numbers (it tests
-        # int before bool): set both right in the plugin data.
-        booleans = {k for k, v in clean.items() if isinstance(v, bool)}
-        meta = experiment.value[0].metadata.plugin_data
-        data = plugin_data_pb2.HParamsPluginData.FromString(meta.content)
-        for info in data.experiment.metric_infos:
-            info.display_name = info.name.tag.rpartition("/")[2]
-            info.description = _description(info.name.tag)
-        for info in data.experiment.hparam_infos:
-            if info.name in booleans:
-                info.type = api_pb2.DATA_TYPE_BOOL
-        meta.content = data.SerializeToString()
-        meta = start.value[0].metadata.plugin_data
-        data = plugin_data_pb2.HParamsPluginData.FromString(meta.content)
-        for name in booleans:
-            data.session_start_info.hparams[name].bool_value = clean[name]
-        meta.content = data.SerializeToString()
-        file_writer = self._writer._get_file_writer()
-        for summary in (experiment, start, end):
-            file_writer.add_summary(summary)
+        clean = _clean(hparams)
+        peers = [_clean(r) for r in runs] if runs else [clean]
+        if clean not in peers:
+            peers.append(clean)
+        values = {final_tag(k): float(v) for k, v in metrics.items()
+                  if isinstance(v, (int, float)) and not isinstance(v, bool)
+                  and not math.isnan(float(v))}
+        for summary in _hparams_summaries(clean, peers, list(metrics)):
+            self._add(summary)
         self._scalars(list(values.items()), int(step))
         self._writer.flush()
 
@@ -325,3 +311,68 @@ class TensorBoardSink:
 
     def __repr__(self) -> str:
         return f"TensorBoardSink({str(self.log_dir)!r})"
+
+
+def _clean(hparams: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v if isinstance(v, (bool, int, float, str)) else str(v)
+            for k, v in hparams.items()}
+
+
+def _hparams_summaries(hparams: dict[str, Any], runs: list[dict[str, Any]],
+                       metrics: list[str]) -> list[Any]:
+    """The experiment config, this run's session start and its end, as Summaries."""
+    from google.protobuf import struct_pb2
+    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+
+    def value(v: Any) -> Any:
+        if isinstance(v, bool):
+            return struct_pb2.Value(bool_value=v)
+        if isinstance(v, (int, float)):
+            return struct_pb2.Value(number_value=float(v))
+        return struct_pb2.Value(string_value=str(v))
+
+    def summary(tag: str, data: Any) -> Any:
+        meta = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(
+            plugin_name=metadata.PLUGIN_NAME, content=data.SerializeToString()))
+        return Summary(value=[Summary.Value(tag=tag, metadata=meta)])
+
+    shown = set(default_columns(runs))
+    settings = method_settings()  # every method's, also those no run here has (numbers)
+    names = [n for n in hparam_columns() if n in settings or any(n in r for r in runs)]
+    names += [n for r in runs for n in r if n not in names]
+    infos = []
+    for name in dict.fromkeys(names):
+        seen = [r[name] for r in runs if name in r]
+        info = api_pb2.HParamInfo(name=name, differs=name in shown)
+        if not seen:
+            info.type = api_pb2.DATA_TYPE_FLOAT64
+        elif all(isinstance(v, bool) for v in seen):
+            info.type = api_pb2.DATA_TYPE_BOOL
+            info.domain_discrete.extend(sorted(set(seen)))
+        elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in seen):
+            info.type = api_pb2.DATA_TYPE_FLOAT64
+            finite = [float(v) for v in seen if math.isfinite(float(v))]
+            if finite:
+                info.domain_interval.min_value = min(finite)
+                info.domain_interval.max_value = max(finite)
+        else:
+            info.type = api_pb2.DATA_TYPE_STRING
+            info.domain_discrete.extend(sorted({str(v) for v in seen}))
+        infos.append(info)
+    metric_infos = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=final_tag(m)), display_name=m,
+                                       description=SUMMARY_FIELDS.get(m, ""))
+                    for m in metrics]
+    experiment = plugin_data_pb2.HParamsPluginData(
+        version=metadata.PLUGIN_DATA_VERSION,
+        experiment=api_pb2.Experiment(hparam_infos=infos, metric_infos=metric_infos))
+    start = plugin_data_pb2.HParamsPluginData(
+        version=metadata.PLUGIN_DATA_VERSION,
+        session_start_info=plugin_data_pb2.SessionStartInfo(
+            hparams={k: value(v) for k, v in hparams.items()}))
+    end = plugin_data_pb2.HParamsPluginData(
+        version=metadata.PLUGIN_DATA_VERSION,
+        session_end_info=plugin_data_pb2.SessionEndInfo(status=api_pb2.STATUS_SUCCESS))
+    return [summary(metadata.EXPERIMENT_TAG, experiment),
+            summary(metadata.SESSION_START_INFO_TAG, start),
+            summary(metadata.SESSION_END_INFO_TAG, end)]

@@ -68,7 +68,7 @@ class TensorBoardClient:
         return True
 
     def runs(self) -> list[str]:
-        """The run names served (paths relative to the logdir, e.g. ``alpha2=0_seed=0``)."""
+        """The run names served (paths relative to the logdir, e.g. ``softmax_seed=0``)."""
         return list(self.get("data/runs"))
 
     def plugins(self) -> dict[str, Any]:
@@ -101,3 +101,15 @@ class TensorBoardClient:
     def hparams_experiment(self) -> dict[str, Any]:
         """The hparams plugin's experiment: ``hparamInfos`` and ``metricInfos``."""
         return dict(self.post("data/plugin/hparams/experiment", {"experimentName": ""}))
+
+    def hparams_session_groups(self) -> dict[str, dict[str, Any]]:
+        """What the HPARAMS table shows, per trial (run): its hyperparameters and its metric
+        values, ``{run: {name: value, ..., metric tag: value, ...}}``."""
+        reply = self.post("data/plugin/hparams/session_groups", {
+            "experimentName": "", "startIndex": 0, "sliceSize": 10_000,
+            "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE",
+                                "STATUS_RUNNING"]})
+        return {group["name"]: {**group.get("hparams", {}),
+                                **{m["name"]["tag"]: m["value"]
+                                   for m in group.get("metricValues", [])}}
+                for group in reply.get("sessionGroups", [])}

@@ -9,7 +9,7 @@ command-line front end (:mod:`satkit.cli.tensorboard`); the plain equivalent for
 directory is ``tensorboard --logdir RUN_DIR --host localhost``.
 
 Directories: one comparison directory is passed as ``--logdir`` itself (run names are
-relative to it: ``alpha2=0_seed=0``, ...). A run directory, or several directories, become a
+relative to it: ``softmax_seed=0``, ...). A run directory, or several directories, become a
 temporary tree of symlinks named after them (``name``, ``name-1`` if two share a name),
 passed as ``--logdir``: TensorBoard's own recommendation, and unlike ``--logdir_spec`` it
 keeps run names clean (no ``name/.``) and accepts paths containing ``,`` or ``:``.

@@ -133,8 +133,10 @@ def _read_summary(run_dir: Path) -> dict[str, Any] | None:
 
 
 def _train_one(config: TrainConfig, run_dir: Path, position: tuple[int, int],
-               resume: bool, notify: Callable[[str], None]) -> RunResult:
-    """Train one run of the grid, or, continuing a comparison, keep, resume or redo it."""
+               resume: bool, notify: Callable[[str], None],
+               peers: Sequence[TrainConfig] = ()) -> RunResult:
+    """Train one run of the grid, or, continuing a comparison, keep, resume or redo it;
+    ``peers``, the grid, configure its TensorBoard HPARAMS (:func:`satkit.training.train`)."""
     if resume and run_dir.exists():
         summary = _read_summary(run_dir)
         done = summary is not None and (summary.get("finished") is True or
@@ -148,11 +150,13 @@ def _train_one(config: TrainConfig, run_dir: Path, position: tuple[int, int],
                 check_resume_config(saved, check_config(config), run_dir)
                 return RunResult(run_dir, summary)  # finished (or diverged): kept untouched
         if (run_dir / schema.CHECKPOINT).is_file():
-            return train(config.replace(out=str(run_dir), resume=True), position=position)
+            return train(config.replace(out=str(run_dir), resume=True), position=position,
+                         peers=peers)
         with lock_run_dir(run_dir):  # refused while another process writes it
             notify(f"{run_dir} was stopped before its first checkpoint; training it again")
             shutil.rmtree(run_dir)
-    return train(config.replace(out=str(run_dir), resume=False), position=position)
+    return train(config.replace(out=str(run_dir), resume=False), position=position,
+                 peers=peers)
 
 
 def compare(base: TrainConfig, *, alpha2s: Sequence[float] | None = None,
@@ -230,7 +234,7 @@ def compare(base: TrainConfig, *, alpha2s: Sequence[float] | None = None,
                 run_dir = out_dir / run_name(config)
                 try:
                     runs.append(_train_one(config, run_dir, (k, len(configs)), resume,
-                                           notify))
+                                           notify, configs))
                 except NonFiniteError:
                     runs.append(RunResult(run_dir, {}))
             return summarise(out_dir, runs, figure=figure, pause=pause, rank_by=rank_by)

@@ -15,12 +15,12 @@ from typing import Any
 import torch
 
 from satkit import schema
-from satkit.training.config import ConfigError, TrainConfig
+from satkit.training.config import ConfigError, TrainConfig, histogram_cadence
 from satkit.training.distributed import DistContext
 from satkit.training.progress import Progress
 
 __all__ = ["Recording", "RunParts", "build_parts", "build_recording", "check_config",
-           "label_columns", "milestone_epochs"]
+           "histogram_every", "label_columns", "milestone_epochs"]
 
 
 def milestone_epochs(fractions: tuple[float, ...], epochs: int) -> list[int]:
@@ -110,8 +110,13 @@ def build_parts(config: TrainConfig, ctx: DistContext) -> RunParts:
                                 weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.MultiStepLR(
         optimizer, milestone_epochs(config.lr_milestones, config.epochs), config.lr_gamma)
+    per_rank = -(-data.train_x.shape[0] // ctx.world_size)
+    if config.drop_last and per_rank < config.batch_size:
+        raise ConfigError(f"batch_size {config.batch_size} is larger than the {per_rank} training "
+                          "samples per process: with drop_last no full batch is left; lower "
+                          "--batch-size or pass --no-drop-last")
     train_loader = DeviceLoader(data.train_x, data.train_y, batch_size=config.batch_size,
-                                shuffle=True, seed=config.seed,
+                                shuffle=True, drop_last=config.drop_last, seed=config.seed,
                                 augment=cifar_augment if config.augment else None,
                                 rank=ctx.rank, world_size=ctx.world_size)
     test_loader = DeviceLoader(data.test_x, data.test_y, batch_size=max(config.batch_size, 512),
@@ -160,9 +165,21 @@ class Recording:
     tensorboard: Any | None
 
 
+def histogram_every(config: TrainConfig, parts: RunParts) -> int:
+    """The run's histogram cadence: ``config.histogram_every``, or about
+    :data:`~satkit.training.config.HISTOGRAM_SLICES` histograms over the planned steps."""
+    if config.histogram_every is not None:
+        return config.histogram_every
+    return histogram_cadence(len(parts.train_loader) * config.epochs)
+
+
 def build_recording(config: TrainConfig, parts: RunParts, ctx: DistContext, run_dir: Path,
                     progress: Progress) -> Recording:
     """The recorder on the model's head, writing to ``run_dir`` on rank 0.
+
+    Histograms are kept every ``config.histogram_every`` steps, by default at the cadence
+    that gives the planned run about :data:`~satkit.training.config.HISTOGRAM_SLICES`
+    of them (:func:`~satkit.training.config.histogram_cadence`).
 
     Raises:
         OSError: the run directory cannot be written.
@@ -170,15 +187,17 @@ def build_recording(config: TrainConfig, parts: RunParts, ctx: DistContext, run_
     from satkit.hooks import SaturationRecorder
     from satkit.sinks import TableSink, TensorBoardSink
 
+    every = histogram_every(config, parts)
     table = tensorboard = None
     sinks: list[Any] = []
     if ctx.is_main:
         table = TableSink(run_dir / schema.METRICS, resume=config.resume,
                           sample_columns=label_columns(parts.labels))
-        tensorboard = TensorBoardSink(run_dir, histogram_every=config.histogram_every)
+        tensorboard = TensorBoardSink(run_dir, histogram_every=every,
+                                      thresholds=config.thresholds)
         sinks = [table, _KeptOpen(tensorboard), progress.tap]
     recorder = SaturationRecorder(
         parts.model.head, thresholds=config.thresholds,
         num_samples=parts.data.train_x.shape[0], every=config.every,
-        flush_every=config.flush_every, sinks=sinks, histogram_every=config.histogram_every)
+        flush_every=config.flush_every, sinks=sinks, histogram_every=every)
     return Recording(recorder, table, tensorboard)

@@ -15,8 +15,9 @@ from satkit.methods import DEFAULT_ALPHA2, METHOD_NAMES, METHODS, NOISE_FAMILIES
 from satkit.schema import DEFAULT_THRESHOLDS
 from satkit.validation import check_bool, check_choice, check_int, check_real, check_reals
 
-__all__ = ["DATASETS", "LOSS_NAMES", "MAX_BATCH_SIZE", "MAX_EPOCHS", "MAX_INTERVAL", "MAX_SEED",
-           "ConfigError", "TrainConfig", "config_from_dict"]
+__all__ = ["DATASETS", "HISTOGRAM_SLICES", "LOSS_NAMES", "MAX_BATCH_SIZE", "MAX_EPOCHS",
+           "MAX_INTERVAL", "MAX_SEED", "ConfigError", "TrainConfig", "config_from_dict",
+           "histogram_cadence"]
 
 DATASETS: tuple[str, ...] = ("digits", "mnist", "cifar10", "cifar100")
 #: The CLI's ``--loss`` choices: the methods of :data:`satkit.methods.METHODS`.
@@ -45,6 +46,22 @@ _COUNTS: dict[str, tuple[int, str]] = {
     "split_seed": (MAX_SEED, "MAX_SEED, the largest seed every random generator accepts"),
     "label_noise_seed": (MAX_SEED, "MAX_SEED, the largest seed every random generator accepts"),
 }
+
+
+#: Per-sample histograms a run writes when ``histogram_every`` is not set (about this many).
+HISTOGRAM_SLICES = 50
+
+
+def histogram_cadence(total_steps: int, slices: int = HISTOGRAM_SLICES) -> int:
+    """Steps between histograms so that a run of ``total_steps`` gets about ``slices`` of them
+    (every step for a run of up to ``slices`` steps).
+
+    Example:
+        >>> histogram_cadence(72), histogram_cadence(276), histogram_cadence(100_000)
+        (2, 6, 2000)
+    """
+    check_int("total_steps", total_steps, minimum=0)
+    return max(1, -(-total_steps // slices))
 
 
 def _default(method: str, setting: str) -> Any:
@@ -101,6 +118,9 @@ class TrainConfig:
     planned."""
     batch_size: int = 128
     """Samples per optimizer step, in [1, 60000] (MAX_BATCH_SIZE: MNIST's training set)."""
+    drop_last: bool = True
+    """Drop each epoch's last, short batch in training, so that every step is a full batch (the
+    per-epoch shuffle leaves out other samples each epoch)."""
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -126,7 +146,8 @@ class TrainConfig:
     """Seed of which training labels are corrupted and to what (kept apart from seed)."""
     data_dir: str | None = None
     out: str | None = None
-    """Run directory; default ``runs/<dataset>_alpha2=<alpha2>_seed=<seed>``."""
+    """Run directory; default ``runs/<dataset>_<run name>``, e.g.
+    ``runs/digits_noisy-softmax_alpha2=0.1_seed=0``."""
     resume: bool = False
     """Continue the run in --out from its checkpoint; every setting that shapes training must
     be the checkpoint's (device, quiet, figures, flush_every, histogram_every, data_dir may
@@ -136,8 +157,9 @@ class TrainConfig:
     """Record every N-th step, N in [1, 1000000] (MAX_INTERVAL)."""
     flush_every: int = 100
     """Recorded rows between two writes to disk, in [1, 1000000] (MAX_INTERVAL)."""
-    histogram_every: int = 100
-    """Steps between two p_y/noise histograms in TensorBoard, in [1, 1000000] (MAX_INTERVAL)."""
+    histogram_every: int | None = None
+    """Steps between two p_y/noise histograms in TensorBoard, in [1, 1000000] (MAX_INTERVAL);
+    default: about 50 per run, from its planned number of steps."""
     quiet: bool = False
     figures: bool = True
     """Save figures/dashboard.png at the end of the run."""
@@ -151,7 +173,7 @@ class TrainConfig:
         _check_device(self.device)
         for name, (maximum, bound) in _COUNTS.items():
             check_int(name, getattr(self, name), minimum=0 if name.endswith("seed") else 1,
-                      maximum=maximum, bound=bound, **err)
+                      maximum=maximum, bound=bound, optional=name == "histogram_every", **err)
         check_real("label_noise", self.label_noise, lo=0.0, hi=1.0, hi_open=True, **err)
         check_choice("label_noise_kind", self.label_noise_kind, ("symmetric", "pairs"), **err)
         check_real("alpha2", self.alpha2, lo=0.0, **err)
@@ -175,7 +197,7 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
                 raise ConfigError(f"{name} must be a non-empty string or None, got {value!r}")
-        for name in ("augment", "amp", "compile", "resume", "quiet", "figures"):
+        for name in ("drop_last", "augment", "amp", "compile", "resume", "quiet", "figures"):
             check_bool(name, getattr(self, name), **err)
 
     @property

@@ -5,7 +5,11 @@ On a terminal (``stream.isatty()``), one tqdm bar per run, labelled with the run
 postfix; above it one kept line per finished epoch::
 
     [2/3] noisy alpha2=0.1 seed=0 | epoch 3/12 | train loss 0.4123 err 9.81% | test loss
-    0.3011 err 7.50% | lr 0.05 | saturated 41.2%
+    0.3011 err 7.50% | lr 0.05 | p_y >= 0.99: clean 41.2%, training logits 30.5%
+
+The saturated shares are over every sample the epoch's recorded steps saw (each step's batch
+fraction weighted by its batch size), in both views: clean p_y, and p_y under the training
+logits (what the loss saw).
 
 When the stream is not a terminal (a log file, CI, a notebook): no bar and no carriage
 returns, a line when the run starts, the same line per epoch, and between them a plain progress
@@ -26,18 +30,44 @@ from typing import Any, TextIO
 __all__ = ["Progress"]
 
 
+#: The recorder's columns the epoch line reads: the saturated share of the batch at the last
+#: threshold, per view (``saturated_frac`` is the alias of ``saturated_frac_<tau>``).
+_VIEW_COLUMNS = (("clean", "saturated_frac"), ("training logits", "saturated_frac_noisy"))
+
+
 class _Tap:
-    """A recorder sink that hands the last flushed ``saturated_frac`` to its :class:`Progress`."""
+    """A recorder sink that adds each flushed row's saturated count (fraction x batch size) of
+    both views to its :class:`Progress`'s epoch sums."""
 
     def __init__(self, progress: Progress) -> None:
         self._progress = progress
 
     def write(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            self._progress.saturated_frac = rows[-1].get("saturated_frac")
+        sums = self._progress._saturated
+        for row in rows:
+            n = row.get("batch_size") or 0
+            for view, column in _VIEW_COLUMNS:
+                value = row.get(column)
+                if n and value is not None and not math.isnan(value):
+                    saturated, seen = sums.get(view, (0.0, 0))
+                    sums[view] = (saturated + value * n, seen + n)
+        if rows and self._progress.tau is None:
+            self._progress.tau = _tau_of(rows[-1])
 
     def close(self) -> None:
         pass
+
+
+def _tau_of(row: dict[str, Any]) -> float | None:
+    """The threshold the ``saturated_frac`` alias stands for (its ``saturated_frac_<tau>``)."""
+    alias = row.get("saturated_frac")
+    for key, value in row.items():
+        if key.startswith("saturated_frac_") and "noisy" not in key and value == alias:
+            try:
+                return float(key.removeprefix("saturated_frac_"))
+            except ValueError:
+                continue
+    return None
 
 
 class Progress:
@@ -51,15 +81,15 @@ class Progress:
         line_every: seconds between the plain progress lines when not interactive.
 
     Attributes:
-        saturated_frac: the last flushed batch fraction with p_y >= tau (set through
-            :attr:`tap`), shown in the epoch lines; None until known.
+        tau: the threshold of the saturated shares (read from the flushed rows; None: unknown).
     """
 
     def __init__(self, label: str = "", *, stream: TextIO | None = None, enabled: bool = True,
                  interactive: bool | None = None, line_every: float = 30.0) -> None:
         self.label, self.enabled, self.line_every = label, enabled, line_every
         self._stream, self._interactive = stream, interactive
-        self.saturated_frac: float | None = None
+        self.tau: float | None = None
+        self._saturated: dict[str, tuple[float, int]] = {}  # view -> (saturated, seen) this epoch
         self.tap = _Tap(self)
         self._bar: Any = None
         self._total: int | None = None
@@ -125,9 +155,18 @@ class Progress:
         if not math.isnan(result.test_error):
             parts.append(f"test loss {result.test_loss:.4f} err {result.test_error:.2f}%")
         parts.append(f"lr {result.lr:g}")
-        if self.saturated_frac is not None and not math.isnan(self.saturated_frac):
-            parts.append(f"saturated {100 * self.saturated_frac:.1f}%")
+        if (shares := self.saturated_shares()):
+            tau = "tau" if self.tau is None else f"{self.tau:g}"
+            parts.append(f"p_y >= {tau}: " + ", ".join(f"{view} {100 * share:.1f}%"
+                                                       for view, share in shares.items()))
+        self._saturated = {}
         self._line(" | ".join(parts))
+
+    def saturated_shares(self) -> dict[str, float]:
+        """View -> the share of the samples seen at the recorded steps of the current epoch
+        (so far) with p_y >= tau; only views the recorder reported."""
+        return {view: saturated / seen for view, (saturated, seen) in self._saturated.items()
+                if seen}
 
     def close(self) -> None:
         """End the display (the bar stays on screen with its final state). Idempotent."""

@@ -18,12 +18,17 @@ from typing import Any
 from satkit.training.checkpoint import CheckpointError
 from satkit.training.config import ConfigError, TrainConfig
 
-__all__ = ["FREE_ON_RESUME", "check_position", "check_resume_config", "resume_differences"]
+__all__ = ["ABSENT_MEANS", "FREE_ON_RESUME", "check_position", "check_resume_config",
+           "resume_differences"]
 
 #: Config fields a resume may change: where output goes and how often it is written. Every
 #: other field (``epochs`` aside, which may grow) must equal the checkpoint's.
 FREE_ON_RESUME: tuple[str, ...] = ("device", "quiet", "figures", "flush_every",
                                    "histogram_every", "out", "resume", "data_dir")
+#: Fields added after checkpoints were first written, whose absence from a checkpoint's config
+#: means another value than today's default: what the older satkit did (it kept each epoch's
+#: short last batch).
+ABSENT_MEANS: Mapping[str, Any] = {"drop_last": False}
 
 
 def _shown(value: Any) -> str:
@@ -36,9 +41,10 @@ def resume_differences(saved: Mapping[str, Any], config: TrainConfig) -> list[st
     """``"FIELD: A in the checkpoint, B now"`` for every setting that may not differ on resume.
 
     ``saved`` is the checkpoint's config; a field it lacks (written by an older satkit) counts
-    as that field's default. ``epochs`` may grow, never shrink.
+    as what that satkit did: :data:`ABSENT_MEANS`, else the field's default. ``epochs`` may
+    grow, never shrink.
     """
-    defaults = TrainConfig().to_dict()
+    defaults = {**TrainConfig().to_dict(), **ABSENT_MEANS}
     now = config.to_dict()
     out = []
     for name, value in now.items():

@@ -20,6 +20,7 @@ import csv
 import io
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -167,12 +168,11 @@ def _trainer(config: TrainConfig, parts: RunParts, ctx: DistContext, run_dir: Pa
         samples = recording.recorder.samples() if recording.recorder.num_samples else None
         if ctx.is_main:
             _write_epochs(run_dir / schema.EPOCHS, trainer.history)
-            step = max(result.step - 1, 0)
-            recording.tensorboard.write_scalars(
-                step, {k: getattr(result, k) for k in _EPOCH_SCALARS},
-                group="epoch")
+            first = trainer.history[-2].step if len(trainer.history) > 1 else 0
+            recording.tensorboard.write_epoch(first, max(result.step - 1, first), {
+                k: getattr(result, k) for k in _EPOCH_SCALARS})
             if samples is not None:
-                _write_data_map(recording, samples, parts, step)
+                _write_data_map(recording, samples, parts, max(result.step - 1, 0))
 
     def on_checkpoint(state: dict[str, Any]) -> None:
         if ctx.is_main:
@@ -214,9 +214,11 @@ def _restore(trainer: Trainer, state: dict[str, Any], recording: Recording,
 
 def _finish(config: TrainConfig, trainer: Trainer, recording: Recording, ctx: DistContext,
             run_dir: Path, started: float, error: BaseException | None,
-            final: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write summary.json (and a finished run's hparams) from the run read back from disk and
-    the end-of-run calibration ``final`` (:func:`satkit.training.posthoc.final_calibration`)."""
+            final: dict[str, Any] | None = None,
+            peers: Sequence[TrainConfig] = ()) -> dict[str, Any]:
+    """Write summary.json (and a finished run's hparams, configured over ``peers``, the runs
+    of its comparison) from the run read back from disk and the end-of-run calibration
+    ``final`` (:func:`satkit.training.posthoc.final_calibration`)."""
     from satkit.analysis import load_run
 
     finished = error is None and trainer.epoch >= config.epochs
@@ -227,9 +229,10 @@ def _finish(config: TrainConfig, trainer: Trainer, recording: Recording, ctx: Di
                               stop_reason=_stop_reason(error), final=final)
         write_json(run_dir / schema.SUMMARY, summary)
         if finished and recording.tensorboard is not None:
-            recording.tensorboard.write_hparams(hparams(config, ctx.device),
-                                                hparams_metrics(summary),
-                                                step=max(trainer.step - 1, 0))
+            recording.tensorboard.write_hparams(
+                hparams(config, ctx.device), hparams_metrics(summary),
+                step=max(trainer.step - 1, 0),
+                runs=[hparams(p, ctx.device) for p in peers] or None)
     except Exception as exc:
         if error is None:
             raise
@@ -241,7 +244,8 @@ def _finish(config: TrainConfig, trainer: Trainer, recording: Recording, ctx: Di
     return summary
 
 
-def train(config: TrainConfig, *, position: tuple[int, int] | None = None) -> RunResult:
+def train(config: TrainConfig, *, position: tuple[int, int] | None = None,
+          peers: Sequence[TrainConfig] = ()) -> RunResult:
     """Train one run as ``config`` says and write its run directory.
 
     Under ``torchrun`` the model is wrapped in DistributedDataParallel, the data is sharded by
@@ -250,6 +254,9 @@ def train(config: TrainConfig, *, position: tuple[int, int] | None = None) -> Ru
     Args:
         config: the run.
         position: ``(k, n)``: the run is the k-th of n (shown by the progress display).
+        peers: the configs of the comparison the run belongs to (its own included): the
+            TensorBoard HPARAMS config lists their settings and shows by default the columns
+            that differ between them (:mod:`satkit.sinks.tensorboard_layout`).
 
     Returns:
         The run directory and the summary written to its ``summary.json``.
@@ -271,13 +278,14 @@ def train(config: TrainConfig, *, position: tuple[int, int] | None = None) -> Ru
     except ValueError as exc:  # a device that is not available here
         raise ConfigError(str(exc)) from exc
     config = check_config(config)
+    peers = [check_config(p) for p in peers]
     torch.manual_seed(config.seed * 1000 + ctx.rank)
     parts = build_parts(config, ctx)
     lock = claim_run_dir(config.out or default_run_dir(config), resume=config.resume) \
         if ctx.is_main else None
     try:
         run_dir = _share_path(None if lock is None else lock.path, ctx)
-        return _train_in(run_dir, lock, config, parts, ctx, position, started)
+        return _train_in(run_dir, lock, config, parts, ctx, position, started, peers)
     except OSError as exc:
         if isinstance(exc, RunWriteError):
             raise
@@ -301,7 +309,8 @@ def _stop_reason(error: BaseException | None) -> str | None:
 
 
 def _train_in(run_dir: Path, lock: RunDirLock | None, config: TrainConfig, parts: RunParts,
-              ctx: DistContext, position: tuple[int, int] | None, started: float) -> RunResult:
+              ctx: DistContext, position: tuple[int, int] | None, started: float,
+              peers: Sequence[TrainConfig] = ()) -> RunResult:
     how = f"the same command plus --out {run_dir} --resume"
     try:
         state = _resume_state(config, parts, run_dir, ctx) if config.resume else None
@@ -349,7 +358,8 @@ def _train_in(run_dir: Path, lock: RunDirLock | None, config: TrainConfig, parts
     except Exception as exc:  # the run stopped early: its summary says how far it got
         error = exc
     try:
-        summary = _finish(config, trainer, recording, ctx, run_dir, started, error, final) \
+        summary = _finish(config, trainer, recording, ctx, run_dir, started, error, final,
+                          peers) \
             if ctx.is_main else {}
     except KeyboardInterrupt as exc:
         raise Interrupted(f"interrupted while writing {run_dir / schema.SUMMARY}; the "

@@ -40,7 +40,7 @@ from satkit.schema import CHECKPOINT
 from satkit.sinks.base import check_utf8_path, fsync_dir
 from satkit.training.config import TrainConfig
 
-__all__ = ["CHECKPOINT", "CLAIM", "RunDirError", "RunDirLock", "RunLockedError",
+__all__ = ["CHECKPOINT", "CLAIM", "NOISY_SOFTMAX", "RunDirError", "RunDirLock", "RunLockedError",
            "RunWriteError", "atomic_write_bytes", "atomic_write_text", "claim_run_dir",
            "default_run_dir", "describe_os_error", "lock_run_dir", "release_run_dir", "run_name",
            "sweep_temporary", "write_json"]
@@ -189,22 +189,28 @@ def _reason(exc: OSError) -> str:
     return _REASONS.get(exc.errno or 0) or str(exc.strerror or exc).rstrip(".").lower()
 
 
-def run_name(config: TrainConfig) -> str:
-    """The name of a run, from the method as applied (:attr:`TrainConfig.method`).
+#: How a run name spells Noisy Softmax (its ``--loss`` value is ``noisy``).
+NOISY_SOFTMAX = "noisy-softmax"
 
-    ``alpha2=0.1_seed=0`` for Noisy Softmax (prefixed by the noise family unless annealed),
-    ``<method>_seed=0`` for every other method, the alpha2 = 0 baseline included.
+
+def run_name(config: TrainConfig) -> str:
+    """The name of a run (its directory in a comparison, its run in TensorBoard, its trial in
+    the HPARAMS table): the method as applied (:attr:`TrainConfig.method`) first.
+
+    ``noisy-softmax_alpha2=0.1_seed=0`` for Noisy Softmax (``_noise=<family>`` before the seed
+    unless the noise is annealed), ``<method>_seed=0`` for every other method, the alpha2 = 0
+    baseline (softmax) included.
 
     Example:
         >>> run_name(TrainConfig(alpha2=0.1)), run_name(TrainConfig(alpha2=0, noise="free"))
-        ('alpha2=0.1_seed=0', 'softmax_seed=0')
-        >>> run_name(TrainConfig(loss="focal", seed=2))
-        'focal_seed=2'
+        ('noisy-softmax_alpha2=0.1_seed=0', 'softmax_seed=0')
+        >>> run_name(TrainConfig(alpha2=1, noise="amplitude")), run_name(TrainConfig(loss="focal"))
+        ('noisy-softmax_alpha2=1_noise=amplitude_seed=0', 'focal_seed=0')
     """
     if config.method != "noisy":
         return f"{config.method}_seed={config.seed}"
-    name = f"alpha2={config.effective_alpha2:g}_seed={config.seed}"
-    return name if config.effective_noise == "annealed" else f"{config.effective_noise}_{name}"
+    noise = "" if config.effective_noise == "annealed" else f"_noise={config.effective_noise}"
+    return f"{NOISY_SOFTMAX}_alpha2={config.effective_alpha2:g}{noise}_seed={config.seed}"
 
 
 def default_run_dir(config: TrainConfig) -> Path:

@@ -14,20 +14,29 @@ import torch
 
 from satkit._version import __version__
 from satkit.methods import setting_values
-from satkit.schema import SUMMARY_FIELDS
+from satkit.schema import SUMMARY_FIELDS, SUMMARY_TYPES
 from satkit.training.config import TrainConfig
 
-__all__ = ["HPARAM_METRICS", "hparams", "hparams_metrics", "run_summary"]
+__all__ = ["HPARAM_METRICS", "HPARAM_METRICS_SHOWN", "hparams", "hparams_metrics", "run_summary"]
 
-#: Summary fields logged as TensorBoard hparams metrics (as ``hparams/<field>``).
-HPARAM_METRICS = ("test_error", "best_test_error", "onset_step", "grad_target_late",
-                  "median_sample_onset", "onset_step_noisy", "median_sample_onset_noisy",
-                  "test_ece", "test_ece_adaptive", "test_brier", "test_confidence",
-                  "test_overconfidence", "temperature", "test_ece_ts", "test_nll_ts")
+#: The HPARAMS metrics TensorBoard shows by default (it shows the first five): the test error
+#: and the saturation figures in both views.
+HPARAM_METRICS_SHOWN = ("test_error", "onset_step", "onset_step_noisy", "median_sample_onset",
+                        "median_sample_onset_noisy")
+#: Summary fields that describe the run rather than measure it (never hparams metrics).
+_NOT_METRICS = ("alpha2", "seed", "epochs", "epochs_planned", "steps", "seconds",
+                "seconds_per_step", "wall_seconds")
+#: Summary fields logged as TensorBoard hparams metrics (as ``9 final figures/<field>``):
+#: :data:`HPARAM_METRICS_SHOWN`, the late gradient, then every other numeric figure of
+#: ``summary.json`` (:data:`satkit.schema.SUMMARY_TYPES`: a figure added there becomes a metric).
+HPARAM_METRICS = tuple(dict.fromkeys(
+    (*HPARAM_METRICS_SHOWN, "grad_target_late",
+     *(f for f, kind in SUMMARY_TYPES.items()
+       if kind.startswith(("number", "integer")) and f not in _NOT_METRICS))))
 #: Training settings logged as hparams besides the method's own (bookkeeping is left out).
-_TRAINING = ("dataset", "model", "epochs", "batch_size", "lr", "momentum", "weight_decay",
-             "lr_gamma", "augment", "compile", "seed", "split_seed", "val_fraction",
-             "label_noise", "label_noise_kind", "label_noise_seed")
+_TRAINING = ("dataset", "model", "epochs", "batch_size", "drop_last", "lr", "momentum",
+             "weight_decay", "lr_gamma", "augment", "compile", "seed", "split_seed",
+             "val_fraction", "label_noise", "label_noise_kind", "label_noise_seed")
 #: The per-epoch calibration figures the summary takes from the last epoch.
 _LAST_EPOCH = ("test_ece", "test_ece_adaptive", "test_brier", "test_confidence",
                "test_overconfidence")
@@ -112,5 +121,5 @@ def hparams(config: TrainConfig, device: torch.device) -> dict[str, Any]:
 
 
 def hparams_metrics(summary: dict[str, Any]) -> dict[str, Any]:
-    """``hparams/<field>`` -> value for :data:`HPARAM_METRICS` (None: unknown, left out)."""
-    return {f"hparams/{name}": summary.get(name) for name in HPARAM_METRICS}
+    """Field -> value for :data:`HPARAM_METRICS` (None: unknown, an empty cell)."""
+    return {name: summary.get(name) for name in HPARAM_METRICS}

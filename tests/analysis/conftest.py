@@ -103,14 +103,16 @@ def write_run(root: Path, *, alpha2: float = 0.0, seed: int = 0, steps: int = 30
               tensorboard: bool = False, name: str | None = None,
               metrics: pd.DataFrame | None = None, samples: pd.DataFrame | None = None,
               config_extra: dict | None = None, summary_extra: dict | None = None,
-              legacy: bool = False, summary: bool = True) -> Path:
+              legacy: bool = False, summary: bool = True,
+              histogram_every: int = 50, test_predictions: bool = False) -> Path:
     """Write one run directory (config, metrics, samples, epochs, summary[, event files]).
 
     ``config_extra`` / ``summary_extra`` add or override keys of config.json / summary.json
     (e.g. ``method``, ``effective_alpha2``, ``seconds_per_step``). ``legacy=True`` writes a
     run as satkit wrote it before the training-logit view and the settled event (without
     :data:`NEW_METRICS` and :data:`NEW_SAMPLES`); ``summary=False`` writes no summary.json
-    (a run stopped before its end).
+    (a run stopped before its end); ``test_predictions=True`` writes 120 synthetic test
+    predictions, somewhat overconfident.
     """
     run_dir = Path(root) / (name or f"alpha2={alpha2:g}_seed={seed}")
     run_dir.mkdir(parents=True)
@@ -145,11 +147,22 @@ def write_run(root: Path, *, alpha2: float = 0.0, seed: int = 0, steps: int = 30
     if summary:
         (run_dir / "summary.json").write_text(json.dumps(fields))
     if tensorboard:
-        write_events(run_dir, metrics)
+        write_events(run_dir, metrics, histogram_every=histogram_every)
+    if test_predictions:
+        rng = np.random.default_rng(seed)
+        confidence = rng.uniform(0.3, 1.0, 120)
+        right = rng.uniform(size=120) < confidence - 0.05
+        label = rng.integers(0, 10, 120)
+        pd.DataFrame({"index": np.arange(120), "label": label,
+                      "predicted": np.where(right, label, (label + 1) % 10),
+                      "confidence": confidence,
+                      "p_label": np.where(right, confidence, (1 - confidence) / 2)}).to_parquet(
+            run_dir / "test_predictions.parquet")
     return run_dir
 
 
-def write_events(run_dir: Path, metrics: pd.DataFrame, *, histograms: bool = True) -> None:
+def write_events(run_dir: Path, metrics: pd.DataFrame, *, histograms: bool = True,
+                 histogram_every: int = 50) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
     groups = {"p_target": "saturation", "saturated": "saturation", "grad": "gradient",
@@ -163,7 +176,7 @@ def write_events(run_dir: Path, metrics: pd.DataFrame, *, histograms: bool = Tru
                            "grad_target_mean", "noise_mean", "feature_norm_mean"):
                 group = next(g for k, g in groups.items() if column.startswith(k))
                 writer.add_scalar(f"{group}/{column}", values[column], int(row.step))
-            if histograms and row.step % 50 == 0:
+            if histograms and row.step % histogram_every == 0:
                 p = np.clip(rng.beta(1 + row.step / 10, 1.0, 256), 0, 1)
                 writer.add_histogram("saturation/p_target", p, int(row.step))
     finally:

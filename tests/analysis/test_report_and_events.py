@@ -55,7 +55,9 @@ def test_from_tensorboard_without_event_files(tmp_path):
 
 def test_p_target_distribution_from_histograms_and_quantiles(make_run):
     run = load_run(make_run(alpha2=0.0, steps=101, tensorboard=True))
-    hist = p_target_distribution(run, bins=10)
+    # three histogram steps say little about a run: "auto" draws the batch quantiles instead
+    assert set(p_target_distribution(run, bins=10)["source"]) == {"quantiles"}
+    hist = p_target_distribution(run, bins=10, source="histograms")
     assert set(hist["source"]) == {"histograms"} and sorted(hist["step"].unique()) == [0, 50, 100]
     sums = hist.groupby("step")["fraction"].sum()
     np.testing.assert_allclose(sums, 1.0)
@@ -64,6 +66,18 @@ def test_p_target_distribution_from_histograms_and_quantiles(make_run):
     quant = p_target_distribution(run, bins=10, source="quantiles", max_steps=5)
     assert quant["step"].nunique() == 5
     np.testing.assert_allclose(quant.groupby("step")["fraction"].sum(), 1.0)
+
+
+def test_p_target_distribution_uses_histograms_when_there_are_enough(make_run):
+    from satkit.analysis.distribution import MIN_SLICES
+
+    run = load_run(make_run(alpha2=0.0, steps=10 * MIN_SLICES, tensorboard=True,
+                            histogram_every=10))
+    dist = p_target_distribution(run, bins=10)
+    assert set(dist["source"]) == {"histograms"} and dist["step"].nunique() == MIN_SLICES
+    few = load_run(make_run(alpha2=0.0, steps=10 * MIN_SLICES - 10, tensorboard=True,
+                            histogram_every=10, name="few"))
+    assert set(p_target_distribution(few, bins=10)["source"]) == {"quantiles"}
 
 
 def test_quantile_distribution_is_piecewise_uniform(make_run):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from child_runs import satkit_process
 
 from satkit.cli import main
@@ -30,6 +32,10 @@ _satkit = satkit_process
         (["train", "--epochs", "0"], "epochs"),
         (["train", "--thresholds", "0.99", "0.9"], "thresholds"),
         (["compare", "--alpha2", "0", "0"], "alpha2"),
+        (["train", "--batch-size", "5000", "--device", "cpu", "--quiet"],
+         "argument --batch-size: batch_size 5000 is larger than the 1437 training samples per "
+         "process: with drop_last no full batch is left; lower --batch-size or pass "
+         "--no-drop-last"),
     ],
 )
 def test_bad_values_exit_2_naming_the_field(argv, needle, capsys):
@@ -44,7 +50,8 @@ def test_compare_methods_from_the_command_line(tmp_path, capsys):
                  "--seeds", "0", *QUICK, "--no-figure", "--out", str(out), "--val-fraction",
                  "0.1", "--rank-by", "test_ece"]) == 0
     names = sorted(p.name for p in out.iterdir() if p.is_dir())
-    assert names == ["alpha2=0.5_seed=0", "label-smoothing_seed=0", "softmax_seed=0"]
+    assert names == ["label-smoothing_seed=0", "noisy-softmax_alpha2=0.5_seed=0",
+                     "softmax_seed=0"]
     text = capsys.readouterr().out
     assert "label smoothing" in text and "Noisy Softmax α²=0.5" in text
     # error, ECE, ECE after temperature scaling and the onsets side by side, sorted by ECE
@@ -106,7 +113,10 @@ def test_progress_without_a_terminal_is_plain_lines_one_per_epoch_per_run(tmp_pa
         ["[1/2] softmax seed=0", "epoch 1/2"], ["[1/2] softmax seed=0", "epoch 2/2"],
         ["[2/2] noisy alpha2=0.1 seed=0", "epoch 1/2"],
         ["[2/2] noisy alpha2=0.1 seed=0", "epoch 2/2"]]
-    assert all("train loss" in e and "test loss" in e and "saturated" in e for e in epochs)
+    assert all("train loss" in e and "test loss" in e for e in epochs)
+    # the share of the epoch's samples saturated, naming the threshold and both views
+    assert all(re.search(r"\| p_y >= 0\.99: clean \d+\.\d%, training logits \d+\.\d%$", e)
+               for e in epochs), epochs
 
 
 def test_sigint_saves_exits_130_and_resume_finishes(tmp_path):
@@ -128,7 +138,7 @@ def test_sigint_saves_exits_130_and_resume_finishes(tmp_path):
     _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
     metrics = pd.read_parquet(out / "metrics.parquet")
-    assert metrics["step"].tolist() == list(range(12 * 23))
+    assert metrics["step"].tolist() == list(range(12 * 22))
     assert len(pd.read_csv(out / "epochs.csv")) == 12
 
 
@@ -151,12 +161,18 @@ def test_torchrun_two_gloo_processes(tmp_path):
     assert summary["test_ece"] is not None and summary["temperature"] is not None
     assert len(pd.read_parquet(out / "test_predictions.parquet")) == 360
     per_rank = -(-1293 // 2)  # each rank: a disjoint half of every epoch
-    assert summary["steps"] == -(-per_rank // 64)
+    assert summary["steps"] == per_rank // 64  # full batches only (drop_last)
     metrics = pd.read_parquet(out / "metrics.parquet")
     assert metrics["step"].tolist() == list(range(summary["steps"]))
-    assert (metrics["batch_size"] == 128).iloc[:-1].all()  # merged over both ranks
+    assert (metrics["batch_size"] == 128).all()  # merged over both ranks
     samples = pd.read_parquet(out / "samples.parquet")
-    assert samples["last_seen_step"].notna().sum() == 1293  # both ranks' samples merged
+    from satkit.data import DeviceLoader
+
+    seen = set().union(*(DeviceLoader(torch.zeros(1293, 1), torch.zeros(1293), batch_size=64,
+                                      drop_last=True, seed=0, rank=r, world_size=2)
+                         .indices(0)[:summary["steps"] * 64].tolist() for r in (0, 1)))
+    # both ranks' samples merged
+    assert set(samples.loc[samples["last_seen_step"].notna(), "index"]) == seen
     assert len(list(out.glob("events.out.tfevents*"))) == 1  # only rank 0 writes
 
 
@@ -186,7 +202,8 @@ def test_train_on_real_mnist_files_placed_in_data_dir(tmp_path, monkeypatch):
     assert main(["train", "--dataset", "mnist", "--data-dir", str(data), *QUICK,
                  "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert (summary["dataset"], summary["model"], summary["steps"]) == ("mnist", "mnist-paper", 2)
+    # 96 training images: one full batch of 64 (drop_last)
+    assert (summary["dataset"], summary["model"], summary["steps"]) == ("mnist", "mnist-paper", 1)
 
 
 def test_missing_mnist_without_network_is_a_clear_error(tmp_path, monkeypatch, capsys):
@@ -248,5 +265,6 @@ def test_train_cifar10_with_augmentation_on_extracted_binary_batches(tmp_path, m
                  str(tmp_path / "data"), *QUICK, "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     config = json.loads((out / "config.json").read_text())
-    assert (summary["model"], summary["steps"], config["augment"]) == ("cifar10-paper", 2, True)
+    # 80 training images: one full batch of 64 (drop_last)
+    assert (summary["model"], summary["steps"], config["augment"]) == ("cifar10-paper", 1, True)
     assert config["train_size"] == 80 and config["test_size"] == 20

@@ -67,9 +67,9 @@ def test_sigkill_before_the_first_flush(tmp_path, capsys):
 def test_sigkill_mid_epoch_keeps_the_flushed_rows_and_resume_reproduces(tmp_path, reference,
                                                                         capsys):
     out = tmp_path / "run"
-    _kill_at("step:18", out, tmp_path)  # epoch 1; flushes at steps 4, 8, 12 (epoch end), 16
-    assert load_checkpoint(out / "checkpoint.pt")["step"] == 12
-    assert load_run(out).metrics["step"].tolist() == list(range(16))
+    _kill_at("step:18", out, tmp_path)  # epoch 1; flushes at steps 4, 8, 11 (epoch end), 15
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 11
+    assert load_run(out).metrics["step"].tolist() == list(range(15))
     assert len(pd.read_csv(out / "epochs.csv")) == 1
     assert "summary.json" not in _visible(out)
     assert main(["plot", str(out), "--out", str(tmp_path / "partial.png")]) == 0
@@ -81,7 +81,7 @@ def test_sigkill_mid_epoch_keeps_the_flushed_rows_and_resume_reproduces(tmp_path
 def test_sigkill_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, reference):
     out = tmp_path / "run"
     _kill_at("checkpoint:2", out, tmp_path)  # halfway through the end-of-run checkpoint
-    assert load_checkpoint(out / "checkpoint.pt")["step"] == 12  # the previous one, whole
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 11  # the previous one, whole
     assert [p.name.startswith(".checkpoint.pt.") for p in out.glob(".*.tmp")] == [True]
     assert "summary.json" not in _visible(out)  # not finished, and does not look it
     _resume(out)
@@ -152,7 +152,7 @@ def small_disk(tmp_path):
 def _check_full_disk_run(run: Path, err: str) -> None:
     _one_line_error(err, "no space left on device while writing", f"{run}/checkpoint.pt")
     assert "checkpoint.pt" not in _visible(run) and not list(run.glob(".*.tmp"))
-    assert load_run(run).metrics["step"].tolist() == list(range(12))  # flushed rows stay
+    assert load_run(run).metrics["step"].tolist() == list(range(11))  # flushed rows stay
     assert json.loads((run / "summary.json").read_text())["finished"] is False
 
 

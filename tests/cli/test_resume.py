@@ -73,8 +73,8 @@ def test_output_settings_may_differ_and_epochs_may_grow(focal, tmp_path, capsys)
     config = json.loads((run / "config.json").read_text())
     summary = json.loads((run / "summary.json").read_text())
     assert (config["epochs"], config["flush_every"], config["lr_milestone_epochs"]) == (3, 7, [1])
-    assert (summary["finished"], summary["epochs"], summary["steps"]) == (True, 3, 36)
-    assert pd.read_parquet(run / "metrics.parquet")["step"].tolist() == list(range(36))
+    assert (summary["finished"], summary["epochs"], summary["steps"]) == (True, 3, 33)
+    assert pd.read_parquet(run / "metrics.parquet")["step"].tolist() == list(range(33))
     # the learning rate dropped once, after epoch 1 as first planned (not at 0.5 x 3 epochs)
     assert pd.read_csv(run / "epochs.csv")["lr"].tolist() == pytest.approx([0.05, 0.005, 0.005])
     capsys.readouterr()
@@ -86,7 +86,7 @@ def test_a_second_resume_of_a_directory_in_use_exits_1_naming_the_holder(tmp_pat
     out, flag = tmp_path / "run", tmp_path / "paused"
     kill_at("step:18", out, flag)
     first = satkit_process("train", *QUICK, "--out", str(out), "--resume",
-                           pause=f"step:2:{flag}")  # its third step: step 14 of the run
+                           pause=f"step:2:{flag}")  # its third step: step 13 of the run
     wait_for(flag, first)
     second = satkit_process("train", *QUICK, "--out", str(out), "--resume")
     _, err = second.communicate(timeout=600)
@@ -101,10 +101,10 @@ def test_a_second_resume_of_a_directory_in_use_exits_1_naming_the_holder(tmp_pat
 # -- impossible checkpoints -----------------------------------------------------------------
 
 @pytest.mark.parametrize(("change", "needle"), [
-    ({"step": -5}, "at step -5, outside the run's 0..24 steps"),
-    ({"step": 999}, "at step 999, outside the run's 0..24 steps"),
+    ({"step": -5}, "at step -5, outside the run's 0..22 steps"),
+    ({"step": 999}, "at step 999, outside the run's 0..22 steps"),
     ({"step": 20}, "says step 20 but epoch 2, batch 0"),
-    ({"epoch": 1, "batch_in_epoch": 12}, "outside the run's 2 epochs of 12 batches"),
+    ({"epoch": 1, "batch_in_epoch": 12}, "outside the run's 2 epochs of 11 batches"),
     ({"history": []}, "is at epoch 2 but holds 0 finished epochs"),
     ({"step": "many"}, "step must be an integer, got 'many'"),
 ])
@@ -135,11 +135,11 @@ def test_a_checkpoint_ahead_of_its_tables_is_refused(focal, tmp_path, capsys):
     metrics[metrics["step"] < 10].to_parquet(run / "metrics.parquet", index=False)
     assert main(["train", *QUICK, "--loss", "focal", "--gamma", "2", "--out", str(run),
                  "--resume"]) == 1
-    one_line_error(capsys.readouterr().err, "is at step 24 but metrics.parquet lacks step 10",
-                   "its rows before step 24 end at 9")
+    one_line_error(capsys.readouterr().err, "is at step 22 but metrics.parquet lacks step 10",
+                   "its rows before step 22 end at 9")
     assert len(pd.read_parquet(run / "metrics.parquet")) == 10  # not truncated further
     assert not (run / "summary.json").exists() or json.loads(
-        (run / "summary.json").read_text())["steps"] == 24
+        (run / "summary.json").read_text())["steps"] == 22
 
 
 # -- what an interrupt says ---------------------------------------------------------------
@@ -155,9 +155,9 @@ def test_a_second_ctrl_c_says_which_checkpoint_is_kept(tmp_path):
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err
     one_line_error(err, "interrupted again before the state was saved", str(out),
-                   "the checkpoint of step 12", f"--out {out} --resume")
+                   "the checkpoint of step 11", f"--out {out} --resume")
     assert "nothing was saved" not in err
-    assert load_checkpoint(out / "checkpoint.pt")["step"] == 12
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 11
 
 
 def test_ctrl_c_while_the_figure_is_drawn_says_the_run_is_complete(tmp_path):

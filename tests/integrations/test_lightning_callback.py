@@ -203,7 +203,7 @@ def test_tensorboard_serves_the_run(fitted):
     with TensorBoardServer([run_dir], port=0, reload_interval=0) as server:
         client = server.client()
         [name] = client.runs()
-        points = client.scalars(name, "saturation/p_target_mean")
+        points = client.scalars(name, "1 saturation, clean/p_target_mean")
     metrics = fitted["run"].metrics
     assert [step for _, step, _ in points] == metrics["step"].tolist()
     assert np.allclose([v for *_, v in points], metrics["p_target_mean"], rtol=1e-6)

@@ -24,7 +24,7 @@ def comparison(tmp_path_factory) -> Path:
     for alpha2 in (0.0, 0.1, 1.0):
         for seed in (0, 1):
             write_run(root, alpha2=alpha2, seed=seed, steps=400, num_samples=200,
-                      tensorboard=seed == 0 and alpha2 in (0.0, 1.0))
+                      tensorboard=seed == 0 and alpha2 in (0.0, 1.0), histogram_every=25)
     return root
 
 

@@ -32,6 +32,24 @@ def test_plot_default_out_is_inside_the_first_run(tmp_path, run_writer):
     assert (run / "figures" / "dashboard.png").exists()
 
 
+@pytest.mark.parametrize("name", ["summary", "distribution"])
+def test_plot_a_named_figure(comparison, tmp_path, name, capsys):
+    out = tmp_path / f"{name}.png"
+    assert _run(["plot", str(comparison), "--figure", name, "--out", str(out),
+                 "--dpi", "30"]) == 0
+    assert out.stat().st_size > 5_000
+    assert f"({name}, 6 run(s))" in capsys.readouterr().out
+
+
+def test_plot_named_figure_default_out_and_unknown_name(tmp_path, run_writer, capsys):
+    run = run_writer(tmp_path, steps=30, num_samples=20)
+    assert _run(["plot", str(run), "--figure", "survival", "--dpi", "30"]) == 0
+    assert (run / "figures" / "survival.png").exists()
+    with pytest.raises(SystemExit) as exc:
+        _run(["plot", str(run), "--figure", "nope"])
+    assert exc.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err
+
+
 def test_plot_errors(tmp_path, capsys):
     assert _run(["plot", str(tmp_path / "missing"), "--out", str(tmp_path / "f.png")]) == 1
     assert "missing" in capsys.readouterr().err

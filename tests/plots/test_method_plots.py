@@ -75,7 +75,7 @@ def test_alpha_sweep_leaves_other_methods_out(methods):
     assert xs == [0.0, 0.1]  # softmax and Noisy Softmax only, not four points at alpha2 = 0
 
 
-def test_dashboard_switches_to_methods(methods, comparison):
-    titles = [ax.get_title() for ax in plots.dashboard(methods).axes]
+def test_summary_figure_switches_to_methods(methods, comparison):
+    titles = [ax.get_title() for ax in plots.summary_figure(methods).axes]
     assert "Test error by method" in titles and not any("vs α²" in t for t in titles)
-    assert "Test error vs α²" in [ax.get_title() for ax in plots.dashboard(comparison).axes]
+    assert "Test error vs α²" in [ax.get_title() for ax in plots.summary_figure(comparison).axes]

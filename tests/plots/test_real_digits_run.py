@@ -29,7 +29,7 @@ def real_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("digits")
     for alpha2 in (0.0, 1.0):
         training.train(TrainConfig(dataset="digits", alpha2=alpha2, epochs=1, batch_size=64,
-                                   device="cpu", quiet=True, histogram_every=5,
+                                   device="cpu", quiet=True,
                                    out=str(root / f"alpha2={alpha2:g}_seed=0")))
     return root
 

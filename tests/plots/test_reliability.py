@@ -83,11 +83,15 @@ def test_a_run_without_predictions_is_named(predicted):
         plots.reliability(unfinished)
 
 
-def test_figure_one_panel_per_method_and_the_dashboard_adds_them(predicted, figure_path):
+def test_figure_one_panel_per_method_saved_beside_the_dashboard(predicted, figure_path,
+                                                                tmp_path):
+    from satkit.training.figures import save_dashboard
+
     fig = plots.reliability_figure(predicted)
     titled = [ax for ax in fig.axes if ax.get_title()]
     assert [ax.get_title() for ax in titled] == ["softmax (α²=0)"]  # the seeds in one panel
     assert "1 run(s) without test predictions left out" in fig._suptitle.get_text()
     fig.savefig(figure_path("reliability_figure.png"))
-    dashboard = plots.dashboard(as_runs(predicted))
-    assert "Reliability: softmax (α²=0)" in [ax.get_title() for ax in dashboard.axes]
+    assert plots.FIGURES["reliability"] is plots.reliability_figure  # satkit plot --figure
+    save_dashboard(as_runs(predicted), tmp_path / "figures" / "dashboard.png")
+    assert (tmp_path / "figures" / "reliability.png").stat().st_size > 10_000

@@ -20,7 +20,11 @@ def _titles(fig) -> list[str]:
 
 def _heatmaps(fig) -> list:
     return [ax for ax in fig.axes if ax.get_title().count("\n") == 1
-            and "distribution from" in ax.get_title()]
+            and "p_y (" in ax.get_title().split("\n")[1]]
+
+
+def _on(fig) -> list:
+    return [ax for ax in fig.axes if ax.axison and ax.get_label() != "<colorbar>"]
 
 
 def test_dashboard_shows_both_views_every_run_and_says_so(comparison):
@@ -28,28 +32,36 @@ def test_dashboard_shows_both_views_every_run_and_says_so(comparison):
     fig = plots.dashboard(runs)
     titles = _titles(fig)
     for view in ("clean", "training logits"):
-        assert f"Saturation, p_y ({view})" in titles
-        assert f"Individual saturation, p_y ({view}), seeds pooled" in titles
-    assert "Saturation onset, training logits vs α²" in titles
-    heatmaps = _heatmaps(fig)
-    assert len(heatmaps) == len(runs) == 6
-    assert {ax.get_title().split("\n")[0] for ax in heatmaps} == {
-        f"{r.label}, seed {r.seed}" for r in runs}
+        assert f"Saturation, p_y ({view}), seed mean; band: range of seeds" in titles
+        assert f"First saturation, p_y ({view}), seeds pooled" in titles
+    assert "Gradient on the target logit" in titles
+    assert "Noise on the target logit (annealing)" in titles
+    assert len(_on(fig)) == 6  # a few panels, at slide size
+    assert tuple(fig.get_size_inches()) == (13.0, 7.5)
+    # saturation happens early: its panels have a log-scaled step axis, and say so
+    early = [ax for ax in fig.axes if ax.get_title().startswith(("Saturation", "First"))]
+    assert len(early) == 4 and all(ax.get_xscale() == "symlog" for ax in early)
+    assert all(ax.get_xlabel() == "training step (log scale)" for ax in early)
     title = fig._suptitle.get_text()
     assert "digits" in title and "6 run(s), 2 seeds" in title
     assert "clean p_y" in title and "training logits" in title
+    # every run's p_y distribution, in both views, is its own figure
+    heatmaps = _heatmaps(plots.distribution_figure(runs))
+    assert len(heatmaps) == 2 * len(runs) == 12
+    assert {ax.get_title().split("\n")[0] for ax in heatmaps} == {
+        f"{r.label}, seed {r.seed}" for r in runs}
+    assert {ax.get_title().split("\n")[1].split(",")[0] for ax in heatmaps} == {
+        "p_y (clean)", "p_y (training logits)"}
 
 
 def test_dashboard_of_one_run_drops_what_means_nothing(tmp_path, run_writer):
     fig = plots.dashboard(run_writer(tmp_path, alpha2=0.0, steps=60, num_samples=30))
     titles = _titles(fig)
-    assert not any("vs α²" in t or "by method" in t for t in titles)  # one point: no sweep
-    assert "Noise (annealing)" not in titles  # softmax has no noise to show
-    assert len(_heatmaps(fig)) == 1
+    assert "Noise on the target logit (annealing)" not in titles  # softmax has no noise
+    assert "Test error per epoch" in titles  # in its place
     assert "seeds pooled" not in " ".join(titles)
-    assert "one curve per run" in fig._suptitle.get_text()
-    # saturation and survival in both views, gradient, norms, the heatmap
-    assert sum(ax.axison for ax in fig.axes if not ax.get_label() == "<colorbar>") == 7
+    assert "one curve per run" not in fig._suptitle.get_text()
+    assert len(_on(fig)) == 6
 
 
 def test_dashboard_of_old_runs_notes_what_was_not_recorded(tmp_path, run_writer):
@@ -57,7 +69,7 @@ def test_dashboard_of_old_runs_notes_what_was_not_recorded(tmp_path, run_writer)
     run_writer(tmp_path, alpha2=0.1, steps=60, name="new_noisy")
     fig = plots.dashboard(tmp_path)
     survival = next(ax for ax in fig.axes
-                    if ax.get_title() == "Individual saturation, p_y (training logits)")
+                    if ax.get_title() == "First saturation, p_y (training logits)")
     assert [t.get_text() for t in survival.texts] == ["not recorded by 1 of 2 run(s)"]
     assert survival.get_legend_handles_labels()[1] == ["Noisy Softmax α²=0.1"]
 
@@ -75,7 +87,7 @@ def test_aggregated_curves_band_only_where_there_are_seeds(tmp_path, run_writer)
     assert len([line for line in ax.get_lines() if not line.get_label().startswith("τ")]) == 2
     bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
     assert len(bands) == 1  # three seeds of Noisy Softmax; one softmax seed has no band
-    assert "range of seeds" in ax.get_ylabel() and "training logits" in ax.get_ylabel()
+    assert "range of seeds" in ax.get_title() and "training logits" in ax.get_ylabel()
 
 
 def test_aggregated_mean_is_the_mean_over_seeds(tmp_path, run_writer, metrics_factory):
@@ -126,7 +138,7 @@ def test_saturated_fraction_in_the_training_logit_view(comparison):
 def test_heatmap_in_the_training_logit_view(comparison):
     ax = plots.p_target_heatmap(as_runs(comparison), run="alpha2=1_seed=1", saturation="noisy")
     assert ax.get_ylabel() == "p_y (training logits)"
-    assert "p_y (training logits) distribution from quantiles" in ax.get_title()
+    assert "p_y (training logits), from the batch quantiles q10, median, q90" in ax.get_title()
 
 
 def test_a_bad_view_names_the_argument(comparison):

@@ -29,7 +29,7 @@ def test_the_sink_writes_on_the_callers_thread(tmp_path):
     sink.close()
     events = EventAccumulator(str(tmp_path))
     events.Reload()
-    assert [e.step for e in events.Scalars("saturation/p_target_mean")] == [0, 1, 2]
+    assert [e.step for e in events.Scalars("1 saturation, clean/p_target_mean")] == [0, 1, 2]
 
 
 def test_a_failing_write_raises_to_the_caller_and_names_the_file(tmp_path, monkeypatch):
@@ -55,7 +55,7 @@ def test_a_failing_write_raises_to_the_caller_and_names_the_file(tmp_path, monke
     assert thread_errors == []
     events = EventAccumulator(str(tmp_path))
     events.Reload()
-    assert [e.step for e in events.Scalars("saturation/p_target_mean")] == [0, 3]
+    assert [e.step for e in events.Scalars("1 saturation, clean/p_target_mean")] == [0, 3]
 
 
 def test_a_table_write_names_the_destination_not_its_temporary_file(tmp_path, monkeypatch):

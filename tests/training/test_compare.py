@@ -83,18 +83,20 @@ def test_summarise_alpha2_sweep_is_unchanged(tmp_path):
 def test_grid_names_runs_by_the_method_as_applied_without_duplicates():
     base = TrainConfig(quiet=True)
     configs = grid(base, losses=["softmax", "noisy"], alpha2s=[0.0, 0.1], seeds=[0, 1])
-    assert [run_name(c) for c in configs] == ["softmax_seed=0", "alpha2=0.1_seed=0",
-                                              "softmax_seed=1", "alpha2=0.1_seed=1"]
+    assert [run_name(c) for c in configs] == [
+        "softmax_seed=0", "noisy-softmax_alpha2=0.1_seed=0",
+        "softmax_seed=1", "noisy-softmax_alpha2=0.1_seed=1"]
 
 
 def test_a_diverging_run_is_kept_and_reported_unfinished(tmp_path):
     base = TrainConfig(dataset="digits", epochs=1, batch_size=256, quiet=True, device="cpu",
                        flush_every=2, histogram_every=50, figures=False)
     result = compare(base, alpha2s=[0.0, 1e300], out=tmp_path / "cmp", figure=False)
-    assert [r.run_dir.name for r in result.runs] == ["softmax_seed=0", "alpha2=1e+300_seed=0"]
+    noisy = "noisy-softmax_alpha2=1e+300_seed=0"
+    assert [r.run_dir.name for r in result.runs] == ["softmax_seed=0", noisy]
     assert len(result.unfinished) == 1
-    assert result.unfinished[0].startswith("alpha2=1e+300_seed=0 (stopped after 0/1 epochs")
-    diverged = load_run(result.out / "alpha2=1e+300_seed=0")
+    assert result.unfinished[0].startswith(f"{noisy} (stopped after 0/1 epochs")
+    diverged = load_run(result.out / noisy)
     assert diverged.summary["finished"] is False and len(diverged.metrics) >= 1
     (result.out / "softmax_seed=0" / "summary.json").unlink()  # e.g. killed
     assert unfinished_runs([r.run_dir for r in result.runs])[0] == \

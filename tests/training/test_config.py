@@ -77,3 +77,15 @@ def test_device_that_is_not_here_is_refused_at_run_start():
         resolve_device("cuda:99")
     with pytest.raises(ValueError, match="not a torch device"):
         resolve_device("tpu")
+
+
+def test_a_checkpoint_written_before_drop_last_resumes_only_without_it():
+    # satkit before drop_last kept each epoch's short batch: a config without the field means
+    # drop_last=False, so resuming it with today's default would mix two kinds of epoch
+    from satkit.training.resume import resume_differences
+
+    saved = {k: v for k, v in TrainConfig().to_dict().items() if k != "drop_last"}
+    assert resume_differences(saved, TrainConfig()) == [
+        "drop_last: False in the checkpoint, True now"]
+    assert resume_differences(saved, TrainConfig(drop_last=False)) == []
+    assert resume_differences({**saved, "drop_last": True}, TrainConfig()) == []

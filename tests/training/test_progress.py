@@ -37,7 +37,14 @@ def _fit(progress: Progress, epochs: int = 2) -> Trainer:
 def test_terminal_bar_is_labelled_with_loss_and_error_and_kept_epoch_lines():
     stream = FakeTTY()
     progress = Progress("[2/3] noisy alpha2=0.1 seed=0", stream=stream)
-    progress.tap.write([{"step": 5, "saturated_frac": 0.25}])  # what a flush hands over
+    # What two flushes hand over: a full batch of 32 and a short one of 16; the alias column
+    # saturated_frac is saturated_frac_0.99, so tau is 0.99.
+    progress.tap.write([{"step": 4, "batch_size": 32, "saturated_frac": 0.5,
+                         "saturated_frac_0.9": 0.75, "saturated_frac_0.99": 0.5,
+                         "saturated_frac_noisy": 0.25}])
+    progress.tap.write([{"step": 5, "batch_size": 16, "saturated_frac": 0.0,
+                         "saturated_frac_0.9": 0.5, "saturated_frac_0.99": 0.0,
+                         "saturated_frac_noisy": float("nan")}])
     _fit(progress)
     text = stream.getvalue()
     assert "\r" in text  # a live bar
@@ -45,7 +52,10 @@ def test_terminal_bar_is_labelled_with_loss_and_error_and_kept_epoch_lines():
     assert "loss " in text and "err " in text  # loss and train error together in the postfix
     lines = [line for line in text.replace("\r", "\n").splitlines() if "test loss" in line]
     assert [line.split(" | ")[1] for line in lines] == ["epoch 1/2", "epoch 2/2"]
-    assert all("| lr 0.1 |" in line and "saturated 25.0%" in line for line in lines)
+    assert all("| lr 0.1" in line for line in lines)
+    # weighted by batch size: (32 x 0.5 + 16 x 0) / 48 samples; the NaN row is left out
+    assert lines[0].endswith("| p_y >= 0.99: clean 33.3%, training logits 25.0%")
+    assert "p_y >=" not in lines[1]  # the shares are the epoch's own: nothing came after
     assert "6/6" in text.split("\r")[-1] and text.endswith("\n")  # the finished bar is kept
 
 

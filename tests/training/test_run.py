@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from satkit.schema import SUMMARY_FIELDS
+from satkit.sinks.tensorboard_layout import epoch_tag, final_tag
 from satkit.training import StopRequested, TrainConfig, Trainer, train
 from satkit.training.checkpoint import load_checkpoint
 from satkit.training.config import ConfigError
@@ -61,7 +62,7 @@ def test_run_directory_holds_every_output(tmp_path):
     assert summary["temperature"] is None and summary["test_ece_ts"] is None  # no split
     assert 0 < summary["test_ece"] < 1 and summary["train_ece_noisy"] is not None
     assert (run / "test_predictions.parquet").is_file()
-    steps_per_epoch = -(-1437 // 64)
+    steps_per_epoch = 1437 // 64  # drop_last: every step a full batch of 64
     assert summary["steps"] == 2 * steps_per_epoch
     metrics = pd.read_parquet(run / "metrics.parquet")
     assert metrics["step"].tolist() == list(range(summary["steps"]))
@@ -71,6 +72,15 @@ def test_run_directory_holds_every_output(tmp_path):
     assert summary["test_error"] < 20.0
     samples = pd.read_parquet(run / "samples.parquet")
     assert len(samples) == 1437
+    # the per-sample record is honest about drop_last: a sample is "seen" exactly when one of
+    # the epochs' shuffles put it in a full batch (the 29 left over differ by epoch)
+    from satkit.data import DeviceLoader
+
+    loader = DeviceLoader(torch.zeros(1437, 1), torch.zeros(1437), batch_size=64,
+                          drop_last=True, seed=0)
+    visited = set().union(*(loader.indices(e)[:22 * 64].tolist() for e in (0, 1)))
+    assert set(samples.loc[samples["last_seen_step"].notna(), "index"]) == visited
+    assert 1437 - 29 < len(visited) < 1437
     state = load_checkpoint(run / "checkpoint.pt")  # weights_only=True
     assert state["step"] == summary["steps"]
     again = train(TrainConfig(**{**QUICK, "epochs": 1}, out=str(tmp_path / "run")))
@@ -136,30 +146,35 @@ def test_tensorboard_gets_epoch_curves_and_the_effective_hparams(tmp_path):
                                label_noise=0.2, out=str(tmp_path / "run")))
     scalars, hparams, metric_tags = _events(result.run_dir)
     last = result.summary["steps"] - 1
-    epoch_steps = sorted({s for t, s, _ in scalars if t == "epoch/test_error"})
-    assert epoch_steps == [22, last]
-    # the data map per epoch: region fractions summing to 1, corrupted vs clean confidence
+    curve = {s: v for t, s, v in scalars if t == epoch_tag("test_error")}
+    assert sorted(curve) == list(range(last + 1))  # a staircase over every step of each epoch
+    # the data map per epoch, at its last step: region fractions summing to 1, and the
+    # corrupted samples' confidence below the clean ones'
     data_map = {(t, s): v for t, s, v in scalars if t.startswith("data_map/")}
     assert {t for t, _ in data_map} == {f"data_map/{k}" for k in (
         "easy-to-learn", "ambiguous", "hard-to-learn", "confidence_corrupted",
         "confidence_clean")}
-    for step in epoch_steps:
+    for step in (21, last):
         assert sum(data_map[f"data_map/{r}", step] for r in (
             "easy-to-learn", "ambiguous", "hard-to-learn")) == pytest.approx(1.0)
         assert data_map["data_map/confidence_corrupted", step] < data_map[
             "data_map/confidence_clean", step]
-    assert {t for t, _, _ in scalars if t.startswith("epoch/")} == {
-        f"epoch/{k}" for k in ("train_loss", "train_error", "test_loss", "test_error", "lr",
+    errors = pd.read_csv(result.run_dir / "epochs.csv")["test_error"]
+    assert [curve[s] for s in range(22)] == pytest.approx([errors[0]] * 22)
+    assert [curve[s] for s in range(22, last + 1)] == pytest.approx([errors[1]] * 22)
+    assert {t for t, _, _ in scalars if t.startswith(epoch_tag(""))} == {
+        epoch_tag(k) for k in ("train_loss", "train_error", "test_loss", "test_error", "lr",
                                "test_ece", "test_ece_adaptive", "test_brier", "test_confidence",
                                "test_overconfidence")}
-    metrics = {t: (s, v) for t, s, v in scalars if t.startswith("hparams/")}
-    assert metrics["hparams/test_error"] == pytest.approx((last, result.summary["test_error"]))
-    assert metrics["hparams/test_ece"] == pytest.approx((last, result.summary["test_ece"]),
-                                                        rel=1e-6)  # float32 in the event file
-    assert "hparams/temperature" not in metrics  # no validation split: nothing fitted
+    metrics = {t: (s, v) for t, s, v in scalars if t.startswith(final_tag(""))}
+    assert metrics[final_tag("test_error")] == pytest.approx(
+        (last, result.summary["test_error"]))
+    assert metrics[final_tag("test_ece")] == pytest.approx(
+        (last, result.summary["test_ece"]), rel=1e-6)  # float32 in the event file
+    assert final_tag("temperature") not in metrics  # no validation split: nothing fitted
     assert {s for s, _ in metrics.values()} == {last}
-    assert "hparams/grad_target_late" in metrics and "hparams/best_test_error" in metrics
-    assert set(metric_tags) == set(metrics)
+    assert final_tag("grad_target_late") in metrics and final_tag("best_test_error") in metrics
+    assert set(metrics) <= set(metric_tags)  # unknown figures are columns with empty cells
     assert (hparams["method"], hparams["noise"], hparams["alpha2"]) == ("softmax", "none", 0.0)
     assert hparams["device"] == "cpu" and not hparams["amp"] and not hparams["augment"]
     assert not {"every", "flush_every", "histogram_every", "quiet", "figures", "resume", "out",
@@ -242,7 +257,7 @@ def test_regulariser_runs_record_saturation(tmp_path, loss):
 def test_compiled_model_trains_with_the_recorder(tmp_path):
     result = train(TrainConfig(**{**QUICK, "epochs": 1}, compile=True, out=str(tmp_path / "c")))
     metrics = pd.read_parquet(result.run_dir / "metrics.parquet")
-    assert len(metrics) == result.summary["steps"] == 23
+    assert len(metrics) == result.summary["steps"] == 22
     assert (metrics["noise_mean"] > 0).all()  # the noisy head ran inside the compiled graph
 
 

@@ -131,8 +131,9 @@ def test_unwritable_parent_is_one_clear_error(tmp_path, monkeypatch):
 
 
 def test_run_names_follow_the_method_as_applied():
-    assert run_name(TrainConfig(alpha2=0.1)) == "alpha2=0.1_seed=0"
-    assert run_name(TrainConfig(alpha2=0.5, noise="free", seed=1)) == "free_alpha2=0.5_seed=1"
+    assert run_name(TrainConfig(alpha2=0.1)) == "noisy-softmax_alpha2=0.1_seed=0"
+    assert run_name(TrainConfig(alpha2=0.5, noise="free", seed=1)) == \
+        "noisy-softmax_alpha2=0.5_noise=free_seed=1"
     assert run_name(TrainConfig(alpha2=0.0)) == "softmax_seed=0"
     assert run_name(TrainConfig(loss="label-smoothing", alpha2=0.1)) == "label-smoothing_seed=0"
     assert str(default_run_dir(TrainConfig(loss="focal"))) == os.path.join(
