@@ -221,7 +221,9 @@ def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch
     pd.testing.assert_frame_equal(pd.read_parquet(reference / "samples.parquet"), samples,
                                   check_exact=False, rtol=1e-5)
     # the training dynamics merged across the resume (and the stop's extra flush) as well
-    assert (samples["visits"] == 3).all() and (samples["variability"] > 0).mean() > 0.9
+    # (drop_last: a sample left out of an epoch's full batches misses that visit)
+    assert samples["visits"].between(0, 3).all() and (samples["visits"] == 3).mean() > 0.9
+    assert (samples["variability"] > 0).mean() > 0.9
     assert samples["forgetting_events"].sum() > 0
     ea, eb = (pd.read_csv(p / "epochs.csv").drop(columns="seconds") for p in (reference, cut))
     pd.testing.assert_frame_equal(ea, eb, check_exact=False, rtol=1e-5)
