@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 # CPU build on this project's machines; `make TORCH_SPEC='torch>=2.2' ...` takes the newest.
 TORCH_SPEC ?= torch>=2.2,<2.14
 
-.PHONY: demo test lint hooks bench bench-peers clean
+.PHONY: demo test lint hooks bench bench-peers bench-labels clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,15 @@ bench-peers: $(VENV)/.installed
 	$(PY) -m pip install --quiet --no-deps $(BENCH_PEERS)
 	$(PY) -m pip install --quiet $(BENCH_PEER_DEPS)
 	$(PY) benchmarks/bench_vs_peers.py $(BENCH_PEERS_ARGS)
+
+# cleanlab, the peer of benchmarks/bench_label_issues.py (pyproject's `bench-labels` extra; it
+# brings scikit-learn and leaves torch as it is). BENCH_LABELS_ARGS passes options to the script.
+BENCH_LABELS      := "cleanlab>=2.6"
+BENCH_LABELS_ARGS ?=
+
+bench-labels: $(VENV)/.installed
+	$(PY) -m pip install --quiet $(BENCH_LABELS)
+	$(PY) benchmarks/bench_label_issues.py $(BENCH_LABELS_ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -43,6 +43,7 @@ from torch import nn
 from satkit import NoisySoftmax
 from satkit.hooks import SaturationRecorder
 from satkit.hooks.samples import SampleTracker
+from satkit.hooks.visits import VISIT_VALUES
 from satkit.sinks import TableSink
 
 NUM_SAMPLES = 60_000
@@ -215,7 +216,7 @@ def _scale(device: torch.device, n: int, rows: int, batch: int) -> None:
     tracker = SampleTracker(n, threshold=0.99).to(device)
     g = torch.Generator().manual_seed(0)
     index = torch.randint(0, n, (rows, batch), generator=g).to(device)
-    per_sample = torch.rand(rows, 4, batch, generator=g).to(device)
+    per_sample = torch.rand(rows, len(VISIT_VALUES), batch, generator=g).to(device)
     tracker.update(index, per_sample, list(range(rows)))  # warm-up
     t0 = time.perf_counter()
     for k in range(5):

@@ -8,7 +8,8 @@ reads) holds:
                               method as applied, versions, device and data sizes
 ``metrics.parquet``           one row per recorded step (the columns are the recorder's
                               quantities, :data:`satkit.hooks.quantities.QUANTITIES`)
-``samples.parquet``           one row per training sample (:data:`SAMPLE_COLUMNS`)
+``samples.parquet``           one row per training sample (:data:`SAMPLE_COLUMNS`, then
+                              :data:`SAMPLE_LABEL_COLUMNS`)
 ``epochs.csv``                one row per finished epoch (:data:`EPOCH_COLUMNS`)
 ``summary.json``              the run's summary figures (:data:`SUMMARY_FIELDS`)
 ``test_predictions.parquet``  one row per test sample at the end of a finished run
@@ -44,6 +45,7 @@ __all__ = [
     "METRICS",
     "SAMPLES",
     "SAMPLE_COLUMNS",
+    "SAMPLE_LABEL_COLUMNS",
     "SUMMARY",
     "SUMMARY_FIELDS",
     "SUMMARY_TYPES",
@@ -124,6 +126,30 @@ SAMPLE_COLUMNS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "last_p_target": ("float64", "clean p_y at its last visit; NaN: never seen"),
     "last_p_target_noisy": ("float64", "p_y under the training logits at its last visit"),
     "last_seen_step": ("Int64", "the step of its last visit; <NA>: never seen"),
+    "visits": ("int64", "recorded training steps that saw the sample (a sample listed twice in "
+                        "a step: two visits)"),
+    "confidence": ("float64", "mean clean p_y over its visits (Data Maps' confidence); NaN: "
+                              "never seen"),
+    "variability": ("float64", "population standard deviation of the clean p_y over its "
+                               "visits (Data Maps' variability; 0 after one visit)"),
+    "confidence_noisy": ("float64", "the same mean of p_y under the training logits"),
+    "variability_noisy": ("float64", "the same standard deviation under the training logits"),
+    "correctness": ("float64", "fraction of its visits predicted right: clean margin > 0, the "
+                               "label trained on strictly above every other clean logit (a "
+                               "tie is wrong); a sequence: mean of its token accuracy"),
+    "forgetting_events": ("int64", "visits predicted wrong right after a visit predicted right "
+                                   "(Toneva et al.); a never-learned sample has 0 and "
+                                   "first_learned_step <NA>"),
+    "first_learned_step": ("Int64", "first step at which it was predicted right; <NA>: never"),
+    "aum": ("float64", "area under the margin: mean over its visits of the clean margin "
+                       "f_y - max_{j != y} f_j (Pleiss et al.); NaN: never seen"),
+})
+
+#: Columns ``satkit train`` adds to its samples table (the recorder alone cannot know them).
+SAMPLE_LABEL_COLUMNS: Mapping[str, tuple[str, str]] = MappingProxyType({
+    "label": ("int64", "the label the sample was trained on (after --label-noise)"),
+    "true_label": ("int64", "the data set's own label"),
+    "label_corrupted": ("bool", "label != true_label: --label-noise changed it"),
 })
 
 #: The epochs table (``epochs.csv``), one row per finished epoch. Errors are in %.
@@ -169,6 +195,8 @@ SUMMARY_FIELDS: Mapping[str, str] = MappingProxyType({
     "alpha2": "Noisy Softmax's alpha^2 as applied (0 for every other method)",
     "noise": "the noise family as applied (none unless Noisy Softmax)",
     "seed": "the training seed",
+    "label_noise": "fraction of the training labels actually corrupted by --label-noise (0: "
+                   "none), counted in the samples table's label_corrupted",
     "finished": "true when every epoch ran; false for a run stopped early",
     "stop_reason": "why an unfinished run stopped: interrupted (Ctrl-C, SIGTERM), non-finite "
                    "(the loss diverged), write error, error, stopped early (a framework's "
@@ -226,6 +254,7 @@ _NUMBER_OR_NULL = "number or null"
 SUMMARY_TYPES: Mapping[str, str] = MappingProxyType({
     "dataset": "string or null", "model": "string or null", "loss": "string or null",
     "alpha2": _NUMBER_OR_NULL, "noise": "string or null", "seed": "integer or null",
+    "label_noise": _NUMBER_OR_NULL,
     "finished": "boolean", "stop_reason": "string or null", "epochs": "integer",
     "epochs_planned": "integer or null", "steps": "integer", "test_error": _NUMBER_OR_NULL,
     "best_test_error": _NUMBER_OR_NULL,
@@ -255,6 +284,7 @@ CONFIG_TYPES: Mapping[str, str] = MappingProxyType({
     "lr_milestones": "list of numbers", "lr_gamma": _NUMBER_OR_NULL, "augment": "boolean",
     "device": "string or null", "amp": "boolean", "compile": "boolean",
     "seed": "integer or null", "split_seed": "integer", "val_fraction": "number",
+    "label_noise": "number", "label_noise_kind": "string", "label_noise_seed": "integer",
     "data_dir": "string or null",
     "out": "string or null", "resume": "boolean", "thresholds": "list of numbers",
     "every": "integer", "flush_every": "integer", "histogram_every": "integer or null",

@@ -230,6 +230,7 @@ def test_glossary_values_samples_epochs_and_summary_match_the_schema():
     page = _page("glossary.md")
     assert _names(_section(page, "Per-position values")) == set(VALUES)
     assert _names(_section(page, "Samples columns")) == set(schema.SAMPLE_COLUMNS)
+    assert _names(_section(page, "Label columns")) == set(schema.SAMPLE_LABEL_COLUMNS)
     assert _names(_section(page, "Epochs columns")) == set(schema.EPOCH_COLUMNS)
     assert _names(_section(page, "summary.json fields")) == set(schema.SUMMARY_FIELDS)
     assert _names(_section(page, "Test predictions columns")) == \
@@ -250,7 +251,7 @@ def test_run_directory_names_every_file_column_and_field():
         if dtype != "float64":
             assert f"`{column}` ({dtype})" in metrics, column
     samples = " ".join(_section(page, "samples.parquet").split())
-    for column, (dtype, _) in schema.SAMPLE_COLUMNS.items():
+    for column, (dtype, _) in {**schema.SAMPLE_COLUMNS, **schema.SAMPLE_LABEL_COLUMNS}.items():
         assert f"`{column}` ({dtype})" in samples, column
     predictions = " ".join(_section(page, schema.TEST_PREDICTIONS).split())
     for column, (dtype, _) in schema.TEST_PREDICTION_COLUMNS.items():

@@ -6,8 +6,10 @@ saturation as time-to-event data (:func:`survival`, :func:`median_time_to_satura
 :func:`logrank`), summarise a run (:func:`run_table`, :func:`saturation_summary`) and
 across seeds (:func:`seed_summary`, :func:`paired_test`), compare with the paper
 (:func:`paper_table`), rank softmax regularisers against each other (:func:`rank_methods`)
-measure calibration (:func:`calibration`, :func:`fit_temperature` for post-hoc temperature
-scaling, :func:`calibration_table` per method) and write a Markdown :func:`report`.
+find the samples that never saturate and the mislabeled ones among them (:func:`data_map`,
+:func:`label_issue_scores`, :func:`detection_quality`), measure calibration
+(:func:`calibration`, :func:`fit_temperature` for post-hoc temperature scaling,
+:func:`calibration_table` per method) and write a Markdown :func:`report`.
 
 Saturation has two views (``saturation="clean"`` or ``"noisy"``, the training logits) and
 per sample two events (``event="first"`` or ``"settled"``): see :mod:`satkit.analysis.views`.
@@ -20,9 +22,17 @@ from satkit.analysis.calibration import (
     fit_temperature,
     reliability_table,
 )
+from satkit.analysis.detection import auroc, average_precision, precision_at_k
 from satkit.analysis.distribution import p_target_distribution
 from satkit.analysis.errors import RunError
 from satkit.analysis.eventfiles import from_tensorboard, histograms_from_tensorboard
+from satkit.analysis.label_issues import (
+    REGIONS,
+    SCORES,
+    data_map,
+    detection_quality,
+    label_issue_scores,
+)
 from satkit.analysis.labels import format_alpha2, method_label, method_setting
 from satkit.analysis.markdown import markdown_table
 from satkit.analysis.onset import onset_step, postponement, step_window, window_mean
@@ -47,12 +57,18 @@ from satkit.analysis.survival_analysis import (
 from satkit.analysis.tidy import load_runs, tidy_metrics
 
 __all__ = [
+    "REGIONS",
     "Run",
     "RunError",
+    "SCORES",
     "as_runs",
+    "auroc",
+    "average_precision",
     "calibration",
     "calibration_table",
     "comparison_table",
+    "data_map",
+    "detection_quality",
     "expected_calibration_error",
     "find_run_dirs",
     "fit_temperature",
@@ -60,6 +76,7 @@ __all__ = [
     "from_tensorboard",
     "has_several_methods",
     "histograms_from_tensorboard",
+    "label_issue_scores",
     "load_run",
     "load_runs",
     "logrank",
@@ -75,6 +92,7 @@ __all__ = [
     "paper_table_markdown",
     "postponement",
     "postponement_table",
+    "precision_at_k",
     "rank_methods",
     "ranking_markdown",
     "reliability_table",

@@ -12,6 +12,7 @@ import math
 import pandas as pd
 
 from satkit.analysis.errors import RunError
+from satkit.analysis.label_report import label_issues_section
 from satkit.analysis.labels import method_label, method_order
 from satkit.analysis.markdown import format_sig, markdown_table
 from satkit.analysis.onset import Window, postponement
@@ -338,9 +339,11 @@ def report(runs, *, tau: float = DEFAULT_TAU, window: int = 1, late: Window = 0.
     Softmax, see :func:`satkit.analysis.has_several_methods`), calibration against post-hoc
     temperature scaling (:func:`calibration_table`), across-seed intervals, postponement
     against softmax, individual saturation (survival medians, one-sided log-rank p-values),
-    the paired test of test error (two-sided), the paper's table. Onsets and per-sample
-    medians are given in the clean view and under the training logits; figures a run did
-    not record (the training-logit view of older runs) read "–".
+    which samples never saturate (Data Maps regions, the most suspicious samples, and
+    the detection quality of runs trained with ``--label-noise``), the paired test of test
+    error (two-sided), the paper's table. Onsets and per-sample medians are given in the
+    clean view and under the training logits; figures a run did not record (the
+    training-logit view of older runs) read "–".
 
     Args:
         runs: runs or paths / globs / comparison directories.
@@ -371,6 +374,7 @@ def report(runs, *, tau: float = DEFAULT_TAU, window: int = 1, late: Window = 0.
         _seed_section(table),
         _postponement_section(pairs, table, runs, tau, window, late),
         _survival_section(runs, pairs),
+        label_issues_section(runs),
         _paired_section(table),
         "## Paper comparison\n\nThe paper's table (arXiv 1708.03769, test error %) next to the "
         "measured test errors.\n\n" + paper_table_markdown(paper_table(runs)),

@@ -268,7 +268,8 @@ def _load_samples(run_dir: Path) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype=dtype)
                              for c, (dtype, _) in schema.SAMPLE_COLUMNS.items()})
     frame = _read_parquet(path, ["first_saturated_step"])
-    check_columns(frame, {c: dtype for c, (dtype, _) in schema.SAMPLE_COLUMNS.items()}, path)
+    declared = {**schema.SAMPLE_COLUMNS, **schema.SAMPLE_LABEL_COLUMNS}
+    check_columns(frame, {c: dtype for c, (dtype, _) in declared.items()}, path)
     for column, (dtype, _) in schema.SAMPLE_COLUMNS.items():
         if column in frame.columns and dtype == "Int64":
             frame[column] = frame[column].astype("Int64")

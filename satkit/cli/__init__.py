@@ -1,4 +1,5 @@
-"""The ``satkit`` command: ``train``, ``compare``, ``demo``, ``plot``, ``report``, ``tensorboard``.
+"""The ``satkit`` command: ``train``, ``compare``, ``demo``, ``plot``, ``report``,
+``label-issues``, ``tensorboard``.
 
 Each subcommand lives in a module with ``register(subparsers)``; this file only dispatches.
 Exit status: 0 on success, 2 for a bad argument or config, 130 when interrupted (the run was
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 __all__ = ["main"]
 
 #: Modules (under satkit.cli) that each register one or more subcommands.
-SUBCOMMAND_MODULES = ("training", "analysis", "tensorboard")
+SUBCOMMAND_MODULES = ("training", "analysis", "label_issues", "tensorboard")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,6 +28,7 @@ from satkit.hooks.fanout import Fanout
 from satkit.hooks.quantities import column_dtypes
 from satkit.hooks.rows import finalize
 from satkit.hooks.samples import SampleTracker
+from satkit.hooks.visits import VISIT_VALUES
 from satkit.hooks.writer import BackgroundWriter, InlineWriter
 from satkit.schema import SAMPLE_COLUMNS
 from satkit.sinks.base import Histogram
@@ -128,7 +129,7 @@ class Flusher:
         world, r = raw.shape[:2]
         # (W, R, ...) -> (R, ..., W * width): the global batch of each step.
         logged = logged.permute(1, 2, 0, 3).reshape(r, logged.shape[2], -1)
-        per_sample = per_sample.permute(1, 2, 0, 3).reshape(r, 4, -1)
+        per_sample = per_sample.permute(1, 2, 0, 3).reshape(r, len(VISIT_VALUES), -1)
         index = index.transpose(0, 1).reshape(r, -1)
         if self.tracker is not None:
             self.tracker.update(index, per_sample, steps)

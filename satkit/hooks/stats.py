@@ -38,6 +38,7 @@ from torch import Tensor
 
 from satkit.hooks import quantities
 from satkit.hooks.quantities import column_names, threshold_column
+from satkit.hooks.visits import visit_values
 
 __all__ = ["LOGGED", "PACKED", "STEP_SCALARS", "Kernels", "Layout", "clean_logits",
            "column_names", "feature_values", "forward_values", "gradient_values", "kernels",
@@ -318,9 +319,11 @@ def reduce_rows(packed: Tensor, scalars: Tensor, index: Tensor, meta: Sequence[A
 
     Returns:
         ``raw`` (R, K) float32 in ``layout.names`` order; ``logged`` (R, 3, W) float32, the
-        per-position :data:`LOGGED` values (NaN where unused); ``per_sample`` (R, 4, B)
-        float32: each sample's mean clean p_y, mean noisy p_y, and share of its positions at
-        or above the last threshold in each view (NaN where no usable position).
+        per-position :data:`LOGGED` values (NaN where unused); ``per_sample``
+        (R, len(VISIT_VALUES), B) float32: each sample's values of this visit
+        (:func:`satkit.hooks.visits.visit_values`: mean p_y and share of its positions at or
+        above the last threshold in each view, mean clean margin, share predicted right; NaN
+        where no usable position).
     """
     device = packed.device
     c = {k: packed[:, i] for i, k in enumerate(PACKED)}
@@ -360,29 +363,10 @@ def reduce_rows(packed: Tensor, scalars: Tensor, index: Tensor, meta: Sequence[A
     ], dim=1)
     logged = torch.where(mask[:, None], torch.stack([values[v] for v in LOGGED], dim=1),
                          math.nan).float()
-    per_sample = _per_sample(logged[:, :2], mask, [m.sizes for m in meta], layout.thresholds[-1])
+    margin = torch.where(mask, c["f_y"] - c["max_other"], math.nan)[:, None]
+    per_sample = visit_values(torch.cat([logged[:, :2], margin], dim=1), mask,
+                              [m.sizes for m in meta], layout.thresholds[-1])
     return raw, logged, per_sample
-
-
-def _per_sample(p: Tensor, mask: Tensor, sizes: Sequence[Sequence[tuple[int, int]]],
-                tau: float) -> Tensor:
-    """(R, 4, B): mean p_y of each view and the share of positions with p_y >= tau, per sample
-    (the per-sample record counts a sample saturated when its share reaches its level)."""
-    share = torch.where(mask[:, None], (p >= tau).float(), math.nan)
-    if all(t == 1 for row in sizes for _, t in row):  # one position per sample
-        return torch.cat([p, share], dim=1)
-    width = max(sum(n for n, _ in row) for row in sizes)
-    out = p.new_full((len(sizes), 4, width), math.nan)
-    for r, row in enumerate(sizes):  # sequence logits: a loop over the flushed rows only
-        start, sample = 0, 0
-        for n, t in row:
-            block = p[r, :, start:start + n * t].reshape(2, n, t)
-            m = mask[r, start:start + n * t].reshape(1, n, t)
-            count = m.sum(dim=2)  # a sample with no usable position: 0 / 0 = NaN
-            out[r, :2, sample:sample + n] = torch.where(m, block, 0).sum(dim=2) / count
-            out[r, 2:, sample:sample + n] = ((block >= tau) & m).sum(dim=2) / count
-            start, sample = start + n * t, sample + n
-    return out
 
 
 def per_sample_statistics(logits: Tensor, target: Tensor, noise: Tensor, features: Tensor,

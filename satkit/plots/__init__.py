@@ -21,6 +21,7 @@ from satkit.plots.curves import (
     saturated_fraction,
     saturation_curves,
 )
+from satkit.plots.data_maps import data_map, region_survival, score_distributions
 from satkit.plots.distribution import p_target_heatmap
 from satkit.plots.figures import (
     FIGURES,
@@ -55,6 +56,7 @@ __all__ = [
     "alpha2_palette",
     "alpha_sweep",
     "dashboard",
+    "data_map",
     "distribution_figure",
     "feature_norms",
     "figure",
@@ -67,12 +69,14 @@ __all__ = [
     "noise_curves",
     "norms_figure",
     "p_target_heatmap",
+    "region_survival",
     "reliability",
     "reliability_figure",
     "run_style",
     "saturated_fraction",
     "saturation_curves",
     "saturation_figure",
+    "score_distributions",
     "summary_figure",
     "survival",
     "survival_figure",

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from satkit.schema import SAMPLES
+from satkit.schema import SAMPLE_COLUMNS, SAMPLES
 from satkit.sinks.base import ensure_writable_dir, fsync_dir
 
 __all__ = ["TableSink", "parts_dir", "read_table"]
@@ -103,11 +103,15 @@ class TableSink:
         resume: keep the rows already at ``path`` (and parts a crash left behind), e.g. to
             continue a run from a checkpoint (call :meth:`truncate_after` with the checkpoint's
             step first). Default: start a fresh table, deleting old rows and parts.
+        sample_columns: more columns of the samples table, one row per sample in index order
+            (``satkit train`` adds the labels, :data:`satkit.schema.SAMPLE_LABEL_COLUMNS`);
+            appended to the recorder's columns when the table is written.
 
     Raises:
         OSError: the directory cannot be created or written (raised here, not at the first
             flush).
-        ValueError: ``samples_path`` equals ``path``.
+        ValueError: ``samples_path`` equals ``path``; ``sample_columns`` repeats a column of
+            the recorder's.
 
     Example:
         >>> import tempfile, pathlib
@@ -120,7 +124,12 @@ class TableSink:
     """
 
     def __init__(self, path: str | os.PathLike, *, samples_path: str | os.PathLike | None = None,
-                 resume: bool = False) -> None:
+                 resume: bool = False, sample_columns: pd.DataFrame | None = None) -> None:
+        if sample_columns is not None and set(sample_columns.columns) & set(SAMPLE_COLUMNS):
+            raise ValueError("sample_columns must not repeat the recorder's columns, got "
+                             f"{sorted(set(sample_columns.columns) & set(SAMPLE_COLUMNS))}")
+        self.sample_columns = None if sample_columns is None \
+            else sample_columns.reset_index(drop=True)
         self.path = Path(path)
         self.samples_path = (Path(samples_path) if samples_path is not None
                              else self.path.with_name(SAMPLES))
@@ -159,7 +168,17 @@ class TableSink:
         self._consolidate(max_step=step)
 
     def write_samples(self, frame: pd.DataFrame) -> None:
-        """Write the per-sample table to ``samples_path`` (atomically, replacing it)."""
+        """Write the per-sample table to ``samples_path`` (atomically, replacing it), with the
+        ``sample_columns`` appended.
+
+        Raises:
+            ValueError: ``sample_columns`` has another number of rows than ``frame``.
+        """
+        if self.sample_columns is not None:
+            if len(self.sample_columns) != len(frame):
+                raise ValueError(f"sample_columns has {len(self.sample_columns)} rows, the "
+                                 f"samples table {len(frame)}")
+            frame = pd.concat([frame.reset_index(drop=True), self.sample_columns], axis=1)
         _atomic_write(frame, self.samples_path)
 
     def _consolidate(self, max_step: int | None = None) -> None:

@@ -20,7 +20,7 @@ from satkit.training.distributed import DistContext
 from satkit.training.progress import Progress
 
 __all__ = ["Recording", "RunParts", "build_parts", "build_recording", "check_config",
-           "histogram_every", "milestone_epochs"]
+           "histogram_every", "label_columns", "milestone_epochs"]
 
 
 def milestone_epochs(fractions: tuple[float, ...], epochs: int) -> list[int]:
@@ -66,18 +66,27 @@ class RunParts:
     test_loader: Any
     validation: tuple[torch.Tensor, torch.Tensor] | None = None
     """``(val_x, val_y)`` held out of the training set (``val_fraction``), else None."""
+    labels: Any = None
+    """:class:`satkit.data.NoisyLabels`: the training labels, true and as trained on."""
 
 
 def build_parts(config: TrainConfig, ctx: DistContext) -> RunParts:
     """Load the data onto ``ctx.device``, hold out the validation split (``val_fraction``),
-    and build the head and loss of ``config.loss``, then the model around that head, the SGD
-    optimizer, its step schedule and the loaders.
+    corrupt the remaining training labels as ``label_noise`` says, and build the head and loss
+    of ``config.loss``, then the model around that head, the SGD optimizer, its step schedule
+    and the loaders.
 
     Raises:
         DataError: the data set is missing or corrupt.
         ConfigError: ``val_fraction`` would leave a class without a training sample.
     """
-    from satkit.data import DeviceLoader, cifar_augment, load_dataset, split_validation
+    from satkit.data import (
+        DeviceLoader,
+        apply_label_noise,
+        cifar_augment,
+        load_dataset,
+        split_validation,
+    )
     from satkit.heads import make_head_and_loss
     from satkit.models import PRESETS, build_model
 
@@ -87,6 +96,8 @@ def build_parts(config: TrainConfig, ctx: DistContext) -> RunParts:
         data, validation = split_validation(data, config.val_fraction, config.split_seed)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+    data, labels = apply_label_noise(data, config.label_noise, kind=config.label_noise_kind,
+                                     seed=config.label_noise_seed)
     assert config.model is not None  # check_config resolved it
     head, loss_fn = make_head_and_loss(config.loss, PRESETS[config.model].feature_dim,
                                        data.num_classes, **config.head_options())
@@ -111,7 +122,18 @@ def build_parts(config: TrainConfig, ctx: DistContext) -> RunParts:
     test_loader = DeviceLoader(data.test_x, data.test_y, batch_size=max(config.batch_size, 512),
                                shuffle=False, rank=ctx.rank, world_size=ctx.world_size)
     return RunParts(data, model, loss_fn.to(ctx.device), optimizer, schedule, train_loader,
-                    test_loader, validation)
+                    test_loader, validation, labels)
+
+
+def label_columns(labels: Any) -> Any:
+    """The samples table's label columns (:data:`satkit.schema.SAMPLE_LABEL_COLUMNS`) of a
+    :class:`satkit.data.NoisyLabels`, one row per training sample; None for None."""
+    if labels is None:
+        return None
+    import pandas as pd
+
+    return pd.DataFrame({"label": labels.labels, "true_label": labels.true_labels,
+                         "label_corrupted": labels.corrupted})
 
 
 class _KeptOpen:
@@ -169,7 +191,8 @@ def build_recording(config: TrainConfig, parts: RunParts, ctx: DistContext, run_
     table = tensorboard = None
     sinks: list[Any] = []
     if ctx.is_main:
-        table = TableSink(run_dir / schema.METRICS, resume=config.resume)
+        table = TableSink(run_dir / schema.METRICS, resume=config.resume,
+                          sample_columns=label_columns(parts.labels))
         tensorboard = TensorBoardSink(run_dir, histogram_every=every,
                                       thresholds=config.thresholds)
         sinks = [table, _KeptOpen(tensorboard), progress.tap]

@@ -44,6 +44,7 @@ _COUNTS: dict[str, tuple[int, str]] = {
     "histogram_every": (MAX_INTERVAL, "MAX_INTERVAL, a guard against typos: a million steps"),
     "seed": (MAX_SEED, "MAX_SEED, the largest seed every random generator accepts"),
     "split_seed": (MAX_SEED, "MAX_SEED, the largest seed every random generator accepts"),
+    "label_noise_seed": (MAX_SEED, "MAX_SEED, the largest seed every random generator accepts"),
 }
 
 
@@ -79,7 +80,9 @@ class TrainConfig:
     ``NoisySoftmax`` head with the noise off). ``loss`` picks the method: Noisy Softmax
     (default) or one of the regularisers it is compared with; each reads only its own
     settings (``epsilon``, ``beta``, ``disturb_alpha``, ``gamma``, ``temperature``,
-    ``scale``/``margin``). The learning rate is divided by ``lr_gamma``'s
+    ``scale``/``margin``). ``label_noise`` corrupts that fraction of the training labels
+    (:func:`satkit.data.corrupt_labels`), for a data set with a known answer to "which labels
+    are wrong". The learning rate is divided by ``lr_gamma``'s
     inverse at each fraction of the total epochs in ``lr_milestones`` (the "lr 0.1 divided by
     10 at fixed steps" of the L-Softmax setup that Noisy Softmax, arXiv 1708.03769, compares
     against).
@@ -135,6 +138,12 @@ class TrainConfig:
     """Seed of the digits train/test and validation splits; apart from seed: seeds share them."""
     val_fraction: float = 0.0
     """Training-set share held out (stratified) to fit a temperature at the end; 0: none."""
+    label_noise: float = 0.0
+    """Fraction of the training labels to corrupt, in [0, 1) (0: none; test labels never)."""
+    label_noise_kind: Literal["symmetric", "pairs"] = "symmetric"
+    """symmetric: to a uniformly drawn other class; pairs: class c to class c + 1 mod C."""
+    label_noise_seed: int = 0
+    """Seed of which training labels are corrupted and to what (kept apart from seed)."""
     data_dir: str | None = None
     out: str | None = None
     """Run directory; default ``runs/<dataset>_<run name>``, e.g.
@@ -165,6 +174,8 @@ class TrainConfig:
         for name, (maximum, bound) in _COUNTS.items():
             check_int(name, getattr(self, name), minimum=0 if name.endswith("seed") else 1,
                       maximum=maximum, bound=bound, optional=name == "histogram_every", **err)
+        check_real("label_noise", self.label_noise, lo=0.0, hi=1.0, hi_open=True, **err)
+        check_choice("label_noise_kind", self.label_noise_kind, ("symmetric", "pairs"), **err)
         check_real("alpha2", self.alpha2, lo=0.0, **err)
         check_real("val_fraction", self.val_fraction, lo=0.0, hi=1.0, hi_open=True, **err)
         for setting in _all_settings(self.loss):

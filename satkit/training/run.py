@@ -31,7 +31,14 @@ import torch.distributed as dist
 from satkit import schema
 from satkit._version import __version__
 from satkit.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from satkit.training.compose import Recording, RunParts, build_parts, build_recording, check_config
+from satkit.training.compose import (
+    Recording,
+    RunParts,
+    build_parts,
+    build_recording,
+    check_config,
+    label_columns,
+)
 from satkit.training.config import ConfigError, TrainConfig
 from satkit.training.distributed import DistContext, setup_distributed
 from satkit.training.faults import pause_from_env
@@ -157,11 +164,15 @@ def _trainer(config: TrainConfig, parts: RunParts, ctx: DistContext, run_dir: Pa
     pause = pause_from_env()
 
     def on_epoch(result: EpochResult) -> None:
+        # every rank flushes (a collective under torch.distributed); rank 0 writes
+        samples = recording.recorder.samples() if recording.recorder.num_samples else None
         if ctx.is_main:
             _write_epochs(run_dir / schema.EPOCHS, trainer.history)
             first = trainer.history[-2].step if len(trainer.history) > 1 else 0
             recording.tensorboard.write_epoch(first, max(result.step - 1, first), {
                 k: getattr(result, k) for k in _EPOCH_SCALARS})
+            if samples is not None:
+                _write_data_map(recording, samples, parts, max(result.step - 1, 0))
 
     def on_checkpoint(state: dict[str, Any]) -> None:
         if ctx.is_main:
@@ -175,6 +186,17 @@ def _trainer(config: TrainConfig, parts: RunParts, ctx: DistContext, run_dir: Pa
                       amp=config.amp and ctx.device.type == "cuda", progress=progress,
                       on_epoch=on_epoch, on_checkpoint=on_checkpoint)
     return trainer
+
+
+def _write_data_map(recording: Recording, samples: Any, parts: RunParts, step: int) -> None:
+    """The data map's region fractions, and the mean confidence of corrupted vs clean samples,
+    as TensorBoard scalars ``data_map/<name>`` at the epoch's last step."""
+    from satkit.analysis.label_issues import data_map_scalars
+
+    labels = label_columns(parts.labels)
+    if labels is not None:
+        samples = samples.assign(label_corrupted=labels["label_corrupted"].to_numpy())
+    recording.tensorboard.write_scalars(step, data_map_scalars(samples), group="data_map")
 
 
 def _restore(trainer: Trainer, state: dict[str, Any], recording: Recording,

@@ -36,7 +36,7 @@ HPARAM_METRICS = tuple(dict.fromkeys(
 #: Training settings logged as hparams besides the method's own (bookkeeping is left out).
 _TRAINING = ("dataset", "model", "epochs", "batch_size", "drop_last", "lr", "momentum",
              "weight_decay", "lr_gamma", "augment", "compile", "seed", "split_seed",
-             "val_fraction")
+             "val_fraction", "label_noise", "label_noise_kind", "label_noise_seed")
 #: The per-epoch calibration figures the summary takes from the last epoch.
 _LAST_EPOCH = ("test_ece", "test_ece_adaptive", "test_brier", "test_confidence",
                "test_overconfidence")
@@ -79,6 +79,7 @@ def run_summary(config: TrainConfig, run: Any, *, steps: int, seconds: float,
     summary = {
         "dataset": config.dataset, "model": config.model, "loss": config.method,
         "alpha2": config.effective_alpha2, "noise": config.effective_noise, "seed": config.seed,
+        "label_noise": _corrupted_fraction(config, run.samples),
         "finished": finished, "stop_reason": None if finished else stop_reason,
         "epochs": len(epochs), "epochs_planned": config.epochs,
         "steps": steps,
@@ -93,6 +94,14 @@ def run_summary(config: TrainConfig, run: Any, *, steps: int, seconds: float,
         "satkit_version": __version__,
     }
     return {field: summary.get(field) for field in SUMMARY_FIELDS}
+
+
+def _corrupted_fraction(config: TrainConfig, samples: Any) -> float | None:
+    """The fraction of labels the run trained on corrupted: counted in the samples table;
+    without one (a run that wrote none), 0 when no noise was asked for, else unknown."""
+    if "label_corrupted" in samples and len(samples):
+        return float(samples["label_corrupted"].astype(bool).mean())
+    return 0.0 if config.label_noise == 0 else None
 
 
 def hparams(config: TrainConfig, device: torch.device) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Two CPU ranks (gloo, DDP) each see half of every batch; the merged table must equal one
 process that sees the whole batch: means weighted by batch size, exact quantiles, per-sample
-records merged across ranks (samples move between ranks from step to step)."""
+records merged across ranks (samples move between ranks from step to step), their training
+dynamics (visits, moments, forgetting) included."""
 
 import os
 
@@ -76,6 +77,8 @@ def test_two_gloo_ranks_merge_to_the_single_process_table(tmp_path):
 
     assert single["step"].tolist() == list(range(STEPS)) and (single["batch_size"] == 12).all()
     assert single_samples["desaturations"].sum() > 0  # the merge of transitions is exercised
+    assert single_samples["forgetting_events"].sum() > 0  # and of the training dynamics
+    assert (single_samples["visits"] > 1).sum() > 0 and (single_samples["variability"] > 0).any()
     for table in (read_table(tmp_path / "metrics.parquet"),
                   pd.read_parquet(tmp_path / "metrics0.parquet"),
                   pd.read_parquet(tmp_path / "metrics1.parquet")):

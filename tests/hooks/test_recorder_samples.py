@@ -11,22 +11,36 @@ from recorder_models import FixedXiHead, make_data, make_net, train_step
 from satkit import target_probability
 from satkit.hooks import SaturationRecorder
 from satkit.hooks.samples import BYTES_PER_SAMPLE, SampleTracker
+from satkit.hooks.visits import VISIT_VALUES
 from satkit.schema import SAMPLE_COLUMNS
 
 
 def reference(observations, num_samples, level=0.5):
-    """Plain-loop record. ``observations``: (step, index, p_clean, p_noisy, share_clean,
-    share_noisy) in step (then batch) order; a view is saturated when share >= level."""
-    rec = {"last_seen_step": [None] * num_samples}
+    """Plain-loop record in float64. ``observations``: (step, index, p_clean, p_noisy,
+    share_clean, share_noisy[, margin, correct]) in step (then batch) order; a view is
+    saturated when share >= level, a visit right when correct >= level (margin 0 and correct
+    0 when not given)."""
+    rec = {"last_seen_step": [None] * num_samples, "first_learned_step": [None] * num_samples,
+           "forgetting_events": [0] * num_samples}
+    seen = [[] for _ in range(num_samples)]  # (p_clean, p_noisy, margin, correct) per visit
+    right_before = [False] * num_samples
     for suffix in ("", "_noisy"):
         rec[f"first_saturated_step{suffix}"] = [None] * num_samples
         rec[f"settled_step{suffix}"] = [None] * num_samples
         rec[f"desaturations{suffix}"] = [0] * num_samples
         rec[f"last_p_target{suffix}"] = [math.nan] * num_samples
-    for step, i, pc, pn, sc, sn in observations:
+    for step, i, pc, pn, sc, sn, *dynamics in observations:
+        margin, correct = dynamics or (0.0, 0.0)
         if not 0 <= i < num_samples or math.isnan(pc):
             continue
         rec["last_seen_step"][i] = step
+        seen[i].append((pc, pn, margin, correct))
+        right = correct >= level
+        if right_before[i] and not right:
+            rec["forgetting_events"][i] += 1
+        if right and rec["first_learned_step"][i] is None:
+            rec["first_learned_step"][i] = step
+        right_before[i] = right
         for suffix, p, share in (("", pc, sc), ("_noisy", pn, sn)):
             now = share >= level
             was = rec[f"settled_step{suffix}"][i] is not None
@@ -39,6 +53,15 @@ def reference(observations, num_samples, level=0.5):
             elif not now:
                 rec[f"settled_step{suffix}"][i] = None
             rec[f"last_p_target{suffix}"][i] = p
+    visits = [np.array(v, dtype=np.float64).reshape(-1, 4) for v in seen]
+
+    def per(fn, col):
+        return [fn(v[:, col]) if len(v) else math.nan for v in visits]
+
+    rec.update(visits=[len(v) for v in visits], confidence=per(np.mean, 0),
+               variability=per(np.std, 0), confidence_noisy=per(np.mean, 1),
+               variability_noisy=per(np.std, 1), aum=per(np.mean, 2),
+               correctness=per(np.mean, 3))
     frame = {"index": np.arange(num_samples, dtype=np.int64)}
     for column, (dtype, _) in SAMPLE_COLUMNS.items():
         if column != "index":
@@ -47,14 +70,16 @@ def reference(observations, num_samples, level=0.5):
 
 
 def _update(tracker, steps, rows):
-    """rows: per step, a list of (index, p_clean, p_noisy, share_clean, share_noisy)."""
+    """rows: per step, a list of (index, p_clean, p_noisy, share_clean, share_noisy[, margin,
+    correct]) (margin and correct 0 when not given)."""
     width = max(len(r) for r in rows)
     index = torch.full((len(rows), width), -1, dtype=torch.int64)
-    per = torch.full((len(rows), 4, width), math.nan)
+    per = torch.full((len(rows), len(VISIT_VALUES), width), math.nan)
     for r, row in enumerate(rows):
         for b, (i, *vals) in enumerate(row):
             index[r, b] = i
-            per[r, :, b] = torch.tensor(vals)
+            per[r, :, b] = torch.tensor([*vals, 0.0, 0.0][:len(VISIT_VALUES)]) \
+                if len(vals) == 4 else torch.tensor(vals)
     tracker.update(index, per, steps)
 
 
@@ -66,8 +91,9 @@ def test_tracker_matches_plain_replay_on_random_sequences():
         index = g.permutation(10)[:4]
         index[0] = index[1] if step % 7 == 0 else index[0]  # a duplicate in some batches
         p = g.random((4, 2))
-        row = [(int(i), pc, pn, float(pc >= 0.5), float(pn >= 0.5))
-               for i, (pc, pn) in zip(index, p, strict=True)]
+        margin = g.normal(0.3, 1.0, 4)
+        row = [(int(i), pc, pn, float(pc >= 0.5), float(pn >= 0.5), m, float(m > 0))
+               for i, (pc, pn), m in zip(index, p, margin, strict=True)]
         obs += [(step, *r) for r in row]
         steps.append(step)
         rows.append(row)
@@ -77,6 +103,7 @@ def test_tracker_matches_plain_replay_on_random_sequences():
     expected = reference(obs, 10)
     pd.testing.assert_frame_equal(tr.frame(), expected, rtol=1e-6)
     assert expected["desaturations"].sum() > 5 and expected["first_saturated_step"].notna().all()
+    assert expected["forgetting_events"].sum() > 5 and (expected["variability"] > 0).all()
     assert expected["settled_step"].notna().any() and expected["settled_step"].isna().any()
 
 
@@ -119,13 +146,13 @@ def test_sequence_level_decides_saturation_of_a_sequence():
 
 
 def test_memory_budget_per_sample_and_at_ten_million():
-    assert BYTES_PER_SAMPLE == 36
+    assert BYTES_PER_SAMPLE == 97
     small = SampleTracker(1000, threshold=0.99)
     assert small.nbytes == BYTES_PER_SAMPLE * 1001
     big = SampleTracker(10_000_000, threshold=0.99)  # an ImageNet-21k-sized data set
-    assert big.nbytes <= 360_000_036  # the stated budget: 36 bytes per sample
+    assert big.nbytes <= 970_000_097  # the stated budget: 97 bytes per sample
     index = torch.randint(0, 10_000_000, (3, 256))
-    per = torch.rand(3, 4, 256)
+    per = torch.rand(3, len(VISIT_VALUES), 256)
     big.update(index, per, [0, 1, 2])
     assert int(big.state["last_seen"].max()) == 2
 
@@ -148,13 +175,17 @@ def test_recorder_samples_match_replay_of_recorded_p_targets():
                 clean = h @ net.head.weight.T
                 noisy = net.head.train()(h, yb)
                 pc, pn = target_probability(clean, yb), target_probability(noisy, yb)
-            obs += [(step, int(i), float(a), float(b), float(a >= tau), float(b >= tau))
-                    for i, a, b in zip(idx, pc, pn, strict=True)]
+                f_y = clean.gather(1, yb[:, None])[:, 0]
+                margin = f_y - clean.scatter(1, yb[:, None], -math.inf).amax(dim=1)
+            obs += [(step, int(i), float(a), float(b), float(a >= tau), float(b >= tau),
+                     float(m), float(m > 0))
+                    for i, a, b, m in zip(idx, pc, pn, margin, strict=True)]
             train_step(net, xb, yb, rec, index=idx, lr=2.0)
         got = rec.samples()
     expected = reference(obs, 16)
-    pd.testing.assert_frame_equal(got, expected, rtol=1e-5)
+    pd.testing.assert_frame_equal(got, expected, rtol=1e-5, atol=1e-6)
     assert expected["desaturations"].sum() > 0 and expected["first_saturated_step"].notna().any()
+    assert expected["forgetting_events"].sum() > 0 and expected["aum"].min() < 0
     # the noise postpones saturation under the training logits
     first, noisy = expected["first_saturated_step"], expected["first_saturated_step_noisy"]
     assert (noisy.fillna(99) >= first.fillna(99)).all() and not noisy.equals(first)

@@ -101,3 +101,17 @@ def test_unwritable_path_fails_at_construction(tmp_path):
         TableSink(tmp_path / "metrics.parquet", samples_path=blocker / "samples.parquet")
     with pytest.raises(ValueError, match="differ"):
         TableSink(tmp_path / "m.parquet", samples_path=tmp_path / "m.parquet")
+
+
+def test_sample_columns_are_appended_and_checked(tmp_path):
+    extra = pd.DataFrame({"label": [3, 1], "label_corrupted": [True, False]})
+    sink = TableSink(tmp_path / "metrics.parquet", sample_columns=extra)
+    sink.write_samples(pd.DataFrame({"index": [0, 1], "visits": [2, 2]}))
+    got = pd.read_parquet(tmp_path / "samples.parquet")
+    assert list(got.columns) == ["index", "visits", "label", "label_corrupted"]
+    assert got["label"].tolist() == [3, 1] and got["label_corrupted"].tolist() == [True, False]
+    with pytest.raises(ValueError, match="2 rows, the samples table 3"):
+        sink.write_samples(pd.DataFrame({"index": [0, 1, 2]}))
+    sink.close()
+    with pytest.raises(ValueError, match="must not repeat"):
+        TableSink(tmp_path / "m2.parquet", sample_columns=pd.DataFrame({"visits": [1]}))

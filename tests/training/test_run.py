@@ -143,11 +143,22 @@ def test_a_validation_split_fits_a_temperature_and_the_run_keeps_its_test_predic
 
 def test_tensorboard_gets_epoch_curves_and_the_effective_hparams(tmp_path):
     result = train(TrainConfig(**{**QUICK, "epochs": 2, "alpha2": 0.0, "noise": "free"},
-                               out=str(tmp_path / "run")))
+                               label_noise=0.2, out=str(tmp_path / "run")))
     scalars, hparams, metric_tags = _events(result.run_dir)
     last = result.summary["steps"] - 1
     curve = {s: v for t, s, v in scalars if t == epoch_tag("test_error")}
     assert sorted(curve) == list(range(last + 1))  # a staircase over every step of each epoch
+    # the data map per epoch, at its last step: region fractions summing to 1, and the
+    # corrupted samples' confidence below the clean ones'
+    data_map = {(t, s): v for t, s, v in scalars if t.startswith("data_map/")}
+    assert {t for t, _ in data_map} == {f"data_map/{k}" for k in (
+        "easy-to-learn", "ambiguous", "hard-to-learn", "confidence_corrupted",
+        "confidence_clean")}
+    for step in (21, last):
+        assert sum(data_map[f"data_map/{r}", step] for r in (
+            "easy-to-learn", "ambiguous", "hard-to-learn")) == pytest.approx(1.0)
+        assert data_map["data_map/confidence_corrupted", step] < data_map[
+            "data_map/confidence_clean", step]
     errors = pd.read_csv(result.run_dir / "epochs.csv")["test_error"]
     assert [curve[s] for s in range(22)] == pytest.approx([errors[0]] * 22)
     assert [curve[s] for s in range(22, last + 1)] == pytest.approx([errors[1]] * 22)
@@ -206,9 +217,14 @@ def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch
     b = pd.read_parquet(cut / "metrics.parquet")
     assert b["step"].tolist() == a["step"].tolist()  # no step missing or duplicated
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-5, atol=1e-7)
-    pd.testing.assert_frame_equal(pd.read_parquet(reference / "samples.parquet"),
-                                  pd.read_parquet(cut / "samples.parquet"),
+    samples = pd.read_parquet(cut / "samples.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(reference / "samples.parquet"), samples,
                                   check_exact=False, rtol=1e-5)
+    # the training dynamics merged across the resume (and the stop's extra flush) as well
+    # (drop_last: a sample left out of an epoch's full batches misses that visit)
+    assert samples["visits"].between(0, 3).all() and (samples["visits"] == 3).mean() > 0.9
+    assert (samples["variability"] > 0).mean() > 0.9
+    assert samples["forgetting_events"].sum() > 0
     ea, eb = (pd.read_csv(p / "epochs.csv").drop(columns="seconds") for p in (reference, cut))
     pd.testing.assert_frame_equal(ea, eb, check_exact=False, rtol=1e-5)
     # the summary comes from the whole run's tables, not the rows recorded since the resume
