@@ -65,7 +65,7 @@ class Flusher:
                  background: bool) -> None:
         self.layout, self.num_samples = layout, num_samples
         self.flush_every, self.histogram_every = flush_every, histogram_every
-        self.fanout = Fanout(sinks)
+        self.fanout = Fanout(sinks, column_dtypes(layout.thresholds))
         self.writer = BackgroundWriter() if background else InlineWriter()
         self.tracker = (SampleTracker(num_samples, layout.thresholds[-1], sequence_level)
                         if num_samples is not None else None)
@@ -182,10 +182,11 @@ class Flusher:
         return out
 
     def metrics(self) -> pd.DataFrame:
-        """All rows so far (after a waiting flush), one per recorded step, in step order."""
+        """All rows so far (after a waiting flush), one per recorded step, in step order: read
+        back from the table sink, or from the in-memory columns without one
+        (:meth:`Fanout.frame`)."""
         self.flush(wait=True)
-        dtypes = column_dtypes(self.layout.thresholds)
-        return pd.DataFrame(self.fanout.rows, columns=list(dtypes)).astype(dtypes)
+        return self.fanout.frame()
 
     def samples(self) -> pd.DataFrame:
         """The per-sample record (after a waiting flush); empty without ``num_samples``."""

@@ -6,6 +6,9 @@ optional: a sink that defines them gets
 * ``write_histograms(histograms)``: per-sample distributions (:class:`Histogram`) of p_target
   in both views and of the noise, for the steps the recorder samples them;
 * ``write_samples(frame)``: the per-sample ``samples`` table, once, at the recorder's close;
+* ``read_metrics()``: every row written so far, as a DataFrame; the recorder then keeps no
+  row that this sink has and reads its ``metrics()`` back from it (otherwise it keeps every
+  row in memory, 8 bytes a value);
 * ``write_hparams(hparams, metrics, step=...)`` and ``write_scalars(step, values, group=...)``:
   a run's hyperparameters with its final figures, and figures that are not recorder rows
   (the trainer's per-epoch curves).
@@ -75,6 +78,7 @@ class Sink(Protocol):
 OPTIONAL_METHODS: Mapping[str, str] = {
     "write_histograms": "(histograms: list[Histogram]) -> None",
     "write_samples": "(frame: pandas.DataFrame) -> None",
+    "read_metrics": "() -> pandas.DataFrame",
     "write_hparams": "(hparams: Mapping[str, Any], metrics: Mapping[str, float], *, "
                      "step: int, runs: Sequence[Mapping[str, Any]] | None) -> None",
     "write_scalars": "(step: int, values: Mapping[str, float], *, group: str) -> None",

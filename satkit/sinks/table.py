@@ -163,6 +163,11 @@ class TableSink:
         if self._seq >= _MAX_PARTS and len(_part_files(self.path)) >= _MAX_PARTS:
             self._consolidate()
 
+    def read_metrics(self) -> pd.DataFrame:
+        """Every row written so far (also after :meth:`close`), one per step, sorted by step:
+        :func:`read_table` of ``path``. The recorder reads its ``metrics()`` from here."""
+        return _read_all(self.path)
+
     def truncate_after(self, step: int) -> None:
         """Drop the rows with ``step`` greater than ``step`` (to resume from a checkpoint)."""
         self._consolidate(max_step=step)
