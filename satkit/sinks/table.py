@@ -12,12 +12,15 @@ the table; readers keep one row per ``step`` (the newest), so nothing is duplica
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from satkit.schema import SAMPLE_COLUMNS, SAMPLES
@@ -38,8 +41,9 @@ def parts_dir(path: str | os.PathLike) -> Path:
 _parts_dir = parts_dir
 
 
-def _atomic_write(frame: pd.DataFrame | pa.Table, dest: Path) -> None:
-    """Write ``frame`` to ``dest`` so that ``dest`` is either the old or the complete new file.
+def _atomic_write(frame: pd.DataFrame | pa.Table | Callable[[Path], None], dest: Path) -> None:
+    """Write ``frame`` to ``dest`` so that ``dest`` is either the old or the complete new file;
+    ``frame`` may be a function that writes the file at the path it is given.
 
     Raises:
         OSError: from the file system, naming ``dest`` (not the hidden temporary file).
@@ -48,8 +52,10 @@ def _atomic_write(frame: pd.DataFrame | pa.Table, dest: Path) -> None:
     try:
         if isinstance(frame, pa.Table):
             pq.write_table(frame, tmp)
-        else:
+        elif isinstance(frame, pd.DataFrame):
             frame.to_parquet(tmp, index=False)
+        else:
+            frame(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, dest)
@@ -80,6 +86,45 @@ def _read_all(path: Path) -> pd.DataFrame:
         table = (table.drop_duplicates("step", keep="last")
                  .sort_values("step", kind="stable").reset_index(drop=True))
     return table
+
+
+def _append_streaming(path: Path, parts: list[Path], max_step: int | None) -> bool:
+    """Consolidate the table at ``path`` and ``parts`` batch by batch, so memory does not
+    grow with the table (a long run consolidates every 64 parts). Only in the usual case:
+    the table exists with its steps increasing, the parts (one row per step, the newest)
+    come after them with the same columns. Returns False, writing nothing, otherwise."""
+    if not path.exists():
+        return False
+    with pq.ParquetFile(path) as table:
+        schema = table.schema_arrow.remove_metadata()
+        if "step" not in schema.names:
+            return False
+        steps = table.read(columns=["step"])["step"].to_numpy()
+        if len(steps) > 1 and not (steps[1:] > steps[:-1]).all():
+            return False
+        new = [t for t in (pq.read_table(p) for p in parts) if t.num_columns]
+        if new:
+            if any(not t.schema.remove_metadata().equals(schema) for t in new):
+                return False
+            frame = pa.concat_tables(new).to_pandas()
+            frame = frame.drop_duplicates("step", keep="last").sort_values("step", kind="stable")
+            if len(steps) and len(frame) and frame["step"].iloc[0] <= steps[-1]:
+                return False
+            new = [pa.Table.from_pandas(frame, schema=schema, preserve_index=False)]
+
+        def write(tmp: Path) -> None:
+            batches = itertools.chain(table.iter_batches(batch_size=1 << 16),
+                                      *(t.to_batches() for t in new))
+            with pq.ParquetWriter(tmp, schema) as writer:
+                for batch in batches:
+                    if max_step is not None:
+                        batch = batch.filter(pc.less_equal(batch["step"], max_step))
+                    if batch.num_rows:
+                        writer.write_batch(pa.RecordBatch.from_arrays(batch.columns,
+                                                                      schema=schema))
+
+        _atomic_write(write, path)
+    return True
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
@@ -188,10 +233,11 @@ class TableSink:
 
     def _consolidate(self, max_step: int | None = None) -> None:
         parts = _part_files(self.path)
-        table = _read_all(self.path)
-        if max_step is not None and "step" in table.columns:
-            table = table[table["step"] <= max_step].reset_index(drop=True)
-        _atomic_write(table, self.path)
+        if not _append_streaming(self.path, parts, max_step):
+            table = _read_all(self.path)
+            if max_step is not None and "step" in table.columns:
+                table = table[table["step"] <= max_step].reset_index(drop=True)
+            _atomic_write(table, self.path)
         for part in parts:  # only after the consolidated table is in place
             part.unlink()
         self._seq = 0

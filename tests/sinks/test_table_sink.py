@@ -115,3 +115,38 @@ def test_sample_columns_are_appended_and_checked(tmp_path):
     sink.close()
     with pytest.raises(ValueError, match="must not repeat"):
         TableSink(tmp_path / "m2.parquet", sample_columns=pd.DataFrame({"visits": [1]}))
+
+
+def test_consolidation_streams_in_batches_and_keeps_every_row(tmp_path, monkeypatch):
+    """A long run's consolidation copies the table batch by batch (memory does not grow with
+    the table) and gives what the in-memory merge gives; out-of-order parts fall back."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    streamed = []
+    real = table_module._append_streaming
+    monkeypatch.setattr(table_module, "_append_streaming",
+                        lambda *a: streamed.append(real(*a)) or streamed[-1])
+    monkeypatch.setattr(table_module, "_MAX_PARTS", 3)
+    path = tmp_path / "metrics.parquet"
+    sink = TableSink(path)
+    big = [{"step": s, "loss": float(np.sin(s)), "nonfinite": s % 7 == 0} for s in range(70_000)]
+    sink.write(big[:40_000])
+    sink.write(big[40_000:69_000])
+    sink.write(big[69_000:])  # the third part: consolidated, nothing to stream onto yet
+    assert streamed == [False] and path.exists()
+    for s in range(70_000, 70_009, 3):
+        sink.write(_rows(range(s, s + 3)))
+    assert streamed == [False, True]
+    expected = pd.DataFrame(big + _rows(range(70_000, 70_009)))
+    pd.testing.assert_frame_equal(read_table(path), expected, check_exact=True)
+    assert max(pq.ParquetFile(path).metadata.row_group(i).num_rows
+               for i in range(pq.ParquetFile(path).num_row_groups)) <= 1 << 16
+    sink.truncate_after(69_999)
+    assert streamed[-1] is True
+    pd.testing.assert_frame_equal(read_table(path), expected[:70_000], check_exact=True)
+    sink.write(_rows([5]))  # a step the table holds already (a rewound run): the newest wins
+    sink.close()
+    assert streamed[-1] is False
+    expected.loc[5, ["loss", "nonfinite"]] = [1 / 6, False]
+    pd.testing.assert_frame_equal(pd.read_parquet(path), expected[:70_000], check_exact=True)
