@@ -395,7 +395,11 @@ class SaturationRecorder:
 
     # -- tables ----------------------------------------------------------------------------
     def metrics(self) -> pd.DataFrame:
-        """All rows recorded so far (flushing first), one per recorded step, in step order."""
+        """All rows recorded so far (flushing first), one per recorded step, in step order.
+
+        Read back from the first sink with ``read_metrics()`` (a :class:`~satkit.sinks.TableSink`),
+        which keeps the recorder's memory flat however long the run; without one the rows are
+        kept in memory as columns (8 bytes a value)."""
         return self._flusher.metrics()
 
     def samples(self) -> pd.DataFrame:
