@@ -241,6 +241,9 @@ class TableSink:
         for part in parts:  # only after the consolidated table is in place
             part.unlink()
         self._seq = 0
+        # Arrow's allocator keeps what the copy freed (tens of MiB, growing with the table):
+        # give it back, or the process's resident memory grows with the run.
+        pa.default_memory_pool().release_unused()
 
     def close(self) -> None:
         """Consolidate the parts into ``path`` and remove the parts directory (idempotent)."""
