@@ -248,9 +248,17 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def bench_long(steps: int, sinks: str, mark: int = 30_000, report_every: int = 30_000) -> None:
-    """Record ``steps`` steps of a tiny head; print the RSS growth from step ``mark`` to the end."""
+def bench_long(steps: int, sinks: str, mark: int = 30_000, report_every: int = 30_000,
+               trim: bool = False) -> None:
+    """Record ``steps`` steps of a tiny head; print the RSS growth from step ``mark`` to the end.
+    ``trim``: also print it after glibc's ``malloc_trim(0)`` at each report (a diagnostic: the
+    memory the C allocator holds free is given back, so what remains is memory in use; it
+    changes the later readings, so it is a separate run)."""
+    import ctypes
+
     from satkit.sinks import TensorBoardSink
+
+    libc = ctypes.CDLL("libc.so.6") if trim else None
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
@@ -286,10 +294,17 @@ def bench_long(steps: int, sinks: str, mark: int = 30_000, report_every: int = 3
                 rec.flush()
                 gc.collect()
                 now = rss_bytes()
+                if libc is not None:
+                    libc.malloc_trim(0)
+                    trimmed = rss_bytes()
                 if done == mark:
                     base = now
+                    base_trimmed = trimmed if libc is not None else None
                 growth = "" if base is None else f", {(now - base) / 2**20:+.1f} MiB since " \
                                                  f"step {mark:,}"
+                if libc is not None:
+                    growth += f"; after malloc_trim {trimmed / 2**20:.1f} MiB" + (
+                        "" if base is None else f", {(trimmed - base_trimmed) / 2**20:+.1f} MiB")
                 print(f"  step {done:>9,}: RSS {now / 2**20:8.1f} MiB{growth} "
                       f"({time.perf_counter() - started:.0f} s)", flush=True)
         rows = len(rec.metrics())
@@ -318,9 +333,12 @@ def main() -> None:
     parser.add_argument("--long-steps", type=int, default=300_000)
     parser.add_argument("--sinks", choices=["table", "table+tensorboard", "none"],
                         default="table", help="the sinks of --long")
+    parser.add_argument("--malloc-trim", action="store_true",
+                        help="--long: also the RSS after glibc's malloc_trim(0) at each report")
     args = parser.parse_args()
     if args.long:
-        bench_long(args.long_steps, args.sinks, mark=min(30_000, args.long_steps // 10))
+        bench_long(args.long_steps, args.sinks, mark=min(30_000, args.long_steps // 10),
+                   trim=args.malloc_trim)
         return
     devices = [args.device] if args.device else ["cpu"] + (
         ["cuda"] if torch.cuda.is_available() else [])
