@@ -30,6 +30,8 @@ __all__ = ["TableSink", "parts_dir", "read_table"]
 
 # Consolidate once this many parts accumulate, to keep reads and directory listings cheap.
 _MAX_PARTS = 64
+# Rows a consolidation copies at a time (and the most a row group of the table holds).
+_BATCH_ROWS = 8192
 
 
 def parts_dir(path: str | os.PathLike) -> Path:
@@ -113,7 +115,7 @@ def _append_streaming(path: Path, parts: list[Path], max_step: int | None) -> bo
             new = [pa.Table.from_pandas(frame, schema=schema, preserve_index=False)]
 
         def write(tmp: Path) -> None:
-            batches = itertools.chain(table.iter_batches(batch_size=1 << 16),
+            batches = itertools.chain(table.iter_batches(batch_size=_BATCH_ROWS),
                                       *(t.to_batches() for t in new))
             with pq.ParquetWriter(tmp, schema) as writer:
                 for batch in batches:

@@ -141,7 +141,7 @@ def test_consolidation_streams_in_batches_and_keeps_every_row(tmp_path, monkeypa
     expected = pd.DataFrame(big + _rows(range(70_000, 70_009)))
     pd.testing.assert_frame_equal(read_table(path), expected, check_exact=True)
     assert max(pq.ParquetFile(path).metadata.row_group(i).num_rows
-               for i in range(pq.ParquetFile(path).num_row_groups)) <= 1 << 16
+               for i in range(pq.ParquetFile(path).num_row_groups)) <= table_module._BATCH_ROWS
     sink.truncate_after(69_999)
     assert streamed[-1] is True
     pd.testing.assert_frame_equal(read_table(path), expected[:70_000], check_exact=True)
