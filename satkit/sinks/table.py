@@ -101,16 +101,20 @@ def _append_streaming(path: Path, parts: list[Path], max_step: int | None) -> bo
         schema = table.schema_arrow.remove_metadata()
         if "step" not in schema.names:
             return False
-        steps = table.read(columns=["step"])["step"].to_numpy()
-        if len(steps) > 1 and not (steps[1:] > steps[:-1]).all():
-            return False
+        last = None  # the table's last step, checking they increase, a batch at a time
+        for batch in table.iter_batches(batch_size=_BATCH_ROWS, columns=["step"]):
+            steps = batch.column(0).to_numpy()
+            if len(steps) and ((last is not None and steps[0] <= last)
+                               or not (steps[1:] > steps[:-1]).all()):
+                return False
+            last = steps[-1] if len(steps) else last
         new = [t for t in (pq.read_table(p) for p in parts) if t.num_columns]
         if new:
             if any(not t.schema.remove_metadata().equals(schema) for t in new):
                 return False
             frame = pa.concat_tables(new).to_pandas()
             frame = frame.drop_duplicates("step", keep="last").sort_values("step", kind="stable")
-            if len(steps) and len(frame) and frame["step"].iloc[0] <= steps[-1]:
+            if last is not None and len(frame) and frame["step"].iloc[0] <= last:
                 return False
             new = [pa.Table.from_pandas(frame, schema=schema, preserve_index=False)]
 
