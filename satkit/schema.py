@@ -7,7 +7,7 @@ reads) holds:
 ``config.json``               the resolved :class:`satkit.training.TrainConfig`, plus the
                               method as applied, versions, device and data sizes
 ``metrics.parquet``           one row per recorded step (the columns are the recorder's
-                              quantities, :data:`satkit.hooks.quantities.QUANTITIES`)
+                              quantities, :data:`satkit.columns.QUANTITIES`)
 ``samples.parquet``           one row per training sample (:data:`SAMPLE_COLUMNS`, then
                               :data:`SAMPLE_LABEL_COLUMNS`)
 ``epochs.csv``                one row per finished epoch (:data:`EPOCH_COLUMNS`)

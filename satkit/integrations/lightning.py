@@ -45,7 +45,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from satkit.hooks.quantities import QUANTITIES, column_names, tensorboard_tag
+from satkit.columns import QUANTITIES, column_names, tensorboard_tag
 from satkit.integrations.common import RecorderOptions, find_head, missing_extra
 from satkit.integrations.session import RecordingSession, run_config, summary_fields
 from satkit.schema import CONFIG, DEFAULT_THRESHOLDS

@@ -1,4 +1,6 @@
-"""No host sync on recorded non-flush steps: intercepted on CPU, sync-debug mode on CUDA."""
+"""No host sync on recorded steps, flushes included: intercepted on CPU (reads of a tensor on
+the training thread), sync-debug mode on CUDA (every stream synchronisation, host-to-device
+copies from pageable memory too)."""
 
 import contextlib
 import threading
@@ -30,7 +32,7 @@ class SyncGuard:
         def guarded(t, *args, **kwargs):
             if self.active and threading.current_thread() is threading.main_thread():
                 self.calls.append(name)
-                raise AssertionError(f"host sync: Tensor.{name} called on a non-flush step")
+                raise AssertionError(f"host sync: Tensor.{name} called on a training step")
             return original(t, *args, **kwargs)
         return guarded
 
@@ -61,9 +63,8 @@ def test_no_host_sync_on_a_language_model_head_given_its_loss(monkeypatch):
     y[0, -3:] = -100
     flush_every = 3
     rec = SaturationRecorder(head, num_samples=n, flush_every=flush_every, histogram_every=2)
-    for step in range(2 * flush_every):
-        flushing = (step + 1) % flush_every == 0
-        with guard.on() if not flushing else contextlib.nullcontext():
+    for step in range(2 * flush_every):  # steps 2 and 5 flush, on the training thread
+        with guard.on():
             head.zero_grad(set_to_none=True)
             rec.set_target(y, loss_follows=True)
             loss = F.cross_entropy(head(x).flatten(0, 1), y.flatten())
@@ -71,6 +72,7 @@ def test_no_host_sync_on_a_language_model_head_given_its_loss(monkeypatch):
             loss.backward()
             rec.step(index=torch.arange(n))
             _sgd(head)
+        assert rec.buffered == (step + 1) % flush_every
     assert guard.calls == [] and rec.reused_log_softmax == 2 * flush_every
     assert rec.metrics()["step"].tolist() == list(range(2 * flush_every))
     rec.close()
@@ -90,18 +92,16 @@ def test_no_host_sync_on_recorded_non_flush_steps(monkeypatch, kind):
                                           prepend=True) if kind == "noisy" else None
     flush_every = 5
     rec = SaturationRecorder(net.head, num_samples=12, flush_every=flush_every,
-                             histogram_every=2, thresholds=(0.3, 0.5))
-    for step in range(2 * flush_every):
-        flushing = (step + 1) % flush_every == 0
-        with guard.on() if kind == "linear" and not flushing else contextlib.nullcontext():
+                             histogram_every=2, thresholds=(0.3, 0.5), opt_in=("entropy",))
+    for step in range(2 * flush_every):  # steps 4 and 9 flush (reduce, pack, per-sample)
+        with guard.on() if kind == "linear" else contextlib.nullcontext():
             net.zero_grad(set_to_none=True)
             loss = F.cross_entropy(net(x, y), y)
             loss.backward()
-            if flushing:
-                guard.active = False
             rec.step(y, index=torch.arange(12), loss=loss.detach() if step % 2 else None)
             _sgd(net)
         guard.active = False
+        assert rec.buffered == (step + 1) % flush_every
     if hook is not None:
         hook.remove()
     assert guard.calls == []
@@ -111,31 +111,39 @@ def test_no_host_sync_on_recorded_non_flush_steps(monkeypatch, kind):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_no_sync_under_cuda_sync_debug_mode():
+@pytest.mark.parametrize("kind", ["noisy", "linear"])
+def test_no_sync_under_cuda_sync_debug_mode(kind):
+    """Recorded steps and the flushes among them (a small step's records reduced at the
+    flush, the scalars packed, the per-sample record updated, the rows copied to the host)
+    never wait for the GPU."""
     device = torch.device("cuda")
     x, y = (t.to(device) for t in make_data(n=64))
-    net = make_net("noisy").to(device)
-    net.head.generator = None
-    rec = SaturationRecorder(net.head, num_samples=64, flush_every=4, histogram_every=2)
+    net = make_net(kind).to(device)
+    if kind == "noisy":
+        net.head.generator = None
+    rec = SaturationRecorder(net.head, num_samples=64, flush_every=4, histogram_every=2,
+                             opt_in=("entropy",))
     index = torch.arange(64, device=device)
 
-    def step():
+    def step(k):
         net.zero_grad(set_to_none=True)
         loss = F.cross_entropy(net(x, y), y)
         loss.backward()
-        rec.step(index=index, loss=loss.detach())
+        rec.step(y, index=index, loss=loss.detach() if k % 2 else 0.5)
         _sgd(net)
 
-    step()  # warm-up: the head checks its inputs once; buffers are allocated
+    for k in range(4):  # warm-up: the head checks its inputs once; one flush allocates
+        step(k)
+    rec.wait_for_writes()
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        for _ in range(2):  # steps 1, 2: recorded, no flush
-            step()
+        for k in range(4, 12):  # steps 4..11: recorded, steps 7 and 11 flush
+            step(k)
+            assert rec.buffered == (k + 1) % 4
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    step()  # step 3 flushes
-    assert rec.metrics()["step"].tolist() == [0, 1, 2, 3]
+    assert rec.metrics()["step"].tolist() == list(range(12))
     rec.close()
 
 
@@ -163,15 +171,16 @@ def test_no_sync_on_a_language_model_head_under_cuda_sync_debug_mode():
         rec.step(index=index)
         _sgd(head)
 
-    step(False)  # warm-up: buffers are allocated
+    for _ in range(4):  # warm-up: buffers are allocated; step 3 flushes
+        step(False)
+    rec.wait_for_writes()
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        step(False)  # steps 1, 2: recorded, no flush
-        step(True)
+        for k in range(4, 10):  # steps 4..9: recorded, step 7 flushes
+            step(k % 2 == 1)
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    step(False)  # step 3 flushes
-    assert rec.metrics()["step"].tolist() == [0, 1, 2, 3]
-    assert rec.reused_log_softmax == 4
+    assert rec.metrics()["step"].tolist() == list(range(10))
+    assert rec.reused_log_softmax == 10
     rec.close()
