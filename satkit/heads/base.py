@@ -45,7 +45,7 @@ from torch import Tensor, nn
 from satkit.functional import clean_logits
 from satkit.heads.checks import check_forward, check_sizes
 
-__all__ = ["ClassifierHead", "SaturationHead"]
+__all__ = ["ClassifierHead", "SaturationHead", "is_saturation_head"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -61,6 +61,19 @@ class SaturationHead(Protocol):
     def clean_logits(self, logits: Tensor, target: Tensor) -> Tensor:
         """The clean (eval-mode) logits of the last forward, (N, C)."""
         ...
+
+
+def is_saturation_head(obj: object) -> bool:
+    """Whether ``obj`` implements :class:`SaturationHead` (has each of its members).
+
+    ``isinstance(obj, SaturationHead)`` would say so too, but since Python 3.12 a runtime
+    protocol check reads attributes statically and misses an ``nn.Module``'s parameters (kept
+    in ``_parameters``, reached through ``__getattr__``): this check reads them as code does.
+    """
+    methods = [k for k, v in vars(SaturationHead).items()
+               if callable(v) and not k.startswith("_")]
+    return (all(hasattr(obj, name) for name in (*SaturationHead.__annotations__, *methods))
+            and all(callable(getattr(obj, name)) for name in methods))
 
 
 class ClassifierHead(nn.Module):

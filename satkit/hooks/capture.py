@@ -57,7 +57,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from satkit.heads.base import SaturationHead
+from satkit.heads.base import is_saturation_head
 from satkit.hooks import stats
 from satkit.hooks.reduce import Record, logit_vectors
 
@@ -351,7 +351,7 @@ def capture_forward(module: nn.Module, args: tuple, kwargs: dict, output: Tensor
         noise = _constant(p, output.device, output.dtype, 0)
     known = isinstance(head_target, Tensor)
     clean, from_noise, checked = None, False, False
-    if isinstance(module, SaturationHead):  # the head protocol: its own inverse, and checks
+    if is_saturation_head(module):  # the head protocol: its own inverse, and checks
         applies = getattr(module, "applies", None)
         if known and (applies is None or applies(head_target)):
             # The head's inverse of its training-time change, taken now, while its state
