@@ -1,0 +1,242 @@
+"""One training run recorded by a framework callback: the run directory, the recorder and its
+sinks, the targets of the step, and the summary written at the end.
+
+The callbacks only translate their framework's events into the four calls of
+:class:`RecordingSession` (``announce`` the target of the next training forward, ``step``
+after backward, ``finish`` at the end, ``abort`` on an error); what a run directory holds is
+decided here, once, in the format ``satkit train`` writes (:mod:`satkit.schema`), so
+``satkit report``, ``satkit plot``, ``satkit tensorboard`` and :func:`satkit.analysis.load_run`
+read it unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from satkit import methods, schema
+from satkit._version import __version__
+from satkit.hooks import SaturationRecorder
+from satkit.integrations.common import RecorderOptions
+
+__all__ = ["RecordingSession", "gradient_scale", "method_config", "run_config",
+           "summary_fields"]
+
+#: How far the gradient columns may be from the per-position cross-entropy gradient before
+#: :meth:`RecordingSession.finish` warns (float32 round-off stays far below it).
+GRADIENT_SCALE_TOLERANCE = 0.01
+
+
+def method_config(head: nn.Module) -> dict[str, Any]:
+    """The raw method fields of a run's config.json (``loss``, ``alpha2``, ``noise``) for the
+    head it trains: Noisy Softmax for a :class:`satkit.NoisySoftmax` head, plain softmax
+    otherwise (:func:`run_config` derives the method as applied from them).
+
+    Example:
+        >>> method_config(torch.nn.Linear(4, 3))
+        {'loss': 'softmax', 'alpha2': 0.0, 'noise': 'none'}
+    """
+    from satkit.heads import NoisySoftmax
+
+    if isinstance(head, NoisySoftmax):
+        return {"loss": "noisy", "alpha2": head.alpha2, "noise": head.noise}
+    return {"loss": "softmax", "alpha2": 0.0, "noise": "none"}
+
+
+def run_config(head: nn.Module, options: RecorderOptions, fields: Mapping[str, Any],
+               user: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The config.json of a recorded run.
+
+    Args:
+        head: the recorded head (gives the method, :func:`method_config`).
+        options: the recorder's settings (recorded as they were used).
+        fields: what the callback knows of the run (framework, model, dataset, seed, ...).
+        user: the caller's entries; they override the others (e.g. ``{"dataset": "sst2"}``,
+            or ``{"loss": "cosface", "margin": 0.35}`` for a head satkit cannot identify).
+
+    Returns:
+        A JSON-ready dict with at least ``method``, ``dataset`` and ``seed``; ``method``,
+        ``effective_alpha2`` and ``effective_noise`` are derived from the final ``loss``,
+        ``alpha2`` and ``noise`` by the catalogue's rules (:mod:`satkit.methods`).
+    """
+    config: dict[str, Any] = {**method_config(head), **fields,
+                              "thresholds": list(options.thresholds), "every": options.every,
+                              "flush_every": options.flush_every,
+                              "histogram_every": options.histogram_every,
+                              "ignore_index": options.ignore_index,
+                              "sequence_level": options.sequence_level,
+                              "satkit_version": __version__, "torch_version": torch.__version__,
+                              "threads": torch.get_num_threads()}
+    config.update(user or {})
+    loss, alpha2 = config.get("loss"), config.get("alpha2")
+    noise = config.get("noise")
+    config["method"] = methods.resolve_method(loss, alpha2)
+    config["effective_alpha2"] = methods.effective_alpha2(loss, alpha2)
+    config["effective_noise"] = methods.effective_noise(
+        loss, alpha2, None if noise == "none" else noise)
+    config.setdefault("dataset", "unknown")
+    config.setdefault("seed", None)
+    return config
+
+
+def summary_fields(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The summary.json fields that restate the run's config.json (the method as applied).
+
+    Example:
+        >>> summary_fields({"method": "softmax", "effective_alpha2": 0.0, "seed": 3})["loss"]
+        'softmax'
+    """
+    return {"dataset": config.get("dataset"), "model": config.get("model"),
+            "loss": config.get("method"), "alpha2": config.get("effective_alpha2"),
+            "noise": config.get("effective_noise"), "seed": config.get("seed"),
+            "device": config.get("device")}
+
+
+def gradient_scale(metrics: pd.DataFrame) -> float:
+    """How many times the recorded target gradient is the cross-entropy one, 1 - p_y.
+
+    For a cross-entropy loss on the head's logits, |dL_i/df_y| = 1 - p_y under the training
+    logits, so ``grad_target_mean`` equals ``1 - p_target_noisy_mean`` row by row when the
+    step's loss is the mean over the step's positions (what the recorder assumes). The
+    median ratio over the rows where 1 - p_y is not tiny tells the actual scaling (e.g. 2 when
+    a framework summed two accumulated micro-batch means instead of averaging them).
+
+    Returns:
+        The median ratio; NaN when no row can tell (nothing recorded, everything saturated).
+
+    Example:
+        >>> gradient_scale(pd.DataFrame({"grad_target_mean": [0.5, 0.2],
+        ...                              "p_target_noisy_mean": [0.75, 0.9]}))
+        2.0
+    """
+    if not {"grad_target_mean", "p_target_noisy_mean"} <= set(metrics.columns):
+        return math.nan
+    rest = 1.0 - metrics["p_target_noisy_mean"].to_numpy(dtype=np.float64)
+    grad = metrics["grad_target_mean"].to_numpy(dtype=np.float64)
+    usable = np.isfinite(rest) & np.isfinite(grad) & (rest > 1e-3)
+    return float(np.median(grad[usable] / rest[usable])) if usable.any() else math.nan
+
+
+class RecordingSession:
+    """The recorder of one training run and what it writes.
+
+    Args:
+        head: the module producing the logits (:func:`satkit.integrations.find_head`).
+        run_dir: the claimed run directory on the process that writes (rank 0), else None:
+            no sinks, the recorder only takes part in the reduction across ranks.
+        options: the recorder's settings.
+        num_samples: the training set's size, for the per-sample record (needs dataset
+            indices in :meth:`announce`); None: no per-sample record.
+        sinks: further sinks for the recorder (on the writing process).
+
+    The recorder writes ``metrics.parquet`` and ``samples.parquet``
+    (:class:`~satkit.sinks.TableSink`) and TensorBoard event files
+    (:class:`~satkit.sinks.TensorBoardSink`) into ``run_dir``.
+    """
+
+    def __init__(self, head: nn.Module, run_dir: Path | None, options: RecorderOptions, *,
+                 num_samples: int | None = None, sinks: Sequence[Any] = ()) -> None:
+        from satkit.sinks import TableSink, TensorBoardSink
+
+        self.run_dir = run_dir
+        all_sinks: list[Any] = []
+        if run_dir is not None:
+            all_sinks = [TableSink(run_dir / schema.METRICS),
+                         TensorBoardSink(run_dir, histogram_every=options.histogram_every),
+                         *sinks]
+        self.recorder = SaturationRecorder(
+            head, thresholds=options.thresholds, num_samples=num_samples, every=options.every,
+            flush_every=options.flush_every, sinks=all_sinks,
+            histogram_every=options.histogram_every, ignore_index=options.ignore_index,
+            sequence_level=options.sequence_level)
+        self._indices: list[Tensor] = []
+        self._started = time.perf_counter()
+        self.closed = False
+
+    def announce(self, target: Tensor, index: Tensor | None = None, *,
+                 grad_scale: Tensor | float | None = None) -> None:
+        """The target (and the dataset indices) of the head's next training forward, and what
+        turns its logits gradient into per-position gradients (None: the recorder's default).
+        The framework gives the forward's loss to :meth:`loss` before backward.
+
+        No host sync: the target goes to :meth:`SaturationRecorder.set_target`, the index is
+        kept until :meth:`step`.
+        """
+        self.recorder.set_target(target, grad_scale=grad_scale, loss_follows=True)
+        if index is not None:
+            self._indices.append(index)
+
+    def loss(self, loss: Tensor | None) -> None:
+        """The loss of the announced forward(s), before backward (None: the framework has
+        none to give): see :meth:`SaturationRecorder.set_loss`."""
+        self.recorder.set_loss(loss)
+
+    def step(self) -> None:
+        """Close the optimizer step: every forward announced since the last step belongs to it
+        (gradient accumulation). Call after backward, before the gradients are zeroed."""
+        indices, self._indices = self._indices, []
+        index = None if not indices else indices[0] if len(indices) == 1 else torch.cat(indices)
+        self.recorder.step(index=index)
+
+    def finish(self, fields: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Flush and close the recorder (on every rank), then write summary.json.
+
+        Args:
+            fields: the summary figures the callback knows (steps, epochs, finished, ...);
+                the saturation figures come from the whole run's tables
+                (:func:`satkit.analysis.saturation_summary`), the timings from here.
+
+        Returns:
+            The summary written (the keys of :data:`satkit.schema.SUMMARY_FIELDS`), None on a
+            process without ``run_dir``.
+
+        Warns:
+            UserWarning: the gradient columns are not the per-position cross-entropy
+                gradient (:func:`gradient_scale` away from 1), saying by how much.
+        """
+        from satkit.analysis import load_run, saturation_summary
+        from satkit.training.run_dir import write_json
+
+        seconds = time.perf_counter() - self._started
+        self.closed = True
+        self.recorder.close()
+        if self.run_dir is None:
+            return None
+        run = load_run(self.run_dir)
+        scale = gradient_scale(run.metrics)
+        if math.isfinite(scale) and abs(scale - 1.0) > GRADIENT_SCALE_TOLERANCE:
+            warnings.warn(
+                f"{self.run_dir}: the gradient columns are {scale:.4g} x the per-position "
+                "cross-entropy gradient 1 - p_y: the step's loss was not the mean over the "
+                "step's positions (or is not plain cross-entropy); see satkit.integrations",
+                stacklevel=3)
+        steps = int(fields.get("steps") or 0)
+        values = {**fields, **saturation_summary(run),
+                  "seconds": round(seconds, 3),
+                  "seconds_per_step": seconds / steps if steps else None,
+                  "wall_seconds": round(seconds, 3), "satkit_version": __version__}
+        summary = {key: values.get(key) for key in schema.SUMMARY_FIELDS}
+        write_json(self.run_dir / schema.SUMMARY, summary)
+        return summary
+
+    def abort(self, *, flush: bool) -> None:
+        """Stop after an error (idempotent). ``flush=True``: close the recorder (flush, samples
+        table, sinks closed). ``flush=False`` only removes the hooks: under
+        ``torch.distributed`` a flush would wait for ranks that may have died; the rows of
+        earlier flushes are on disk already (:func:`satkit.sinks.read_table` reads them)."""
+        if self.closed:
+            return
+        self.closed = True
+        if flush:
+            self.recorder.close()
+        else:
+            self.recorder.remove()
