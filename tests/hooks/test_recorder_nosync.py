@@ -3,6 +3,7 @@ the training thread), sync-debug mode on CUDA (every stream synchronisation, hos
 copies from pageable memory too)."""
 
 import contextlib
+import sys
 import threading
 
 import pytest
@@ -16,10 +17,17 @@ SYNCING = ("item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__",
            "__array__")
 
 
+#: torch functions that make a tensor of host data: on an accelerator, a copy from pageable
+#: memory follows (a stream synchronisation) unless it goes through buffer.to_device.
+HOST_DATA = ("tensor", "as_tensor", "from_numpy")
+
+
 class SyncGuard:
-    """Fails any Tensor -> host read on the training (main) thread while active (a host sync
-    on an accelerator). The recorder's writer thread reads host copies of earlier flushes:
-    that never blocks a training step."""
+    """Fails, on the training (main) thread while active, what would wait for an accelerator:
+    any Tensor -> host read; a tensor made of host data in satkit's own code anywhere but
+    :func:`satkit.hooks.buffer.to_device` (pinned memory, non-blocking copy); indexing with a
+    Python list (copied to the device first). The recorder's writer thread reads host copies
+    of earlier flushes: that never blocks a training step."""
 
     def __init__(self, monkeypatch):
         self.active = False
@@ -27,12 +35,40 @@ class SyncGuard:
         for name in SYNCING:
             original = getattr(torch.Tensor, name)
             monkeypatch.setattr(torch.Tensor, name, self._wrap(name, original))
+        for name in HOST_DATA:
+            monkeypatch.setattr(torch, name, self._wrap_host_data(name, getattr(torch, name)))
+        for name in ("__getitem__", "__setitem__"):
+            original = getattr(torch.Tensor, name)
+            monkeypatch.setattr(torch.Tensor, name, self._wrap_index(name, original))
+
+    def _fail(self, what: str) -> None:
+        self.calls.append(what)
+        raise AssertionError(f"host sync: {what} on a training step")
+
+    def _guarding(self) -> bool:
+        return self.active and threading.current_thread() is threading.main_thread()
+
+    def _wrap_host_data(self, name, original):
+        def guarded(*args, **kwargs):
+            caller = sys._getframe(1).f_globals.get("__name__", "")
+            if self._guarding() and caller.startswith("satkit.") \
+                    and caller != "satkit.hooks.buffer":
+                self._fail(f"torch.{name} in {caller}")
+            return original(*args, **kwargs)
+        return guarded
+
+    def _wrap_index(self, name, original):
+        def guarded(t, index, *args):
+            parts = index if isinstance(index, tuple) else (index,)
+            if self._guarding() and any(isinstance(p, list) for p in parts):
+                self._fail(f"Tensor.{name} with a list index")
+            return original(t, index, *args)
+        return guarded
 
     def _wrap(self, name, original):
         def guarded(t, *args, **kwargs):
-            if self.active and threading.current_thread() is threading.main_thread():
-                self.calls.append(name)
-                raise AssertionError(f"host sync: Tensor.{name} called on a training step")
+            if self._guarding():
+                self._fail(f"Tensor.{name}")
             return original(t, *args, **kwargs)
         return guarded
 
