@@ -12,7 +12,7 @@ declarations (:mod:`satkit.columns`) once per recorder.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -104,7 +104,7 @@ class Layout:
         opt_in: the opt-in quantities to record (:func:`satkit.columns.check_opt_in`).
     """
 
-    def __init__(self, thresholds: Sequence[float], opt_in: Sequence[str] = ()) -> None:
+    def __init__(self, thresholds: Sequence[float], opt_in: Iterable[str] = ()) -> None:
         self.thresholds = tuple(float(t) for t in thresholds)
         self.opt_in = columns.check_opt_in(opt_in)
         self.quantities = recorded = columns.recorded(self.opt_in)

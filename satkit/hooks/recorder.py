@@ -134,7 +134,7 @@ class SaturationRecorder(Announcements):
         names = [threshold_column(t) for t in taus]
         if len(set(names)) != len(names):
             raise ValueError(f"thresholds give duplicate column names {names}")
-        self.layout = Layout(taus, tuple(opt_in))
+        self.layout = Layout(taus, opt_in)
         self.thresholds = self.layout.thresholds
         self.num_samples = check_int("num_samples", num_samples, minimum=1, optional=True)
         self.every = check_int("every", every, minimum=1)
