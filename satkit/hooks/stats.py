@@ -10,14 +10,14 @@ the device, and the reduction across ranks is exact:
    one, ||X||, ||W_y||, W_y.X, |dL/df_y| and ||dL/df||. With the target known at forward time
    this happens in the hooks, and nothing of size (positions x classes) is kept until
    ``step()``. A small step (a classifier's batch) reduces its features at once and leaves
-   its logits and their gradient to the flush, which reduces all buffered steps together
-   (:mod:`satkit.hooks.deferred`);
-2. per step (or, for small steps, per flush), :func:`satkit.hooks.reduce.reduce` stacks those
-   vectors into one (len(Layout.packed), P) tensor for the device buffer (the slots:
-   :data:`SLOTS`, then the recorded quantities' own kernels);
+   its logits and their gradient to the flush, which reduces all buffered steps together;
+2. per step (or, for small steps, per flush), :func:`satkit.hooks.reduce.reduce` runs what
+   is pending of those kernels and stacks the vectors into one (len(Layout.packed), P)
+   tensor for the device buffer (:data:`satkit.hooks.layout.SLOTS`, then the recorded
+   quantities' own kernels);
 3. per flush, :func:`reduce_rows` evaluates the declared per-position values
    (:data:`satkit.columns.VALUES`) on every buffered step at once and reduces them to
-   one *raw* row per step (:class:`Layout`: sums, counts and maxima, never means, so they add
+   one *raw* row per step (:class:`~satkit.hooks.layout.Layout`: sums, counts and maxima, never means, so they add
    exactly across ranks), the per-position p_y and noise kept for quantiles and histograms, and
    the per-sample values of the individual-saturation record; then, on the host,
    :func:`satkit.hooks.rows.finalize` turns raw rows into rows of the ``metrics`` table.
