@@ -17,8 +17,9 @@ the device, and the reduction across ranks is exact:
    quantities' own kernels);
 3. per flush, :func:`reduce_rows` evaluates the declared per-position values
    (:data:`satkit.columns.VALUES`) on every buffered step at once and reduces them to
-   one *raw* row per step (:class:`~satkit.hooks.layout.Layout`: sums, counts and maxima, never means, so they add
-   exactly across ranks), the per-position p_y and noise kept for quantiles and histograms, and
+   one *raw* row per step (:class:`~satkit.hooks.layout.Layout`: sums, counts and maxima,
+   never means, so they add exactly across ranks), the per-position p_y and noise kept for
+   quantiles and histograms, and
    the per-sample values of the individual-saturation record; then, on the host,
    :func:`satkit.hooks.rows.finalize` turns raw rows into rows of the ``metrics`` table.
 
