@@ -19,8 +19,8 @@ the device, and the reduction across ranks is exact:
    (:data:`satkit.columns.VALUES`) on every buffered step at once and reduces them to
    one *raw* row per step (:class:`~satkit.hooks.layout.Layout`: sums, counts and maxima,
    never means, so they add exactly across ranks), the per-position p_y and noise kept for
-   quantiles and histograms, and
-   the per-sample values of the individual-saturation record; then, on the host,
+   quantiles and histograms, and the per-sample values of the individual-saturation record;
+   then, on the host,
    :func:`satkit.hooks.rows.finalize` turns raw rows into rows of the ``metrics`` table.
 
 Positions: a sample of (N, C) logits, or a token of (N, T, C) sequence logits whose target is
