@@ -47,8 +47,9 @@ def _add_compare_flags(p: argparse.ArgumentParser, *, out_default: str) -> None:
                    help="Noisy Softmax's alpha^2 values (0 = plain softmax; default 0.1)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="S")
     p.add_argument("--out", default=out_default, help=f"output directory (default: {out_default})")
-    p.add_argument("--no-figure", dest="figure", action="store_false",
-                   help="skip the dashboard figure")
+    # --figures/--no-figures (a config flag) decides the runs' figures and the comparison's;
+    # the old --no-figure still works, with a deprecation note (satkit 0.x)
+    p.add_argument("--no-figure", dest="no_figure", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--rank-by", default="test_error", choices=RANK_BY,
                    help="the figure the ranking of several methods is sorted by "
                         "(default: test_error)")
@@ -153,8 +154,11 @@ def _compare(args: argparse.Namespace, *, base: TrainConfig | None = None) -> in
         config = base if base is not None else config_from_args(args)
     except ConfigError as exc:
         return _fail(str(exc))
+    if getattr(args, "no_figure", False):
+        _note("--no-figure is deprecated and will be removed: use --no-figures")
+        config = config.replace(figures=False)
     result = _guarded(args, compare, config, alpha2s=args.alpha2s, seeds=args.seeds,
-                      losses=args.losses, out=args.out, figure=args.figure,
+                      losses=args.losses, out=args.out, figure=config.figures,
                       resume=getattr(args, "resume", False), notify=_note,
                       rank_by=getattr(args, "rank_by", "test_error"))
     if isinstance(result, int):
@@ -173,7 +177,7 @@ def _compare(args: argparse.Namespace, *, base: TrainConfig | None = None) -> in
 def _demo(args: argparse.Namespace) -> int:
     base = TrainConfig(**DEMO, quiet=args.quiet)
     ns = argparse.Namespace(command="demo", alpha2s=list(DEMO_ALPHA2), seeds=[0], losses=None,
-                            out=args.out, figure=True)
+                            out=args.out)
     print(f"satkit demo: softmax vs Noisy Softmax (alpha2 = {', '.join(map(str, DEMO_ALPHA2))}) "
           f"on the embedded digits, {DEMO['epochs']} epochs each", flush=True)
     return _compare(ns, base=base)

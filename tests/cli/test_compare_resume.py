@@ -15,7 +15,7 @@ from child_runs import assert_same_run, one_line_error, satkit_process, satkit_r
 # Four runs of one epoch, five steps each (1437 digits in full batches of 256).
 GRID = ["compare", "--alpha2", "0", "0.1", "--seeds", "0", "1", "--epochs", "1",
         "--batch-size", "256", "--lr", "0.05", "--device", "cpu", "--quiet", "--flush-every", "2",
-        "--no-figure", "--no-figures"]
+        "--no-figures"]
 RUNS = ["softmax_seed=0", "noisy-softmax_alpha2=0.1_seed=0", "softmax_seed=1",
         "noisy-softmax_alpha2=0.1_seed=1"]
 TIMINGS = ("seconds", "seconds_per_step", "wall_seconds", "cost")
