@@ -72,9 +72,9 @@ def _guarded(args: argparse.Namespace, fn, *a: Any, **kwargs: Any) -> Any:
     loss, a disk that is full or read-only), 130 for SIGINT/SIGTERM (the state is saved)."""
     from satkit.analysis import RunError
     from satkit.data import DataError
+    from satkit.run_dir import RunDirError, RunLockedError, describe_os_error
     from satkit.training.checkpoint import CheckpointError
     from satkit.training.interrupt import Interrupted, StopRequested
-    from satkit.training.run_dir import RunDirError, RunLockedError, describe_os_error
     from satkit.training.trainer import NonFiniteError
 
     try:

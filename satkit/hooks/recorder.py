@@ -35,8 +35,8 @@ from satkit.hooks import lossgraph, stats, targets
 from satkit.hooks.buffer import StepMeta
 from satkit.hooks.capture import Capture, capture_forward, check_head
 from satkit.hooks.flusher import Flusher
+from satkit.hooks.options import RecorderOptions, recorder_options
 from satkit.hooks.quantities import threshold_column
-from satkit.schema import DEFAULT_THRESHOLDS
 from satkit.validation import check_bool, check_int, check_real, check_reals
 
 __all__ = ["SaturationRecorder"]
@@ -96,19 +96,15 @@ class SaturationRecorder:
         head: a ``satkit`` head (:class:`satkit.heads.base.SaturationHead`) or any module with
             a 2-D ``weight`` producing the logits of a cross-entropy classifier (an
             ``nn.Linear``, an LM's tied output layer).
-        thresholds: saturation thresholds tau in (0, 1); ``saturated_frac`` and the per-sample
-            record use the last one.
+        options: what to record (:class:`~satkit.hooks.RecorderOptions`: thresholds,
+            ``every``, ``flush_every``, ``histogram_every``, ``ignore_index``,
+            ``sequence_level``, ``opt_in``); default: its defaults.
         num_samples: dataset size; with ``index`` in :meth:`step`, enables the per-sample record.
-        every: record the steps whose index is a multiple of ``every``.
-        flush_every: buffered rows before an automatic flush (so a flush every
-            ``flush_every * every`` steps; earlier when the buffer would exceed 64 MiB, e.g.
-            for a language model with very many tokens per step).
         sinks: objects with ``write(rows)`` and ``close()`` (:class:`satkit.sinks.Sink`).
             Under ``torch.distributed`` only rank 0 writes; create the sinks on rank 0 only.
-        histogram_every: keep the per-sample p_target and noise of the steps whose index is a
-            multiple of this, for sinks with ``write_histograms``; None: no histograms.
-        ignore_index: target value of positions to leave out (as ``F.cross_entropy``).
-        sequence_level: see "Sequence logits" above; in (0, 1].
+        **settings: :class:`~satkit.hooks.RecorderOptions` fields that replace those of
+            ``options`` (``SaturationRecorder(head, every=2)`` is
+            ``SaturationRecorder(head, RecorderOptions(every=2))``).
         background: write to the sinks on a background thread (False: in ``flush()``).
         compile: ``torch.compile`` the per-step statistics (same numbers, fewer kernel
             launches); None: when the head is on a CUDA device.
@@ -120,7 +116,7 @@ class SaturationRecorder:
     Example:
         >>> head = torch.nn.Linear(4, 3)
         >>> x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
-        >>> with SaturationRecorder(head, num_samples=8) as rec:
+        >>> with SaturationRecorder(head, RecorderOptions(), num_samples=8) as rec:
         ...     torch.nn.functional.cross_entropy(head(x), y).backward()
         ...     rec.step(y, index=torch.arange(8))
         >>> len(rec.metrics()), len(head._forward_hooks)
@@ -130,18 +126,23 @@ class SaturationRecorder:
     def __init__(
         self,
         head: nn.Module,
+        options: RecorderOptions | None = None,
         *,
-        thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
         num_samples: int | None = None,
-        every: int = 1,
-        flush_every: int = 100,
         sinks: Sequence[Any] = (),
-        histogram_every: int | None = 100,
-        ignore_index: int = -100,
-        sequence_level: float = 0.5,
         background: bool = True,
         compile: bool | None = None,
+        **settings: Any,
     ) -> None:
+        options = recorder_options(options, settings, who="SaturationRecorder")
+        self.options = options
+        # MERGE(issue24-recorder): the opt-in quantities are options.opt_in; none exists in
+        # this branch, so any name is refused here until the recorder declares them.
+        if options.opt_in:
+            raise ValueError(f"opt_in: unknown quantities {list(options.opt_in)}")
+        thresholds, every, flush_every = options.thresholds, options.every, options.flush_every
+        histogram_every, ignore_index = options.histogram_every, options.ignore_index
+        sequence_level = options.sequence_level
         self.head = check_head(head)
         taus = check_reals("thresholds", thresholds, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
         names = [threshold_column(t) for t in taus]
