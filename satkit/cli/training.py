@@ -8,6 +8,7 @@ from typing import Any
 
 from satkit.analysis.ranking import RANK_BY
 from satkit.cli.args import add_config_flags, config_from_args, flag_message
+from satkit.methods import NOISY
 from satkit.training.config import LOSS_NAMES, ConfigError, TrainConfig
 
 __all__ = ["DEMO", "register"]
@@ -126,7 +127,7 @@ def _train(args: argparse.Namespace) -> int:
     if result.summary:  # rank 0 only
         s = result.summary
         onset = "never" if s["onset_step"] is None else s["onset_step"]
-        method = s["loss"] if s["loss"] != "noisy" else f"Noisy Softmax alpha2={s['alpha2']:g}"
+        method = s["loss"] if s["loss"] != NOISY else f"Noisy Softmax alpha2={s['alpha2']:g}"
         print(f"{s['dataset']} {method}: test error {s['test_error']:.2f}% "
               f"(best {s['best_test_error']:.2f}%){_calibration_text(s)}, saturation onset step "
               f"{onset}, {s['steps']} steps in {s['seconds']:.1f}s on {s['device']}")

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from satkit import methods
 from satkit._version import __version__
 from satkit.hooks import RecorderOptions
+from satkit.methods import NOISY, SOFTMAX
 from satkit.run_writer import RunWriter
 
 __all__ = ["RecordingSession", "gradient_scale", "method_config", "run_config",
@@ -48,8 +49,8 @@ def method_config(head: nn.Module) -> dict[str, Any]:
     from satkit.heads import NoisySoftmax
 
     if isinstance(head, NoisySoftmax):
-        return {"loss": "noisy", "alpha2": head.alpha2, "noise": head.noise}
-    return {"loss": "softmax", "alpha2": 0.0, "noise": "none"}
+        return {"loss": NOISY, "alpha2": head.alpha2, "noise": head.noise}
+    return {"loss": SOFTMAX, "alpha2": 0.0, "noise": "none"}
 
 
 def run_config(head: nn.Module, options: RecorderOptions, fields: Mapping[str, Any],

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from satkit import schema
+from satkit.methods import NOISY
 from satkit.run_dir import (
     atomic_write_text,
     claim_run_dir,
@@ -91,7 +92,7 @@ def grid(base: TrainConfig, *, alpha2s: Sequence[float] | None = None,
     configs: dict[str, TrainConfig] = {}
     for seed in seeds:
         for loss in losses:
-            for a in alpha2s if loss == "noisy" else [base.alpha2]:
+            for a in alpha2s if loss == NOISY else [base.alpha2]:
                 config = base.replace(loss=loss, alpha2=a, seed=int(seed))
                 configs.setdefault(run_name(config), config)  # softmax = noisy at alpha2 0
     return list(configs.values())

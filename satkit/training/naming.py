@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from satkit.methods import NOISY
 from satkit.training.config import TrainConfig
 
 __all__ = ["NOISY_SOFTMAX", "default_run_dir", "run_name"]
@@ -27,7 +28,7 @@ def run_name(config: TrainConfig) -> str:
         >>> run_name(TrainConfig(alpha2=1, noise="amplitude")), run_name(TrainConfig(loss="focal"))
         ('noisy-softmax_alpha2=1_noise=amplitude_seed=0', 'focal_seed=0')
     """
-    if config.method != "noisy":
+    if config.method != NOISY:
         return f"{config.method}_seed={config.seed}"
     noise = "" if config.effective_noise == "annealed" else f"_noise={config.effective_noise}"
     return f"{NOISY_SOFTMAX}_alpha2={config.effective_alpha2:g}{noise}_seed={config.seed}"

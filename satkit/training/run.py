@@ -28,6 +28,7 @@ import torch.distributed as dist
 
 from satkit import schema
 from satkit._version import __version__
+from satkit.methods import NOISY
 from satkit.run_dir import RunWriteError, describe_os_error
 from satkit.run_writer import RunWriter
 from satkit.training.checkpoint import CheckpointError, load_checkpoint
@@ -69,7 +70,7 @@ def run_label(config: TrainConfig, position: tuple[int, int] | None = None) -> s
         ('[2/3] noisy alpha2=0.1 seed=0', 'softmax seed=0')
     """
     name = config.method
-    if config.method == "noisy":
+    if config.method == NOISY:
         name += f" alpha2={config.effective_alpha2:g}"
         if config.effective_noise != "annealed":
             name += f" noise={config.effective_noise}"
