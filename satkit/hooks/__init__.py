@@ -5,9 +5,28 @@ what is measured (one declaration per metrics column), ``stats`` holds the maths
 functions), ``capture`` the PyTorch hook plumbing, ``buffer`` the device storage, ``samples``
 the per-sample record, ``distributed`` the reduction across ranks, ``fanout`` and ``writer``
 the way rows reach the sinks, and ``recorder`` ties them together.
+
+``RecorderOptions`` needs no torch (a config can state it anywhere); ``SaturationRecorder`` is
+loaded on first use.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from satkit.hooks.options import RecorderOptions
-from satkit.hooks.recorder import SaturationRecorder
+
+if TYPE_CHECKING:
+    from satkit.hooks.recorder import SaturationRecorder
 
 __all__ = ["RecorderOptions", "SaturationRecorder"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SaturationRecorder":
+        from satkit.hooks.recorder import SaturationRecorder
+
+        return SaturationRecorder
+    raise AttributeError(f"module 'satkit.hooks' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from satkit import methods
+from satkit.hooks.options import RecorderOptions
 from satkit.methods import DEFAULT_ALPHA2, METHOD_NAMES, METHODS, NOISE_FAMILIES, NOISY
-from satkit.schema import DEFAULT_THRESHOLDS
 from satkit.validation import check_bool, check_choice, check_int, check_real, check_reals
 
 __all__ = ["DATASETS", "HISTOGRAM_SLICES", "LOSS_NAMES", "MAX_BATCH_SIZE", "MAX_EPOCHS",
@@ -142,10 +142,11 @@ class TrainConfig:
     """Continue the run in --out from its checkpoint; every setting that shapes training must
     be the checkpoint's (device, quiet, figures, flush_every, histogram_every, data_dir may
     differ; epochs may grow)."""
-    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
-    every: int = 1
+    # the recorder's settings: defaults from satkit.hooks.RecorderOptions (histograms: per run)
+    thresholds: tuple[float, ...] = RecorderOptions.thresholds
+    every: int = RecorderOptions.every
     """Record every N-th step, N in [1, 1000000] (MAX_INTERVAL)."""
-    flush_every: int = 100
+    flush_every: int = RecorderOptions.flush_every
     """Recorded rows between two writes to disk, in [1, 1000000] (MAX_INTERVAL)."""
     histogram_every: int | None = None
     """Steps between two p_y/noise histograms in TensorBoard, in [1, 1000000] (MAX_INTERVAL);

@@ -39,6 +39,8 @@ def test_analysis_and_table_sink_import_and_work_without_torch(tmp_path):
         "import satkit, satkit.analysis, satkit.sinks, satkit.sinks.table\n"
         "from satkit.analysis import load_run, load_runs, report, saturation_summary\n"
         "from satkit.sinks import TableSink, read_table\n"
+        "from satkit.hooks import RecorderOptions\n"
+        "assert RecorderOptions(every=2).every == 2\n"
         f"sink = TableSink({path!r})\n"
         "sink.write([{'step': 0, 'loss': 1.5}, {'step': 1, 'loss': 0.5}])\n"
         "sink.close()\n"
