@@ -23,7 +23,7 @@ How a step is recorded, without a host sync:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 from typing import Any
 
@@ -39,7 +39,7 @@ from satkit.hooks.buffer import StepMeta
 from satkit.hooks.capture import Capture, capture_forward, check_head
 from satkit.hooks.flusher import Flusher
 from satkit.hooks.layout import Layout
-from satkit.schema import DEFAULT_THRESHOLDS
+from satkit.hooks.options import RecorderOptions, recorder_options
 from satkit.validation import check_bool, check_int, check_real, check_reals
 
 __all__ = ["SaturationRecorder"]
@@ -79,25 +79,20 @@ class SaturationRecorder(Announcements):
         head: a ``satkit`` head (:class:`satkit.heads.base.SaturationHead`) or any module with
             a 2-D ``weight`` producing the logits of a cross-entropy classifier (an
             ``nn.Linear``, an LM's tied output layer).
-        thresholds: saturation thresholds tau in (0, 1); ``saturated_frac`` and the per-sample
-            record use the last one.
+        options: what to record (:class:`~satkit.hooks.RecorderOptions`: thresholds,
+            ``every``, ``flush_every``, ``histogram_every``, ``ignore_index``,
+            ``sequence_level``, and ``opt_in``: costly quantities to record as well, by name
+            (:func:`satkit.columns.opt_in_names`), e.g. ``("entropy",)`` for the
+            ``entropy_mean`` column); default: its defaults.
         num_samples: dataset size; with ``index`` in :meth:`step`, enables the per-sample record.
-        every: record the steps whose index is a multiple of ``every``.
-        flush_every: buffered rows before an automatic flush (so a flush every
-            ``flush_every * every`` steps; earlier when the buffer would exceed 64 MiB, e.g.
-            for a language model with very many tokens per step).
         sinks: objects with ``write(rows)`` and ``close()`` (:class:`satkit.sinks.Sink`).
             Under ``torch.distributed`` only rank 0 writes; create the sinks on rank 0 only.
-        histogram_every: keep the per-sample p_target and noise of the steps whose index is a
-            multiple of this, for sinks with ``write_histograms``; None: no histograms.
-        ignore_index: target value of positions to leave out (as ``F.cross_entropy``).
-        sequence_level: see "Sequence logits" above; in (0, 1].
+        **settings: :class:`~satkit.hooks.RecorderOptions` fields that replace those of
+            ``options`` (``SaturationRecorder(head, every=2)`` is
+            ``SaturationRecorder(head, RecorderOptions(every=2))``).
         background: write to the sinks on a background thread (False: in ``flush()``).
         compile: ``torch.compile`` the per-step statistics (same numbers, fewer kernel
             launches); None: when the head is on a CUDA device.
-        opt_in: costly quantities to record as well (another pass over positions x
-            classes), by name (:func:`satkit.columns.opt_in_names`), e.g. ``("entropy",)``:
-            the ``entropy_mean`` column.
 
     Raises:
         TypeError: a head that is not Linear-like, a sink without ``write``/``close``.
@@ -106,7 +101,7 @@ class SaturationRecorder(Announcements):
     Example:
         >>> head = torch.nn.Linear(4, 3)
         >>> x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
-        >>> with SaturationRecorder(head, num_samples=8) as rec:
+        >>> with SaturationRecorder(head, RecorderOptions(), num_samples=8) as rec:
         ...     torch.nn.functional.cross_entropy(head(x), y).backward()
         ...     rec.step(y, index=torch.arange(8))
         >>> len(rec.metrics()), len(head._forward_hooks)
@@ -116,25 +111,25 @@ class SaturationRecorder(Announcements):
     def __init__(
         self,
         head: nn.Module,
+        options: RecorderOptions | None = None,
         *,
-        thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
         num_samples: int | None = None,
-        every: int = 1,
-        flush_every: int = 100,
         sinks: Sequence[Any] = (),
-        histogram_every: int | None = 100,
-        ignore_index: int = -100,
-        sequence_level: float = 0.5,
         background: bool = True,
         compile: bool | None = None,
-        opt_in: Iterable[str] = (),
+        **settings: Any,
     ) -> None:
+        options = recorder_options(options, settings, who="SaturationRecorder")
+        self.options = options
+        thresholds, every, flush_every = options.thresholds, options.every, options.flush_every
+        histogram_every, ignore_index = options.histogram_every, options.ignore_index
+        sequence_level = options.sequence_level
         self.head = check_head(head)
         taus = check_reals("thresholds", thresholds, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
         names = [threshold_column(t) for t in taus]
         if len(set(names)) != len(names):
             raise ValueError(f"thresholds give duplicate column names {names}")
-        self.layout = Layout(taus, opt_in)
+        self.layout = Layout(taus, options.opt_in)
         self.thresholds = self.layout.thresholds
         self.num_samples = check_int("num_samples", num_samples, minimum=1, optional=True)
         self.every = check_int("every", every, minimum=1)

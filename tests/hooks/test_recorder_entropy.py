@@ -33,9 +33,10 @@ def test_entropy_is_absent_by_default_and_opt_in_names_are_checked():
     metrics, _ = _noisy_step(opt_in=())
     assert "entropy_mean" not in metrics.columns
     assert "entropy_mean" not in column_names((0.9,))
-    for bad in (["entrpy"], "entropy"):
-        with pytest.raises(ValueError, match="opt_in"):
-            SaturationRecorder(torch.nn.Linear(3, 2), opt_in=bad)
+    with pytest.raises(ValueError, match="opt_in: unknown quantities"):
+        SaturationRecorder(torch.nn.Linear(3, 2), opt_in=["entrpy"])
+    with pytest.raises(TypeError, match="opt_in must be a sequence of quantity names"):
+        SaturationRecorder(torch.nn.Linear(3, 2), opt_in="entropy")
 
 
 def test_entropy_of_the_training_softmax_matches_float64():
