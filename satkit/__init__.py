@@ -1,24 +1,26 @@
 """satkit: measure softmax saturation and postpone it with Noisy Softmax (CVPR 2017).
 
-``import satkit`` only defines names: no backend flags, no downloads, no TensorBoard import.
-The training entry points (``train``, ``compare``, ``TrainConfig``, ``Trainer``) are loaded on
-first use, so importing satkit does not import pandas or the data and training stack.
+``import satkit`` only defines names: no backend flags, no downloads, no TensorBoard import,
+and no torch import. Every top-level name is loaded on first use (PEP 562), so ``import
+satkit.analysis`` or ``satkit.sinks.table`` works where torch is not installed.
 """
 
 from typing import TYPE_CHECKING, Any
 
 from satkit._version import __version__
-from satkit.functional import noisy_logits, target_probability
-from satkit.heads import NoisySoftmax
 
 if TYPE_CHECKING:
+    from satkit.functional import noisy_logits, target_probability
+    from satkit.heads import NoisySoftmax
     from satkit.training import TrainConfig, Trainer, compare, train
 
 __all__ = ["NoisySoftmax", "TrainConfig", "Trainer", "__version__", "compare", "noisy_logits",
            "target_probability", "train"]
 
 _LAZY = {"train": "satkit.training", "compare": "satkit.training",
-         "TrainConfig": "satkit.training", "Trainer": "satkit.training"}
+         "TrainConfig": "satkit.training", "Trainer": "satkit.training",
+         "NoisySoftmax": "satkit.heads", "noisy_logits": "satkit.functional",
+         "target_probability": "satkit.functional"}
 
 
 def __getattr__(name: str) -> Any:
@@ -27,3 +29,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'satkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -28,7 +28,8 @@ from torch import Tensor
 from satkit.methods import NOISE_FAMILIES, NoiseFamily
 from satkit.validation import check_choice, check_real, is_real
 
-__all__ = ["NOISE_FAMILIES", "NoiseFamily", "noisy_logits", "noise_magnitude", "target_probability"]
+__all__ = ["NOISE_FAMILIES", "NoiseFamily", "clean_logits", "noisy_logits", "noise_magnitude",
+           "target_probability"]
 
 def check_alpha2(alpha2: object) -> float:
     """Return ``alpha2`` as a float, or raise if it is not a finite number >= 0."""
@@ -195,6 +196,22 @@ def noisy_logits(
     index = target.unsqueeze(1)
     noisy_target = logits.gather(1, index).squeeze(1) - eps
     return logits.scatter(1, index, noisy_target.unsqueeze(1)), eps
+
+
+def clean_logits(logits: Tensor, target: Tensor, noise: Tensor) -> Tensor:
+    """The clean logits of training logits whose target logit was lowered by ``noise``:
+    ``noise`` added back on the target column, ``f_y = f_y^noise + noise`` (Eq. 5; a margin
+    the same way). The one statement of this rule: the heads (``last_noise``) and the recorder
+    (batched over many steps) call it. Out of place, no host sync.
+
+    Shape: logits (N, C), target (N,) int64 (every value a column), noise (N,) -> (N, C).
+
+    Example:
+        >>> clean_logits(torch.zeros(2, 3), torch.tensor([0, 2]), torch.tensor([1.0, 0.5]))
+        tensor([[1.0000, 0.0000, 0.0000],
+                [0.0000, 0.0000, 0.5000]])
+    """
+    return logits.scatter_add(1, target.unsqueeze(1), noise.to(logits.dtype).unsqueeze(1))
 
 
 def target_probability(logits: Tensor, target: Tensor) -> Tensor:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from satkit.functional import check_target
+from satkit.methods import BETA, DISTURB_ALPHA, EPSILON, GAMMA
 from satkit.validation import check_int, check_real
 
 __all__ = [
@@ -36,26 +37,6 @@ __all__ = [
 ]
 
 Reduction = Literal["none", "mean", "sum"]
-
-
-def check_epsilon(epsilon: object, name: str = "epsilon") -> float:
-    """Label-smoothing epsilon in [0, 1); ``name`` is the argument named in the error."""
-    return check_real(name, epsilon, lo=0.0, hi=1.0, hi_open=True)
-
-
-def check_beta(beta: object, name: str = "beta") -> float:
-    """Confidence-penalty beta >= 0; ``name`` is the argument named in the error."""
-    return check_real(name, beta, lo=0.0)
-
-
-def check_alpha(alpha: object, name: str = "alpha") -> float:
-    """DisturbLabel rate alpha in [0, 1]; ``name`` is the argument named in the error."""
-    return check_real(name, alpha, lo=0.0, hi=1.0)
-
-
-def check_gamma(gamma: object, name: str = "gamma") -> float:
-    """Focal-loss gamma >= 0; ``name`` is the argument named in the error."""
-    return check_real(name, gamma, lo=0.0)
 
 
 def _check_reduction(reduction: object) -> str:
@@ -82,7 +63,8 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 
 
 def label_smoothing_cross_entropy(
-    logits: Tensor, target: Tensor, *, epsilon: float = 0.1, reduction: Reduction = "mean"
+    logits: Tensor, target: Tensor, *, epsilon: float = EPSILON.default,
+    reduction: Reduction = "mean",
 ) -> Tensor:
     """Cross-entropy against the smoothed label ``(1 - eps) onehot(y) + eps / C``.
 
@@ -111,14 +93,14 @@ def label_smoothing_cross_entropy(
         >>> label_smoothing_cross_entropy(torch.zeros(2, 4), torch.tensor([0, 3]), epsilon=0.1)
         tensor(1.3863)
     """
-    epsilon, reduction = check_epsilon(epsilon), _check_reduction(reduction)
+    epsilon, reduction = EPSILON.check(epsilon), _check_reduction(reduction)
     logp = _log_probs(logits, target)
     nll = -logp.gather(1, target[:, None]).squeeze(1)
     return _reduce((1.0 - epsilon) * nll - epsilon * logp.mean(dim=1), reduction)
 
 
 def confidence_penalty_loss(
-    logits: Tensor, target: Tensor, *, beta: float = 0.1, reduction: Reduction = "mean"
+    logits: Tensor, target: Tensor, *, beta: float = BETA.default, reduction: Reduction = "mean"
 ) -> Tensor:
     """Cross-entropy minus beta times the entropy of the predicted distribution.
 
@@ -146,7 +128,7 @@ def confidence_penalty_loss(
         >>> confidence_penalty_loss(torch.zeros(1, 4), torch.tensor([0]), beta=1.0)
         tensor(0.)
     """
-    beta, reduction = check_beta(beta), _check_reduction(reduction)
+    beta, reduction = BETA.check(beta), _check_reduction(reduction)
     logp = _log_probs(logits, target)
     nll = -logp.gather(1, target[:, None]).squeeze(1)
     entropy = -(logp.exp() * logp).sum(dim=1)
@@ -181,7 +163,7 @@ def disturb_label(
         >>> torch.equal(disturb_label(y, alpha=0.0, num_classes=3), y)
         True
     """
-    alpha = check_alpha(alpha)
+    alpha = DISTURB_ALPHA.check(alpha, "alpha")
     check_int("num_classes", num_classes, minimum=2)
     if not isinstance(target, Tensor) or target.dim() != 1:
         shape = getattr(target, "shape", target)
@@ -199,7 +181,7 @@ def disturb_label_cross_entropy(
     logits: Tensor,
     target: Tensor,
     *,
-    alpha: float = 0.1,
+    alpha: float = DISTURB_ALPHA.default,
     generator: torch.Generator | None = None,
     reduction: Reduction = "mean",
 ) -> Tensor:
@@ -238,7 +220,7 @@ def focal_loss(
     logits: Tensor,
     target: Tensor,
     *,
-    gamma: float = 2.0,
+    gamma: float = GAMMA.default,
     alpha: Tensor | float | None = None,
     reduction: Reduction = "mean",
 ) -> Tensor:
@@ -271,7 +253,7 @@ def focal_loss(
         >>> focal_loss(torch.zeros(1, 2), torch.tensor([0]), gamma=1.0)
         tensor(0.3466)
     """
-    gamma, reduction = check_gamma(gamma), _check_reduction(reduction)
+    gamma, reduction = GAMMA.check(gamma), _check_reduction(reduction)
     logp = _log_probs(logits, target)
     logp_y = logp.gather(1, target[:, None]).squeeze(1)
     loss = -logp_y
@@ -298,9 +280,9 @@ class LabelSmoothingCrossEntropy(nn.Module):
         tensor(1.3863)
     """
 
-    def __init__(self, epsilon: float = 0.1, reduction: Reduction = "mean") -> None:
+    def __init__(self, epsilon: float = EPSILON.default, reduction: Reduction = "mean") -> None:
         super().__init__()
-        self.epsilon, self.reduction = check_epsilon(epsilon), _check_reduction(reduction)
+        self.epsilon, self.reduction = EPSILON.check(epsilon), _check_reduction(reduction)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return label_smoothing_cross_entropy(input, target, epsilon=self.epsilon,
@@ -318,9 +300,9 @@ class ConfidencePenaltyLoss(nn.Module):
         tensor(0.)
     """
 
-    def __init__(self, beta: float = 0.1, reduction: Reduction = "mean") -> None:
+    def __init__(self, beta: float = BETA.default, reduction: Reduction = "mean") -> None:
         super().__init__()
-        self.beta, self.reduction = check_beta(beta), _check_reduction(reduction)
+        self.beta, self.reduction = BETA.check(beta), _check_reduction(reduction)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return confidence_penalty_loss(input, target, beta=self.beta, reduction=self.reduction)
@@ -343,12 +325,13 @@ class DisturbLabelLoss(nn.Module):
 
     def __init__(
         self,
-        alpha: float = 0.1,
+        alpha: float = DISTURB_ALPHA.default,
         generator: torch.Generator | None = None,
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__()
-        self.alpha, self.reduction = check_alpha(alpha), _check_reduction(reduction)
+        self.alpha = DISTURB_ALPHA.check(alpha, "alpha")
+        self.reduction = _check_reduction(reduction)
         self.generator = generator
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
@@ -370,12 +353,12 @@ class FocalLoss(nn.Module):
 
     def __init__(
         self,
-        gamma: float = 2.0,
+        gamma: float = GAMMA.default,
         alpha: Tensor | float | None = None,
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__()
-        self.gamma, self.reduction = check_gamma(gamma), _check_reduction(reduction)
+        self.gamma, self.reduction = GAMMA.check(gamma), _check_reduction(reduction)
         if isinstance(alpha, Tensor):
             self.register_buffer("alpha", alpha.detach().clone())
         else:

@@ -7,7 +7,7 @@ reads) holds:
 ``config.json``               the resolved :class:`satkit.training.TrainConfig`, plus the
                               method as applied, versions, device and data sizes
 ``metrics.parquet``           one row per recorded step (the columns are the recorder's
-                              quantities, :data:`satkit.hooks.quantities.QUANTITIES`)
+                              quantities, :data:`satkit.columns.QUANTITIES`)
 ``samples.parquet``           one row per training sample (:data:`SAMPLE_COLUMNS`, then
                               :data:`SAMPLE_LABEL_COLUMNS`)
 ``epochs.csv``                one row per finished epoch (:data:`EPOCH_COLUMNS`)
@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
+
+from satkit.methods import METHODS
 
 __all__ = [
     "CALIBRATION_BINS",
@@ -277,9 +279,9 @@ SUMMARY_TYPES: Mapping[str, str] = MappingProxyType({
 CONFIG_TYPES: Mapping[str, str] = MappingProxyType({
     "dataset": "string", "model": "string or null", "loss": "string or null",
     "alpha2": _NUMBER_OR_NULL, "noise": "string or null", "xi_per": "string",
-    "epsilon": _NUMBER_OR_NULL, "beta": _NUMBER_OR_NULL, "disturb_alpha": _NUMBER_OR_NULL,
-    "gamma": _NUMBER_OR_NULL, "temperature": _NUMBER_OR_NULL, "scale": _NUMBER_OR_NULL,
-    "margin": _NUMBER_OR_NULL, "epochs": "integer or null", "batch_size": "integer or null",
+    # the methods' settings (epsilon, beta, ..., margin), from the catalogue
+    **{s.field: _NUMBER_OR_NULL for m in METHODS.values() for s in m.settings},
+    "epochs": "integer or null", "batch_size": "integer or null",
     "lr": _NUMBER_OR_NULL, "momentum": _NUMBER_OR_NULL, "weight_decay": _NUMBER_OR_NULL,
     "lr_milestones": "list of numbers", "lr_gamma": _NUMBER_OR_NULL, "augment": "boolean",
     "device": "string or null", "amp": "boolean", "compile": "boolean",

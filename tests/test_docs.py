@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from satkit import schema
-from satkit.hooks.quantities import (
+from satkit.columns import (
     QUANTITIES,
     VALUES,
     column_dtypes,

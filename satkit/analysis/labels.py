@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from satkit.methods import METHODS, method_order, setting_values
+from satkit.methods import METHODS, NOISY, SOFTMAX, method_order, setting_values
 
 __all__ = ["METHODS", "format_alpha2", "method_label", "method_order", "method_setting"]
 
@@ -60,10 +60,10 @@ def method_label(alpha2: float, noise: str = "annealed", loss: str | None = None
         >>> method_label(0.0, "none", "label-smoothing", "ε=0.1"), method_label(0, loss="focal")
         ('label smoothing ε=0.1', 'focal loss')
     """
-    if loss is not None and loss not in ("softmax", "noisy"):
+    if loss is not None and loss not in (SOFTMAX, NOISY):
         name = METHODS[loss].label if loss in METHODS else loss
         return f"{name} {setting}" if setting else name
-    if loss == "softmax" or alpha2 == 0 or noise == "none":
+    if loss == SOFTMAX or alpha2 == 0 or noise == "none":
         return "softmax (α²=0)"
     label = f"Noisy Softmax α²={format_alpha2(alpha2)}"
     return label if noise in ("annealed", "", None) else f"{label} ({noise})"

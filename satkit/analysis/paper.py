@@ -12,6 +12,7 @@ from satkit.analysis.markdown import markdown_table
 from satkit.analysis.runs import Run, as_runs
 from satkit.analysis.seeds import t_interval
 from satkit.analysis.summary import run_table
+from satkit.methods import DISTURB_LABEL, NOISY
 
 __all__ = ["PAPER_BENCHMARKS", "benchmark_of", "paper_results", "paper_table",
            "paper_table_markdown"]
@@ -68,7 +69,7 @@ def _measured(runs: list[Run], confidence: float) -> pd.DataFrame:
     for (benchmark, loss, setting, noise, alpha2), group in table.groupby(keys):
         mean, low, high = t_interval(group["test_error"], confidence)
         # measured DisturbLabel runs sit on the paper's DisturbLabel row (its rate unstated)
-        paper_row = loss == "disturb-label" and benchmark in PAPER_BENCHMARKS
+        paper_row = loss == DISTURB_LABEL and benchmark in PAPER_BENCHMARKS
         rows.append({"benchmark": benchmark,
                      "method": DISTURBLABEL if paper_row
                      else method_label(alpha2, noise, loss, setting),
@@ -107,7 +108,7 @@ def paper_table(runs, *, confidence: float = 0.95) -> pd.DataFrame:
     out["_b"], out["_a"] = out["benchmark"].map(order), out["alpha2"].fillna(np.inf)
     # softmax and Noisy Softmax by alpha2, then DisturbLabel, then the other regularisers
     out["_order"] = out["_order"].where(out["method"] != DISTURBLABEL, 1.5).fillna(
-        method_order("noisy"))
+        method_order(NOISY))
     out = out.sort_values(["_b", "_order", "_a", "method"], kind="stable", ignore_index=True)
     return out.drop(columns=["_b", "_a", "_order"])[["benchmark", "method", "alpha2", "paper_error",
                                            "measured_error", "ci_low", "ci_high", "n_seeds",

@@ -42,6 +42,7 @@ from satkit.analysis.runs import Run, as_runs
 from satkit.analysis.seeds import GROUP_KEYS, sort_methods, t_interval, with_method_columns
 from satkit.analysis.summary import run_table
 from satkit.analysis.survival_analysis import median_time_to_saturation
+from satkit.methods import NOISY, SOFTMAX
 from satkit.schema import DEFAULT_TAU, view_column
 
 __all__ = ["RANKING_COLUMNS", "RANK_BY", "has_several_methods", "rank_methods",
@@ -85,7 +86,7 @@ def has_several_methods(runs_or_table) -> bool:
         runs = as_runs(runs_or_table)
         groups = {(r.dataset, r.loss, r.setting, r.noise, r.alpha2) for r in runs}
         losses = {r.loss for r in runs}
-    return len(groups) > 1 and bool(losses - {"softmax", "noisy"})
+    return len(groups) > 1 and bool(losses - {SOFTMAX, NOISY})
 
 
 def _onset_key(rows: pd.DataFrame, runs: list[Run], stat: str) -> float:
@@ -213,9 +214,9 @@ def rank_methods(runs, *, tau: float = DEFAULT_TAU, stat: str = "p_target_median
     out = pd.DataFrame(rows)
     if out.empty:
         return pd.DataFrame({c: [] for c in RANKING_COLUMNS})
-    softmax = out[out["loss"] == "softmax"]
+    softmax = out[out["loss"] == SOFTMAX]
     # one softmax cost per data set: the mean over its runs (alpha2 = 0 and softmax alike)
-    base = {d: _mean(table.loc[(table["dataset"] == d) & (table["loss"] == "softmax"),
+    base = {d: _mean(table.loc[(table["dataset"] == d) & (table["loss"] == SOFTMAX),
                                "seconds_per_step"]) for d in softmax["dataset"].unique()}
     out["cost_vs_softmax"] = [s / base[d] if d in base and base[d] > 0 else math.nan
                               for d, s in zip(out["dataset"], out["seconds_per_step"],

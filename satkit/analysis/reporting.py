@@ -23,6 +23,7 @@ from satkit.analysis.seeds import WILCOXON_MIN_PAIRS, figure_cells, paired_test
 from satkit.analysis.summary import run_table
 from satkit.analysis.survival_analysis import logrank, median_time_to_saturation
 from satkit.analysis.views import VIEW_LABELS, event_column
+from satkit.methods import SOFTMAX
 from satkit.schema import DEFAULT_TAU, VIEWS, view_column
 
 __all__ = ["baseline_pairs", "calibration_table", "postponement_table", "report",
@@ -57,9 +58,9 @@ def baseline_pairs(runs: list[Run]) -> list[tuple[Run, Run]]:
     """
     pairs = []
     for run in runs:
-        if run.loss == "softmax":
+        if run.loss == SOFTMAX:
             continue
-        bases = [b for b in runs if b.loss == "softmax" and b.dataset == run.dataset]
+        bases = [b for b in runs if b.loss == SOFTMAX and b.dataset == run.dataset]
         same_seed = [b for b in bases if b.seed == run.seed]
         if bases:
             pairs.append(((same_seed or bases)[0], run))

@@ -20,10 +20,9 @@ where a number belongs: :mod:`satkit.analysis.checks`), raises :class:`RunError`
 
 from __future__ import annotations
 
-import glob
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import pandas as pd
 from satkit import methods, schema
 from satkit.analysis.checks import check_columns, check_fields, check_metrics, require_columns
 from satkit.analysis.errors import RunError
+from satkit.analysis.finding import find_run_dirs, not_a_directory
 from satkit.analysis.labels import method_label, method_setting
 
 __all__ = [
@@ -48,7 +48,6 @@ SAMPLE_COLUMNS = tuple(schema.SAMPLE_COLUMNS)
 EPOCH_COLUMNS = tuple(schema.EPOCH_COLUMNS)
 LONG_COLUMNS = ("run", "alpha2", "seed", "loss", "setting", "noise", "step", "metric",
                 "value")
-_MARKERS = (schema.CONFIG, schema.METRICS, schema.SUMMARY)
 
 
 @dataclass(eq=False)
@@ -313,7 +312,7 @@ def load_run(path: str | Path) -> Run:
     """
     run_dir = Path(path)
     if run_dir.exists() and not run_dir.is_dir():
-        raise RunError(_not_a_directory(run_dir))
+        raise RunError(not_a_directory(run_dir))
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: not a directory")
     config_path, summary_path = run_dir / schema.CONFIG, run_dir / schema.SUMMARY
@@ -334,49 +333,6 @@ def load_run(path: str | Path) -> Run:
         summary=summary,
         test_predictions=_load_test_predictions(run_dir),
     )
-
-
-def _is_run_dir(path: Path) -> bool:
-    return any((path / marker).exists() for marker in _MARKERS)
-
-
-def find_run_dirs(paths_or_glob: str | Path | Iterable[str | Path]) -> list[Path]:
-    """Expand run directories, comparison directories and glob patterns into run directories.
-
-    A path that is a run directory is kept; a directory that is not one but holds run
-    directories (a comparison directory) is replaced by them, sorted by name; a string with
-    glob characters is expanded first.
-
-    Raises:
-        RunError: a path does not exist, or nothing resolves to a run directory.
-    """
-    items = [paths_or_glob] if isinstance(paths_or_glob, str | Path) else list(paths_or_glob)
-    found: list[Path] = []
-    for item in items:
-        matches = sorted(glob.glob(str(item))) if glob.has_magic(str(item)) else [str(item)]
-        if not matches:
-            raise RunError(f"{item}: the pattern matches nothing")
-        for match in map(Path, matches):
-            if not match.exists():
-                raise RunError(f"{match}: no such run directory")
-            if not match.is_dir():
-                raise RunError(_not_a_directory(match))
-            if _is_run_dir(match):
-                found.append(match)
-                continue
-            children = sorted(p for p in match.iterdir() if p.is_dir() and _is_run_dir(p))
-            if not children:
-                raise RunError(f"{match}: neither a run directory (no config.json, "
-                               "metrics.parquet or summary.json) nor a directory of runs")
-            found.extend(children)
-    return list(dict.fromkeys(found))  # drop duplicates, keep order
-
-
-def _not_a_directory(path: Path) -> str:
-    """What to say when a file is given where a run directory is expected."""
-    hint = (f"; give the run directory that holds it, {path.parent}"
-            if path.name in (*_MARKERS, schema.SAMPLES, schema.EPOCHS) else "")
-    return f"{path}: a file, not a run directory or a directory of runs{hint}"
 
 
 def _unique_names(runs: list[Run]) -> list[Run]:
@@ -409,11 +365,3 @@ def as_runs(runs) -> list[Run]:
     paths = [r for r in items if not isinstance(r, Run)]
     return _unique_names(given + [load_run(p) for p in find_run_dirs(paths)])
 
-
-def __getattr__(name: str):
-    # tidy_metrics and load_runs moved to satkit.analysis.tidy; the old path keeps working.
-    if name in ("tidy_metrics", "load_runs"):
-        from satkit.analysis import tidy
-
-        return getattr(tidy, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

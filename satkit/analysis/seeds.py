@@ -25,6 +25,7 @@ from satkit.analysis.summary import (
     RUN_TABLE_FIGURES,
     run_table,
 )
+from satkit.methods import NOISY, SOFTMAX
 
 __all__ = ["COMPARISON_FIGURES", "GROUP_KEYS", "WILCOXON_MIN_PAIRS", "comparison_table",
            "figure_cells", "paired_test", "seed_summary", "sort_methods", "t_interval",
@@ -76,11 +77,11 @@ def with_method_columns(table: pd.DataFrame) -> pd.DataFrame:
     if "dataset" in missing:
         table["dataset"] = ""
     if "loss" in missing:
-        table["loss"] = np.where(alpha2 == 0, "softmax", "noisy")
+        table["loss"] = np.where(alpha2 == 0, SOFTMAX, NOISY)
     if "setting" in missing:
         table["setting"] = ""
     if "noise" in missing:
-        table["noise"] = np.where((table["loss"] == "noisy") & (alpha2 != 0), "annealed", "none")
+        table["noise"] = np.where((table["loss"] == NOISY) & (alpha2 != 0), "annealed", "none")
     return table
 
 
@@ -192,9 +193,9 @@ def paired_test(runs, baseline_alpha2: float = 0.0, *, figure: str = "test_error
     columns = [*GROUP_KEYS, "n_pairs", "seeds", "baseline_mean", "mean", "mean_diff",
                "ci_low", "ci_high", "t", "pvalue", "wilcoxon_pvalue"]
     if baseline_alpha2 == 0:
-        is_base = (table["loss"] == "softmax").to_numpy()
+        is_base = (table["loss"] == SOFTMAX).to_numpy()
     else:
-        is_base = ((table["loss"] == "noisy")
+        is_base = ((table["loss"] == NOISY)
                    & np.isclose(table["alpha2"].astype("float64"), baseline_alpha2)).to_numpy()
     rows = []
     for keys, group in table[~is_base].groupby(list(GROUP_KEYS), sort=False):

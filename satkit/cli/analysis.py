@@ -42,7 +42,7 @@ def _check_out(out: Path) -> str | None:
 
 def _write(command: str, out: Path, data: bytes) -> int | None:
     """Write the output atomically; an exit status when the file system refuses it."""
-    from satkit.training.run_dir import atomic_write_bytes, describe_os_error
+    from satkit.run_dir import atomic_write_bytes, describe_os_error
 
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from satkit import methods
 from satkit.training.config import ConfigError, TrainConfig, config_from_dict
 
 __all__ = ["add_config_flags", "config_from_args", "flag_message"]
@@ -62,7 +63,8 @@ def add_config_flags(parser: argparse.ArgumentParser, *, exclude: tuple[str, ...
         tp = _strip_optional(hints[f.name])
         default = getattr(defaults, f.name)
         shown = "" if default is None else f" (default: {default})"
-        help_text = (_field_doc(cls, f.name) + shown).strip()
+        # a method's setting: its one statement in satkit.methods (with its default)
+        help_text = methods.field_doc(f.name) or (_field_doc(cls, f.name) + shown).strip()
         kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": help_text}
         if tp is bool:
             kwargs["action"] = argparse.BooleanOptionalAction

@@ -75,7 +75,7 @@ def _label_issues(args: argparse.Namespace) -> int:
         print(markdown_table(quality, formats={"auroc": ".3f", "average_precision": ".3f",
                                                "precision_at_k": ".3f"}).rstrip())
     if out is not None:
-        from satkit.training.run_dir import atomic_write_bytes, describe_os_error
+        from satkit.run_dir import atomic_write_bytes, describe_os_error
 
         try:
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ from typing import Any
 
 from satkit.analysis.ranking import RANK_BY
 from satkit.cli.args import add_config_flags, config_from_args, flag_message
+from satkit.methods import NOISY
 from satkit.training.config import LOSS_NAMES, ConfigError, TrainConfig
 
 __all__ = ["DEMO", "register"]
@@ -47,8 +48,9 @@ def _add_compare_flags(p: argparse.ArgumentParser, *, out_default: str) -> None:
                    help="Noisy Softmax's alpha^2 values (0 = plain softmax; default 0.1)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="S")
     p.add_argument("--out", default=out_default, help=f"output directory (default: {out_default})")
-    p.add_argument("--no-figure", dest="figure", action="store_false",
-                   help="skip the dashboard figure")
+    # --figures/--no-figures (a config flag) decides the runs' figures and the comparison's;
+    # the old --no-figure still works, with a deprecation note (satkit 0.x)
+    p.add_argument("--no-figure", dest="no_figure", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--rank-by", default="test_error", choices=RANK_BY,
                    help="the figure the ranking of several methods is sorted by "
                         "(default: test_error)")
@@ -71,9 +73,9 @@ def _guarded(args: argparse.Namespace, fn, *a: Any, **kwargs: Any) -> Any:
     loss, a disk that is full or read-only), 130 for SIGINT/SIGTERM (the state is saved)."""
     from satkit.analysis import RunError
     from satkit.data import DataError
+    from satkit.run_dir import RunDirError, RunLockedError, describe_os_error
     from satkit.training.checkpoint import CheckpointError
     from satkit.training.interrupt import Interrupted, StopRequested
-    from satkit.training.run_dir import RunDirError, RunLockedError, describe_os_error
     from satkit.training.trainer import NonFiniteError
 
     try:
@@ -125,7 +127,7 @@ def _train(args: argparse.Namespace) -> int:
     if result.summary:  # rank 0 only
         s = result.summary
         onset = "never" if s["onset_step"] is None else s["onset_step"]
-        method = s["loss"] if s["loss"] != "noisy" else f"Noisy Softmax alpha2={s['alpha2']:g}"
+        method = s["loss"] if s["loss"] != NOISY else f"Noisy Softmax alpha2={s['alpha2']:g}"
         print(f"{s['dataset']} {method}: test error {s['test_error']:.2f}% "
               f"(best {s['best_test_error']:.2f}%){_calibration_text(s)}, saturation onset step "
               f"{onset}, {s['steps']} steps in {s['seconds']:.1f}s on {s['device']}")
@@ -153,8 +155,11 @@ def _compare(args: argparse.Namespace, *, base: TrainConfig | None = None) -> in
         config = base if base is not None else config_from_args(args)
     except ConfigError as exc:
         return _fail(str(exc))
+    if getattr(args, "no_figure", False):
+        _note("--no-figure is deprecated and will be removed: use --no-figures")
+        config = config.replace(figures=False)
     result = _guarded(args, compare, config, alpha2s=args.alpha2s, seeds=args.seeds,
-                      losses=args.losses, out=args.out, figure=args.figure,
+                      losses=args.losses, out=args.out, figure=config.figures,
                       resume=getattr(args, "resume", False), notify=_note,
                       rank_by=getattr(args, "rank_by", "test_error"))
     if isinstance(result, int):
@@ -173,7 +178,7 @@ def _compare(args: argparse.Namespace, *, base: TrainConfig | None = None) -> in
 def _demo(args: argparse.Namespace) -> int:
     base = TrainConfig(**DEMO, quiet=args.quiet)
     ns = argparse.Namespace(command="demo", alpha2s=list(DEMO_ALPHA2), seeds=[0], losses=None,
-                            out=args.out, figure=True)
+                            out=args.out)
     print(f"satkit demo: softmax vs Noisy Softmax (alpha2 = {', '.join(map(str, DEMO_ALPHA2))}) "
           f"on the embedded digits, {DEMO['epochs']} epochs each", flush=True)
     return _compare(ns, base=base)

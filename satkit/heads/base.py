@@ -11,7 +11,13 @@ The contract (:class:`SaturationHead`), written down once:
   below the clean one (zeros when nothing was applied);
 * ``last_target``: the target of the last forward, detached, or None;
 * ``clean_logits(logits, target)``: maps the logits of the last forward to the clean ones,
-  without a host sync.
+  without a host sync;
+* optionally, ``applies(target)``: whether a forward with this target changes the logits
+  (when False the recorder takes them as clean), and ``validates_target = True``: the head
+  refuses targets outside [0, C) (the recorder then does not check them again).
+
+The recorder dispatches on this protocol, not on the class: a third-party head implementing it
+is recorded as satkit's own.
 
 Any module with a (C, D) ``weight`` whose forward maps features to logits through it (an
 ``nn.Linear``, an LM's output layer tied to its embedding) also works with the recorder: its
@@ -36,9 +42,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from satkit.functional import clean_logits
 from satkit.heads.checks import check_forward, check_sizes
 
-__all__ = ["ClassifierHead", "SaturationHead"]
+__all__ = ["ClassifierHead", "SaturationHead", "is_saturation_head"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -56,8 +63,24 @@ class SaturationHead(Protocol):
         ...
 
 
+def is_saturation_head(obj: object) -> bool:
+    """Whether ``obj`` implements :class:`SaturationHead` (has each of its members).
+
+    ``isinstance(obj, SaturationHead)`` would say so too, but since Python 3.12 a runtime
+    protocol check reads attributes statically and misses an ``nn.Module``'s parameters (kept
+    in ``_parameters``, reached through ``__getattr__``): this check reads them as code does.
+    """
+    methods = [k for k, v in vars(SaturationHead).items()
+               if callable(v) and not k.startswith("_")]
+    return (all(hasattr(obj, name) for name in (*SaturationHead.__annotations__, *methods))
+            and all(callable(getattr(obj, name)) for name in methods))
+
+
 class ClassifierHead(nn.Module):
     """Base of satkit's heads: ``weight`` (C, D), optional ``bias`` (C,), and the contract.
+
+    Its forward checks every target (:func:`satkit.heads.checks.check_forward`):
+    ``validates_target`` is True.
 
     Args:
         in_features: D, the feature dimension.
@@ -69,6 +92,8 @@ class ClassifierHead(nn.Module):
     Raises:
         ValueError: bad sizes.
     """
+
+    validates_target = True
 
     def __init__(self, in_features: int, num_classes: int, *, bias: bool = False,
                  device: torch.device | str | None = None,
@@ -135,5 +160,6 @@ class ClassifierHead(nn.Module):
 
     def clean_logits(self, logits: Tensor, target: Tensor) -> Tensor:
         """Map the logits of the last forward to the clean ones: ``last_noise`` added back on
-        the target column (no host sync). Shape: logits (N, C), target (N,) -> (N, C)."""
-        return logits.scatter_add(1, target[:, None], self.last_noise[:, None].to(logits.dtype))
+        the target column (:func:`satkit.functional.clean_logits`; no host sync). Shape:
+        logits (N, C), target (N,) -> (N, C)."""
+        return clean_logits(logits, target, self.last_noise)

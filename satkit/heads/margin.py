@@ -27,25 +27,10 @@ from torch import Tensor
 
 from satkit.functional import check_target
 from satkit.heads.base import ClassifierHead
-from satkit.validation import check_bool, check_real
+from satkit.methods import ARCFACE_MARGIN, COSFACE_MARGIN, SCALE, Setting
+from satkit.validation import check_bool
 
 __all__ = ["ArcFace", "CosFace", "arcface_logits", "cosface_logits", "cosine_logits"]
-
-#: Largest margins accepted: an additive cosine margin above 1 and an angular margin above
-#: a right angle cannot be met by well-separated classes (cosines lie in [-1, 1]).
-COSFACE_MAX_MARGIN = 1.0
-ARCFACE_MAX_MARGIN = math.pi / 2
-
-
-def check_scale(s: object) -> float:
-    """Return the scale ``s`` as a float, or raise ValueError unless it is finite and > 0."""
-    return check_real("s", s, lo=0.0, lo_open=True)
-
-
-def check_margin(m: object, upper: float) -> float:
-    """Return the margin ``m`` as a float, or raise ValueError unless ``0 <= m <= upper``."""
-    return check_real("m", m, lo=0.0, hi=upper)
-
 
 def cosine_logits(features: Tensor, weight: Tensor) -> Tensor:
     """cos theta_j between each feature row and each class-weight row.
@@ -105,7 +90,7 @@ def cosface_logits(
         >>> torch.allclose(noise, torch.full((4,), 10.5))
         True
     """
-    s, m = check_scale(s), check_margin(m, COSFACE_MAX_MARGIN)
+    s, m = SCALE.check(s, "s"), COSFACE_MARGIN.check(m, "m")
     _check_inputs(features, weight, target)
     logits = s * cosine_logits(features, weight)
     noise = logits.new_full((features.shape[0],), s * m)
@@ -163,7 +148,7 @@ def arcface_logits(
         >>> bool((noise >= 0).all()) and logits.shape == (4, 5)
         True
     """
-    s, m = check_scale(s), check_margin(m, ARCFACE_MAX_MARGIN)
+    s, m = SCALE.check(s, "s"), ARCFACE_MARGIN.check(m, "m")
     _check_inputs(features, weight, target)
     cos = cosine_logits(features, weight)
     index = target[:, None]
@@ -185,7 +170,7 @@ def arcface_logits(
 class _MarginHead(ClassifierHead):
     """Shared maths of the margin heads: clean logits ``s cos theta``, a margin in training."""
 
-    max_margin: float = 0.0
+    margin: Setting  #: the margin's default and range (:mod:`satkit.methods`)
 
     def __init__(
         self,
@@ -198,8 +183,8 @@ class _MarginHead(ClassifierHead):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(in_features, num_classes, device=device, dtype=dtype)
-        self.s = check_scale(s)
-        self.m = check_margin(m, self.max_margin)
+        self.s = SCALE.check(s, "s")
+        self.m = self.margin.check(m, "m")
 
     def clean_forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         """The clean, margin-free logits ``s cos theta_j``."""
@@ -242,15 +227,15 @@ class CosFace(_MarginHead):
         tensor([10.5000, 10.5000, 10.5000, 10.5000])
     """
 
-    max_margin = COSFACE_MAX_MARGIN
+    margin = COSFACE_MARGIN
 
     def __init__(
         self,
         in_features: int,
         num_classes: int,
         *,
-        s: float = 30.0,
-        m: float = 0.35,
+        s: float = SCALE.default,
+        m: float = COSFACE_MARGIN.default,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -296,15 +281,15 @@ class ArcFace(_MarginHead):
         True
     """
 
-    max_margin = ARCFACE_MAX_MARGIN
+    margin = ARCFACE_MARGIN
 
     def __init__(
         self,
         in_features: int,
         num_classes: int,
         *,
-        s: float = 30.0,
-        m: float = 0.5,
+        s: float = SCALE.default,
+        m: float = ARCFACE_MARGIN.default,
         easy_margin: bool = False,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,

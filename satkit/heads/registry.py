@@ -28,7 +28,6 @@ from satkit.losses import (
     LabelSmoothingCrossEntropy,
 )
 from satkit.methods import DEFAULT_ALPHA2, METHODS, NoiseFamily
-from satkit.validation import check_real
 
 __all__ = ["DEFAULT_MARGIN", "LOSSES", "make_head_and_loss"]
 
@@ -38,25 +37,28 @@ LOSSES: Mapping[str, str] = MappingProxyType({m.name: m.description for m in MET
 
 #: Default margins: CosFace's / AM-Softmax's 0.35 and ArcFace's 0.5 rad (from the catalogue).
 DEFAULT_MARGIN: Mapping[str, float] = MappingProxyType(
-    {name: METHODS[name].setting("margin").default for name in ("cosface", "arcface")})
+    {m.name: s.default for m in METHODS.values() for s in m.settings if s.field == "margin"})
 
-#: How each catalogue head is built: (in_features, num_classes, settings) -> head.
+#: How each head class of the catalogue (:attr:`satkit.methods.Method.head`) is built:
+#: (in_features, num_classes, settings) -> head.
 _HEADS: Mapping[str, Callable[..., nn.Module]] = MappingProxyType({
-    "linear": lambda d, c, o: NoisySoftmax(d, c, alpha2=0.0),
-    "noisy": lambda d, c, o: NoisySoftmax(d, c, alpha2=o["alpha2"], noise=o["noise"],
-                                          xi_per=o["xi_per"], generator=o["generator"]),
-    "temperature": lambda d, c, o: TemperatureSoftmax(d, c, temperature=o["temperature"]),
-    "cosface": lambda d, c, o: CosFace(d, c, s=o["s"], m=o["m"]),
-    "arcface": lambda d, c, o: ArcFace(d, c, s=o["s"], m=o["m"], easy_margin=o["easy_margin"]),
+    "Linear": lambda d, c, o: NoisySoftmax(d, c, alpha2=0.0),
+    "NoisySoftmax": lambda d, c, o: NoisySoftmax(d, c, alpha2=o["alpha2"], noise=o["noise"],
+                                                 xi_per=o["xi_per"], generator=o["generator"]),
+    "TemperatureSoftmax": lambda d, c, o: TemperatureSoftmax(d, c,
+                                                             temperature=o["temperature"]),
+    "CosFace": lambda d, c, o: CosFace(d, c, s=o["s"], m=o["m"]),
+    "ArcFace": lambda d, c, o: ArcFace(d, c, s=o["s"], m=o["m"], easy_margin=o["easy_margin"]),
 })
-#: How each catalogue loss is built from the method's settings.
+#: How each loss class of the catalogue (:attr:`satkit.methods.Method.loss`) is built from
+#: the method's settings.
 _LOSSES: Mapping[str, Callable[[dict], nn.Module]] = MappingProxyType({
-    "cross-entropy": lambda o: nn.CrossEntropyLoss(),
-    "label-smoothing": lambda o: LabelSmoothingCrossEntropy(epsilon=o["epsilon"]),
-    "confidence-penalty": lambda o: ConfidencePenaltyLoss(beta=o["beta"]),
-    "disturb-label": lambda o: DisturbLabelLoss(alpha=o["disturb_alpha"],
-                                                generator=o["generator"]),
-    "focal": lambda o: FocalLoss(gamma=o["gamma"]),
+    "CrossEntropyLoss": lambda o: nn.CrossEntropyLoss(),
+    "LabelSmoothingCrossEntropy": lambda o: LabelSmoothingCrossEntropy(epsilon=o["epsilon"]),
+    "ConfidencePenaltyLoss": lambda o: ConfidencePenaltyLoss(beta=o["beta"]),
+    "DisturbLabelLoss": lambda o: DisturbLabelLoss(alpha=o["disturb_alpha"],
+                                                   generator=o["generator"]),
+    "FocalLoss": lambda o: FocalLoss(gamma=o["gamma"]),
 })
 
 
@@ -126,8 +128,7 @@ def make_head_and_loss(
     options = {}
     for setting in method.settings:  # the catalogue's default and valid interval
         value = setting.default if given[setting.kwarg] is None else given[setting.kwarg]
-        options[setting.kwarg] = check_real(setting.kwarg, value, lo=setting.lo, hi=setting.hi,
-                                            lo_open=setting.lo_open, hi_open=setting.hi_open)
+        options[setting.kwarg] = setting.check(value, setting.kwarg)
     options.update(alpha2=alpha2, noise=noise, xi_per=xi_per, easy_margin=easy_margin,
                    generator=generator)
     return (_HEADS[method.head](in_features, num_classes, options),

@@ -13,14 +13,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from satkit.heads.base import ClassifierHead
-from satkit.validation import check_real
+from satkit.methods import TEMPERATURE
 
-__all__ = ["TemperatureSoftmax", "check_temperature", "temperature_logits"]
-
-
-def check_temperature(temperature: object) -> float:
-    """Return ``temperature`` as a float, or raise ValueError unless it is finite and > 0."""
-    return check_real("temperature", temperature, lo=0.0, lo_open=True)
+__all__ = ["TemperatureSoftmax", "temperature_logits"]
 
 
 def temperature_logits(
@@ -44,7 +39,7 @@ def temperature_logits(
         >>> temperature_logits(torch.ones(1, 2), torch.ones(3, 2), temperature=2.0)
         tensor([[1., 1., 1.]])
     """
-    temperature = check_temperature(temperature)
+    temperature = TEMPERATURE.check(temperature)
     logits = F.linear(features, weight, bias)
     return logits if temperature == 1.0 else logits / temperature
 
@@ -84,13 +79,13 @@ class TemperatureSoftmax(ClassifierHead):
         in_features: int,
         num_classes: int,
         *,
-        temperature: float = 2.0,
+        temperature: float = TEMPERATURE.default,
         bias: bool = False,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(in_features, num_classes, bias=bias, device=device, dtype=dtype)
-        self.temperature = check_temperature(temperature)
+        self.temperature = TEMPERATURE.check(temperature)
         self._last_scale = 1.0  # what the last forward multiplied the clean logits by
 
     def forward(self, features: Tensor, target: Tensor | None = None) -> Tensor:

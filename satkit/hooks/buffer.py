@@ -1,14 +1,32 @@
-"""Preallocated device storage for the recorded steps between two flushes."""
+"""Preallocated device storage for the recorded steps between two flushes, and the one way
+host data reaches the device at a flush (:func:`to_device`)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["StepBuffer", "StepMeta"]
+__all__ = ["StepBuffer", "StepMeta", "to_device"]
+
+
+def to_device(values: Sequence[Any] | np.ndarray, dtype: torch.dtype,
+              device: torch.device) -> Tensor:
+    """Host values (a list or an array) as a tensor on ``device``, without waiting for it:
+    on CUDA copied from pinned memory with ``non_blocking=True`` (a copy from pageable
+    memory is a stream synchronisation); the pinned buffer is kept alive by PyTorch's caching
+    host allocator until the copy is done."""
+    host = torch.as_tensor(np.asarray(values), dtype=dtype)
+    if device.type == "cpu":
+        return host
+    if device.type == "cuda":
+        host = host.pin_memory()
+    return host.to(device, non_blocking=True)
 
 
 @dataclass(frozen=True)
@@ -39,21 +57,22 @@ class StepMeta:
 class StepBuffer:
     """Room for ``capacity`` recorded steps, on one device, allocated once.
 
-    Shape: ``packed`` (capacity, F, positions) float32, padded with NaN; ``scalars``
-    (capacity, S) float32; ``index`` (capacity, samples) int64, padded with -1; and, on the
-    host, each step's :class:`StepMeta`. The widths grow (a new allocation, no
+    Shape: ``packed`` (capacity, F, positions) float32, padded with NaN; ``index``
+    (capacity, samples) int64, padded with -1; and, on the host, each step's
+    :class:`StepMeta`, its scalars' parts (``(loss, grad_weight_norm, bad_target)``, packed at
+    the flush: :func:`satkit.hooks.reduce.pack_scalars`) and, for a step reduced at the
+    flush, its records. The widths grow (a new allocation, no
     sync) when a step with more positions or samples comes; a step writes with one copy per
     tensor, and pads only when it is narrower than the buffer.
     """
 
-    def __init__(self, capacity: int, fields: int, scalars: int, positions: int, samples: int,
+    def __init__(self, capacity: int, fields: int, positions: int, samples: int,
                  device: torch.device) -> None:
         self.capacity, self.device = capacity, device
         self.packed = torch.full((capacity, fields, positions), math.nan, device=device)
-        self.scalars = torch.zeros(capacity, scalars, device=device)
         self.index = torch.full((capacity, samples), -1, dtype=torch.int64, device=device)
-        # (row, captures, (loss, grad_weight_norm, bad_target)) of each step reduced at flush
-        self.deferred: list[tuple[int, list[dict], tuple]] = []
+        self.deferred: list[tuple[int, list[Any]]] = []  # (row, records) reduced at the flush
+        self.scalars: list[tuple[Any, Any, Any]] = []
         self.meta: list[StepMeta] = []
 
     @property
@@ -76,12 +95,12 @@ class StepBuffer:
         if n < dest.shape[-1]:
             dest[..., n:].fill_(fill)
 
-    def append(self, meta: StepMeta, packed: Tensor | None, scalars: Tensor | tuple,
+    def append(self, meta: StepMeta, packed: Tensor | None, scalars: tuple[Any, Any, Any],
                index: Tensor | None, *, positions: int,
-               deferred: list[dict] | None = None) -> None:
-        """Store one step (no host sync): packed (F, P) and scalars (S,), or for a deferred
-        step its captures and the (loss, grad_weight_norm, bad_target) its scalars are made
-        of (its rows are filled at the flush); index (N,) or None."""
+               deferred: list[Any] | None = None) -> None:
+        """Store one step (no host sync): packed (F, P), or for a deferred step its records
+        (its row is filled at the flush); the (loss, grad_weight_norm, bad_target) its
+        scalars are made of; index (N,) or None."""
         if positions > self.packed.shape[-1]:
             self._widen("packed", positions, math.nan)
         if meta.samples > self.index.shape[-1]:
@@ -89,18 +108,19 @@ class StepBuffer:
         r = len(self.meta)
         if packed is not None:
             self._put(self.packed[r], packed, math.nan)
-            self.scalars[r].copy_(scalars)
         else:
-            self.deferred.append((r, deferred, scalars))
+            self.deferred.append((r, deferred))
+        self.scalars.append(scalars)
         if index is not None:  # rows without an index are never read (meta.has_index)
             self._put(self.index[r], index, -1)
         self.meta.append(meta)
 
     def views(self) -> list[Tensor]:
-        """The filled rows: packed, scalars, index."""
+        """The filled rows: packed, index."""
         r = len(self.meta)
-        return [self.packed[:r], self.scalars[:r], self.index[:r]]
+        return [self.packed[:r], self.index[:r]]
 
     def clear(self) -> None:
         self.meta.clear()
         self.deferred.clear()
+        self.scalars.clear()

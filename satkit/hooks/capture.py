@@ -12,8 +12,8 @@ Two ways to a step's numbers, chosen by size:
   this step's, and its features' gradient to its norms at ``step()``;
 * a *small* capture (``P * C <= DEFER_LIMIT``: a classifier's batch) keeps its logits and
   their gradient as references (no copies), reduced at the flush together with every other
-  buffered step (:mod:`satkit.hooks.deferred`): a handful of operations per step instead of
-  two dozen, which is what keeps the recorder cheap on a small step;
+  buffered step (:func:`satkit.hooks.reduce.fill_rows`): a handful of operations per step
+  instead of two dozen, which is what keeps the recorder cheap on a small step;
 * a *large* one (a language model's tokens x vocabulary) reduces them to (P,) vectors as soon
   as its target is known (:func:`~satkit.hooks.stats.logit_values`,
   :func:`~satkit.hooks.stats.gradient_values`); or, when the caller said the loss will follow
@@ -21,9 +21,31 @@ Two ways to a step's numbers, chosen by size:
   computed (:mod:`satkit.hooks.lossgraph`, :meth:`Capture.reduce_logits`): no second
   log-softmax. If the loss never arrives, at the logits' gradient, from the logits.
 
+Cost for a language model's head: the recorder keeps nothing of size (tokens x vocabulary)
+when the target is known at forward time (``SaturationRecorder.set_target``, which the
+framework callbacks use). Given the loss before backward as well (``set_loss``; the callbacks
+do), it reads log p_y from the cross-entropy's own log-softmax, and a recorded step costs one
+max over those log-probabilities and one norm over the logits' gradient (two reads of a tokens
+x vocabulary tensor, no exponentials, no temporary of that size): at vocabulary 32,000 (8 x
+128 tokens, width 256, 2 CPU cores) 1.05x the bare head step, no extra peak memory. Without
+the loss it computes a log-softmax of its own (one temporary of that size, and 1.18x).
+``benchmarks/bench_callbacks.py --section lm-head`` measures both; ``every=10`` divides the
+cost by ten. Without an announced target an ``nn.Linear`` head's logits and their gradient are
+kept (references, no copies) until ``step()``.
+
 The target is known in the forward hook when the head receives it (a satkit head) or the
 caller announced it (``SaturationRecorder.set_target``), so nothing of size (P x C) or (P x D)
-is kept; otherwise at ``step()``, which supplies it.
+is kept; otherwise at ``step()``, which supplies it. Either way a capture ends as one
+:class:`~satkit.hooks.reduce.Record` (:meth:`Capture.record`), which
+:func:`satkit.hooks.reduce.reduce` packs.
+
+What the head is decides through the head protocol (:class:`satkit.heads.SaturationHead`):
+a head implementing it gives its noise (``last_noise``) and its clean logits
+(``clean_logits``, taken in the forward hook, while the head's state is this forward's; not
+when its optional ``applies(target)`` says nothing was changed); one that declares
+``validates_target = True`` has refused any target outside [0, C), so the recorder does not
+check again. Any other Linear-like module's logits are clean (or, with a ``last_noise``
+tensor, its (N, C) logits lowered on the target column only).
 """
 
 from __future__ import annotations
@@ -35,8 +57,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from satkit.heads.base import ClassifierHead
+from satkit.heads.base import is_saturation_head
 from satkit.hooks import stats
+from satkit.hooks.reduce import Record, logit_vectors
 
 __all__ = ["DEFER_LIMIT", "HEAD_CONTRACT", "Capture", "capture_forward", "check_head"]
 
@@ -137,14 +160,15 @@ class Capture:
         self.kernels = kernels
         self.checked = checked  # the target came through a head that validated it
         # the clean logits are the training ones with `noise` added back on the target column
-        # (stats.clean_logits), computed when the logits are reduced (for a small capture: at
-        # the flush, with the other buffered steps)
+        # (satkit.functional.clean_logits), computed when the logits are reduced (for a small
+        # capture: at the flush, with the other buffered steps)
         self.clean_from_noise = clean_from_noise
         self.num_classes = c
         self.out_of_range: Tensor | None = None
+        self._noise = _flat(noise, (p,))
         self._pending: tuple[Any, ...] | None = (
             _flat(logits, (p, c)), None if clean is None else _flat(clean, (p, c)),
-            _flat(noise, (p,)), _flat(features, (p, features.shape[-1])), weight)
+            self._noise, _flat(features, (p, features.shape[-1])), weight)
         self.device = logits.device
         self.deferred = p * c <= DEFER_LIMIT
         # A large capture of a plain head may wait for its loss (reduce_logits); `source` is
@@ -208,14 +232,12 @@ class Capture:
             return
         if logp is None:
             logits, clean, noise = self._pending
-            if clean is None and self.clean_from_noise:
-                clean = stats.clean_logits(logits, self._rows, noise)
-            self.values.update(self.kernels.logit_values(logits, clean, self.target,
-                                                         self._valid, noise))
+            self.values.update(logit_vectors(logits, clean, self.clean_from_noise, self.target,
+                                             self._rows, self._valid, noise, self.kernels))
         else:
             logits, _, noise = self._pending
             self.values.update(stats.logit_values_from_log_softmax(
-                logits, logp, self.target, self._valid, noise))
+                logits, logp, self.target, self._valid, noise, self.kernels.extras))
             self.reused_log_softmax = True
         self._pending = None
 
@@ -252,30 +274,28 @@ class Capture:
     def has_grad_features(self) -> bool:
         return self._grad_features is not None
 
-    def raw(self) -> dict[str, Any]:
-        """What a deferred capture keeps for the flush (the target must be known): references
-        to its logits, noise and gradient, its target copied (a loop may refill its target
-        tensor in place), and its feature-side (P,) vectors."""
-        logits, clean, noise = self._pending
-        g = self._grad_features
-        return {"logits": logits, "clean": clean, "clean_from_noise": self.clean_from_noise,
-                "noise": noise, "target": self.target.clone(), "valid": self._valid,
-                "grad": self._grad,
-                "features": self.values,
-                "grad_features_norm": None if g is None else torch.linalg.vector_norm(
-                    g.to(torch.float64 if g.dtype == torch.float64 else torch.float32), dim=1),
-                "grad_scale": self.grad_scale}
+    def record(self, *, keep: bool) -> Record:
+        """What this forward leaves for :func:`satkit.hooks.reduce.reduce` (the target must be
+        known): the reduced (P,) vectors, references to the logits and their gradient while
+        they wait (a small capture), the features' gradient reduced to its norms now.
 
-    def finish(self) -> dict[str, Tensor]:
-        """The capture's per-position values now (the target must be known)."""
-        if self._pending is not None or self._grad is not None:
+        Args:
+            keep: the record is reduced later (at the flush): the target is copied, since a
+                loop may refill its target tensor in place.
+        """
+        if not self.deferred and (self._pending is not None or self._grad is not None):
             self._reduce()
-        if self._grad_features is not None:
-            g = self._grad_features
+        g, self._grad_features = self._grad_features, None
+        if g is not None:
             self.values["grad_features_norm"] = torch.linalg.vector_norm(
                 g.to(torch.float64 if g.dtype == torch.float64 else torch.float32), dim=1)
-            self._grad_features = None
-        return self.values
+        target, rows = self.target, self._rows
+        if keep:
+            target = target.clone()
+            rows = target if self._rows is self.target else rows
+        logits, clean, noise = self._pending or (None, None, self._noise)
+        return Record(target, rows, self._valid, noise, self.values, logits, clean,
+                      self.clean_from_noise, self._grad, self.grad_scale)
 
     def remove(self) -> None:
         for h in self.handles:
@@ -329,23 +349,19 @@ def capture_forward(module: nn.Module, args: tuple, kwargs: dict, output: Tensor
     noise = getattr(module, "last_noise", None)
     if not isinstance(noise, Tensor) or noise.shape != output.shape[:-1]:
         noise = _constant(p, output.device, output.dtype, 0)
-    clean, from_noise = None, False
-    applies = getattr(module, "applies", None)
-    if isinstance(module, ClassifierHead) and \
-            type(module).clean_logits is ClassifierHead.clean_logits:
-        # the base head's inverse is "noise back on the target column": done later, batched
-        from_noise = isinstance(head_target, Tensor) and module.applies(head_target)
-    elif callable(getattr(module, "clean_logits", None)) and isinstance(head_target, Tensor) \
-            and (applies is None or applies(head_target)):
-        # The head's own inverse of its training-time change, taken now, while its state
-        # (noise, temperature, margin) is this forward's: right under accumulation too.
-        clean = module.clean_logits(output.detach(), head_target)
-    elif isinstance(head_target, Tensor) and output.dim() == 2 \
-            and isinstance(getattr(module, "last_noise", None), Tensor):
+    known = isinstance(head_target, Tensor)
+    clean, from_noise, checked = None, False, False
+    if is_saturation_head(module):  # the head protocol: its own inverse, and checks
+        applies = getattr(module, "applies", None)
+        if known and (applies is None or applies(head_target)):
+            # The head's inverse of its training-time change, taken now, while its state
+            # (noise, temperature, margin) is this forward's: right under accumulation too.
+            clean = module.clean_logits(output.detach(), head_target)
+        checked = known and getattr(module, "validates_target", False) is True
+    elif known and output.dim() == 2 and isinstance(getattr(module, "last_noise", None), Tensor):
         from_noise = True  # noise on f_y only
     cap = Capture(output, clean, noise, features, module.weight, target, ignore_index,
-                  kernels or stats.kernels(False),
-                  checked=isinstance(head_target, Tensor) and isinstance(module, ClassifierHead),
+                  kernels or stats.kernels(False), checked=checked,
                   clean_from_noise=from_noise, await_loss=await_loss and target is not None)
     cap.handles.append(output.register_hook(lambda g: on_grad(cap, "logits", g)))
     if features.requires_grad:

@@ -5,8 +5,9 @@ A :class:`Flusher` owns everything between a recorded step and the sinks: the de
 reduction across ranks (:mod:`~satkit.hooks.distributed`), the rows and the sinks
 (:mod:`~satkit.hooks.fanout`) and the writer thread (:mod:`~satkit.hooks.writer`). A flush
 runs on the training thread only as far as the device work and one device-to-host copy (on
-CUDA: non-blocking, into pinned memory); the host work (table rows, Parquet, TensorBoard) runs
-on the writer thread.
+CUDA: non-blocking, into pinned memory; what it needs from the host goes the other way the
+same way, :func:`~satkit.hooks.buffer.to_device`), so it never waits for the GPU; the host
+work (table rows, Parquet, TensorBoard) runs on the writer thread.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from satkit.columns import column_dtypes
 from satkit.hooks import distributed, stats
-from satkit.hooks.buffer import StepBuffer, StepMeta
-from satkit.hooks.deferred import fill_deferred
+from satkit.hooks.buffer import StepBuffer, StepMeta, to_device
 from satkit.hooks.fanout import Fanout
-from satkit.hooks.quantities import column_dtypes
+from satkit.hooks.layout import LOGGED, Layout
+from satkit.hooks.reduce import Record, fill_rows, pack_scalars
 from satkit.hooks.rows import finalize
 from satkit.hooks.samples import SampleTracker
 from satkit.hooks.visits import VISIT_VALUES
@@ -60,12 +62,12 @@ class Flusher:
         background: finish flushes on a writer thread.
     """
 
-    def __init__(self, layout: stats.Layout, *, num_samples: int | None, sequence_level: float,
+    def __init__(self, layout: Layout, *, num_samples: int | None, sequence_level: float,
                  flush_every: int, sinks: Sequence[Any], histogram_every: int | None,
                  background: bool) -> None:
         self.layout, self.num_samples = layout, num_samples
         self.flush_every, self.histogram_every = flush_every, histogram_every
-        self.fanout = Fanout(sinks, column_dtypes(layout.thresholds))
+        self.fanout = Fanout(sinks, column_dtypes(layout.thresholds, layout.opt_in))
         self.writer = BackgroundWriter() if background else InlineWriter()
         self.tracker = (SampleTracker(num_samples, layout.thresholds[-1], sequence_level)
                         if num_samples is not None else None)
@@ -76,21 +78,21 @@ class Flusher:
     def buffered(self) -> int:
         return 0 if self.buffer is None else len(self.buffer)
 
-    def add(self, meta: StepMeta, packed: Tensor | None, scalars: Tensor | tuple,
+    def add(self, meta: StepMeta, packed: Tensor | None, scalars: tuple[Any, Any, Any],
             index: Tensor | None, *, positions: int,
-            deferred: list[dict] | None = None) -> None:
-        """Buffer one recorded step (no host sync): its packed vectors and scalars, or,
-        deferred, its captures and its (loss, grad_weight_norm, bad_target) (see
+            deferred: list[Record] | None = None) -> None:
+        """Buffer one recorded step (no host sync): its packed vectors, or, deferred, its
+        records; and its (loss, grad_weight_norm, bad_target) (see
         :meth:`StepBuffer.append`). Flushes in the background when the buffer is full."""
-        device = deferred[0]["target"].device if packed is None else scalars.device
+        device = deferred[0].target.device if packed is None else packed.device
         if self.buffer is not None and self.buffer.device != device:
             self.flush(wait=False)  # the head moved: a new buffer
             self.buffer = None
         if self.buffer is None:
-            per_step = len(stats.PACKED) * positions
+            per_step = len(self.layout.packed) * positions
             capacity = max(1, min(self.flush_every, _BUFFER_VALUES // max(per_step, 1)))
-            self.buffer = StepBuffer(capacity, len(stats.PACKED), len(stats.STEP_SCALARS),
-                                     positions, meta.samples, device)
+            self.buffer = StepBuffer(capacity, len(self.layout.packed), positions,
+                                     meta.samples, device)
         self.buffer.append(meta, packed, scalars, None if index is None
                            else index.to(device, torch.int64), positions=positions,
                            deferred=deferred)
@@ -117,11 +119,12 @@ class Flusher:
     def _submit(self, buf: StepBuffer) -> None:
         steps = [m.step for m in buf.meta]
         if buf.deferred:
-            fill_deferred(buf.packed, buf.scalars, buf.deferred, self.kernels)
-        packed, scalars, index = buf.views()
+            fill_rows(buf.packed, buf.deferred, self.layout, self.kernels)
+        packed, index = buf.views()
+        scalars = pack_scalars(buf.scalars, buf.device)
         raw, logged, per_sample = stats.reduce_rows(packed, scalars, index, buf.meta,
                                                     self.layout, self.num_samples)
-        has_index = torch.tensor([m.has_index for m in buf.meta]).to(index.device)
+        has_index = to_device([m.has_index for m in buf.meta], torch.bool, index.device)
         index = torch.where(has_index[:, None], index, -1)
         width = max(per_sample.shape[-1], index.shape[-1])
         per_sample, index = _pad(per_sample, width, math.nan), _pad(index, width, -1)
@@ -177,7 +180,7 @@ class Flusher:
         for i, s in enumerate(steps):
             if s % self.histogram_every == 0:
                 for name in ("p_target", "p_target_noisy", "noise"):
-                    values = logged[i, stats.LOGGED.index(name)]
+                    values = logged[i, LOGGED.index(name)]
                     out.append(Histogram(s, name, values[np.isfinite(values)]))
         return out
 

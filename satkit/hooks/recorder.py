@@ -1,7 +1,8 @@
 """``SaturationRecorder``: hooks that record how saturated the softmax is, every step.
 
 This module ties the pieces together: :mod:`~satkit.hooks.capture` (the PyTorch hooks),
-:mod:`~satkit.hooks.stats` (the maths), :mod:`~satkit.hooks.quantities` (what is measured),
+:mod:`~satkit.hooks.stats` (the maths), :mod:`~satkit.hooks.reduce` (captures to packed
+vectors, one way for every step), :mod:`satkit.columns` (what is measured),
 :mod:`~satkit.hooks.buffer` (device storage), :mod:`~satkit.hooks.samples` (the per-sample
 record), :mod:`~satkit.hooks.distributed` (the reduction across ranks),
 :mod:`~satkit.hooks.fanout` and :mod:`~satkit.hooks.writer` (rows to the sinks, off the
@@ -11,9 +12,9 @@ How a step is recorded, without a host sync:
 
 * a forward hook on the head captures every *training* forward (module in training mode,
   autograd on) and hooks the gradients of its logits and features;
-* ``step()`` reduces the micro-batches of the step (several with gradient accumulation) to
-  one raw row of sums, the per-position p_y and noise, and the per-sample values, and writes
-  them into preallocated device buffers;
+* ``step()`` turns the micro-batches of the step (several with gradient accumulation) into
+  one record each and packs them (:func:`~satkit.hooks.reduce.reduce`) into a preallocated
+  device buffer; a small step's records wait and are packed at the flush with the others;
 * a flush (every ``flush_every`` recorded rows, and at ``close()``) is the only place that
   moves data to the host: one all_gather under ``torch.distributed``, one device-to-host copy;
   the rest (table rows, Parquet, TensorBoard) runs on a background writer thread.
@@ -31,34 +32,25 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from satkit.hooks import lossgraph, stats, targets
+from satkit.columns import threshold_column
+from satkit.hooks import reduce, stats, targets
+from satkit.hooks.announce import Announcements
 from satkit.hooks.buffer import StepMeta
 from satkit.hooks.capture import Capture, capture_forward, check_head
 from satkit.hooks.flusher import Flusher
-from satkit.hooks.quantities import threshold_column
-from satkit.schema import DEFAULT_THRESHOLDS
+from satkit.hooks.layout import Layout
+from satkit.hooks.options import RecorderOptions, recorder_options
 from satkit.validation import check_bool, check_int, check_real, check_reals
 
 __all__ = ["SaturationRecorder"]
 
 
-def _apply_grad_scales(caps: list[Capture], values: list[dict[str, Tensor]]) -> None:
-    """Announced gradient scales: the statistics multiply every gradient by the step's number
-    of positions, so a capture with its own scale is divided by that number first."""
-    positions = sum(v["valid"].sum() for v in values)
-    for cap, v in zip(caps, values, strict=True):
-        if cap.grad_scale is not None:
-            for key in ("grad_target", "grad_norm", "grad_features_norm"):
-                if key in v:
-                    v[key] = v[key] * cap.grad_scale / positions
-
-
-class SaturationRecorder:
+class SaturationRecorder(Announcements):
     """Record, per optimizer step and per sample, how saturated a classifier's softmax is.
 
     Attach it to the last layer (the head), call :meth:`step` once per optimizer step after
     ``backward()``, and read :meth:`metrics` (one row per recorded step; the columns are
-    declared in :data:`satkit.hooks.quantities.QUANTITIES`) and :meth:`samples` (one row per
+    declared in :data:`satkit.columns.QUANTITIES`) and :meth:`samples` (one row per
     training sample, :data:`satkit.schema.SAMPLE_COLUMNS`). Statistics stay on the device; a
     flush (automatic every ``flush_every`` recorded rows) is the only host sync, and writes
     the new rows to every sink on a background thread.
@@ -80,35 +72,24 @@ class SaturationRecorder:
     is not ``ignore_index``, and ``batch_size`` counts them. The per-sample record is per
     sequence (its dataset ``index``): ``last_p_target`` is its mean p_y over its tokens, and
     it counts as saturated at a visit when at least ``sequence_level`` of its tokens have
-    p_y >= tau. Cost: the recorder keeps nothing of size (tokens x vocabulary) when the target
-    is known at forward time (:meth:`set_target`, which the framework callbacks use). Given
-    the loss before backward as well (:meth:`set_loss`; the callbacks do), it reads log p_y
-    from the cross-entropy's own log-softmax, and a recorded step costs one max over those
-    log-probabilities and one norm over the logits' gradient (two reads of a tokens x
-    vocabulary tensor, no exponentials, no temporary of that size): at vocabulary 32,000
-    (8 x 128 tokens, width 256, 2 CPU cores) 1.05x the bare head step, no extra peak memory.
-    Without the loss it computes a log-softmax of its own (one temporary of that size, and
-    1.18x). ``benchmarks/bench_callbacks.py --section lm-head`` measures both; ``every=10``
-    divides the cost by ten. Without an announced target an ``nn.Linear`` head's logits and
-    their gradient are kept (references, no copies) until :meth:`step`.
+    p_y >= tau. Its cost, with :meth:`set_target` and :meth:`set_loss` (what the
+    framework callbacks call) and without: :mod:`satkit.hooks.capture`.
 
     Args:
         head: a ``satkit`` head (:class:`satkit.heads.base.SaturationHead`) or any module with
             a 2-D ``weight`` producing the logits of a cross-entropy classifier (an
             ``nn.Linear``, an LM's tied output layer).
-        thresholds: saturation thresholds tau in (0, 1); ``saturated_frac`` and the per-sample
-            record use the last one.
+        options: what to record (:class:`~satkit.hooks.RecorderOptions`: thresholds,
+            ``every``, ``flush_every``, ``histogram_every``, ``ignore_index``,
+            ``sequence_level``, and ``opt_in``: costly quantities to record as well, by name
+            (:func:`satkit.columns.opt_in_names`), e.g. ``("entropy",)`` for the
+            ``entropy_mean`` column); default: its defaults.
         num_samples: dataset size; with ``index`` in :meth:`step`, enables the per-sample record.
-        every: record the steps whose index is a multiple of ``every``.
-        flush_every: buffered rows before an automatic flush (so a flush every
-            ``flush_every * every`` steps; earlier when the buffer would exceed 64 MiB, e.g.
-            for a language model with very many tokens per step).
         sinks: objects with ``write(rows)`` and ``close()`` (:class:`satkit.sinks.Sink`).
             Under ``torch.distributed`` only rank 0 writes; create the sinks on rank 0 only.
-        histogram_every: keep the per-sample p_target and noise of the steps whose index is a
-            multiple of this, for sinks with ``write_histograms``; None: no histograms.
-        ignore_index: target value of positions to leave out (as ``F.cross_entropy``).
-        sequence_level: see "Sequence logits" above; in (0, 1].
+        **settings: :class:`~satkit.hooks.RecorderOptions` fields that replace those of
+            ``options`` (``SaturationRecorder(head, every=2)`` is
+            ``SaturationRecorder(head, RecorderOptions(every=2))``).
         background: write to the sinks on a background thread (False: in ``flush()``).
         compile: ``torch.compile`` the per-step statistics (same numbers, fewer kernel
             launches); None: when the head is on a CUDA device.
@@ -120,7 +101,7 @@ class SaturationRecorder:
     Example:
         >>> head = torch.nn.Linear(4, 3)
         >>> x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
-        >>> with SaturationRecorder(head, num_samples=8) as rec:
+        >>> with SaturationRecorder(head, RecorderOptions(), num_samples=8) as rec:
         ...     torch.nn.functional.cross_entropy(head(x), y).backward()
         ...     rec.step(y, index=torch.arange(8))
         >>> len(rec.metrics()), len(head._forward_hooks)
@@ -130,24 +111,25 @@ class SaturationRecorder:
     def __init__(
         self,
         head: nn.Module,
+        options: RecorderOptions | None = None,
         *,
-        thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
         num_samples: int | None = None,
-        every: int = 1,
-        flush_every: int = 100,
         sinks: Sequence[Any] = (),
-        histogram_every: int | None = 100,
-        ignore_index: int = -100,
-        sequence_level: float = 0.5,
         background: bool = True,
         compile: bool | None = None,
+        **settings: Any,
     ) -> None:
+        options = recorder_options(options, settings, who="SaturationRecorder")
+        self.options = options
+        thresholds, every, flush_every = options.thresholds, options.every, options.flush_every
+        histogram_every, ignore_index = options.histogram_every, options.ignore_index
+        sequence_level = options.sequence_level
         self.head = check_head(head)
         taus = check_reals("thresholds", thresholds, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
         names = [threshold_column(t) for t in taus]
         if len(set(names)) != len(names):
             raise ValueError(f"thresholds give duplicate column names {names}")
-        self.layout = stats.Layout(taus)
+        self.layout = Layout(taus, options.opt_in)
         self.thresholds = self.layout.thresholds
         self.num_samples = check_int("num_samples", num_samples, minimum=1, optional=True)
         self.every = check_int("every", every, minimum=1)
@@ -185,7 +167,7 @@ class SaturationRecorder:
         target, grad_scale, loss_follows = announced if announced is not None \
             else (None, None, False)
         compiled = output.is_cuda if self._compile is None else self._compile
-        kernels = stats.kernels(compiled)
+        kernels = stats.kernels(compiled, self.layout.extras)
         self._flusher.kernels = kernels
         cap = capture_forward(module, args, kwargs, output, target=target,
                               ignore_index=self.ignore_index, on_grad=self._on_grad,
@@ -200,63 +182,6 @@ class SaturationRecorder:
             cap.on_grad_logits(grad)
         else:
             cap.on_grad_features(grad)
-
-    def set_target(self, target: Tensor, *, grad_scale: Tensor | float | None = None,
-                   loss_follows: bool = False) -> None:
-        """Announce the target of the head's next training forward ((N,) or (N, T) int64).
-
-        Optional. With it, the recorder reduces the logits and their gradient as they come,
-        keeping nothing of size (positions x classes) until :meth:`step` (what a language
-        model head needs); a satkit head receives its target in forward and needs no call.
-
-        Args:
-            target: the forward's targets, ``ignore_index`` where a position has none.
-            grad_scale: what turns this forward's logits gradient into per-position gradients
-                (the gradient of each position's own loss), when the step's loss is not the
-                mean over the step's positions; e.g. the ``num_items_in_batch`` a Hugging Face
-                model divided its summed loss by. Default: the step's number of positions.
-            loss_follows: the caller will pass this forward's loss to :meth:`set_loss` before
-                backward; a large forward's logits (positions x classes > 32,768) then wait
-                for it, to be read from the loss's own log-softmax (see :meth:`set_loss`).
-        """
-        if not isinstance(target, Tensor) or target.dtype not in (torch.int64, torch.int32):
-            raise ValueError(f"target must be an integer tensor, got "
-                             f"{getattr(target, 'dtype', type(target).__name__)}")
-        if grad_scale is not None and not isinstance(grad_scale, Tensor):
-            grad_scale = check_real("grad_scale", grad_scale, lo=0.0, lo_open=True)
-        self._target = (target, grad_scale, check_bool("loss_follows", loss_follows))
-
-    def set_loss(self, loss: Tensor | None) -> None:
-        """Give the loss of the head's training forward(s) announced with ``loss_follows``,
-        before its ``backward()``.
-
-        A cross-entropy loss has computed ``log_softmax`` of the logits already and keeps it
-        for backward; when that tensor is provably the log-softmax of the head's logits (rules
-        in :mod:`satkit.hooks.lossgraph`) the recorder reads log p_y and the largest other
-        logit there, and computes no log-softmax of its own: the one costly operation of a
-        recorded language-model step. Otherwise (a temperature, sliced logits, a loss without
-        a log-softmax, None) it computes its own at once. The values are the same either way
-        (:attr:`reused_log_softmax` counts the forwards that took the loss's). No host sync.
-
-        Raises:
-            TypeError: ``loss`` is neither a tensor nor None.
-        """
-        if loss is not None and not isinstance(loss, Tensor):
-            raise TypeError(f"loss must be a tensor or None, got {type(loss).__name__}")
-        waiting = [c for c in self._captures if c.awaits_loss]
-        if not waiting:
-            return
-        found = lossgraph.find_log_softmax(loss, [(c.source, c.logits) for c in waiting]) \
-            if loss is not None else [None] * len(waiting)
-        for cap, logp in zip(waiting, found, strict=True):
-            cap.reduce_logits(logp)
-            self._reused += cap.reused_log_softmax
-
-    @property
-    def reused_log_softmax(self) -> int:
-        """Training forwards so far whose log p_y was read from the loss's own log-softmax
-        (:meth:`set_loss`) rather than computed by the recorder."""
-        return self._reused
 
     def remove(self) -> None:
         """Remove every hook this recorder registered (idempotent)."""
@@ -292,8 +217,8 @@ class SaturationRecorder:
             index: the dataset indices of the step's N samples (sequences), for the
                 per-sample record.
             loss: the step's loss, a detached scalar tensor or a float; default: the mean
-                cross-entropy of the logits the head output. A small step reads the tensor at
-                the next flush: pass one that nothing changes in place (``loss.detach()``).
+                cross-entropy of the logits the head output. The tensor is read at the next
+                flush: pass one that nothing changes in place (``loss.detach()``).
 
         Raises:
             RuntimeError: no training forward (or no backward) of the head since the last step;
@@ -329,40 +254,22 @@ class SaturationRecorder:
         targets.supply_targets(caps, target)
         n = sum(c.sizes[0] for c in caps)
         targets.check_index(index, n, self.num_samples)
-        if loss is not None and not isinstance(loss, (Tensor, int, float)):
-            raise TypeError(f"loss must be a scalar tensor or a number, got {type(loss).__name__}")
-        if isinstance(loss, Tensor) and loss.numel() != 1:
-            raise ValueError(f"loss must be a scalar, got shape {tuple(loss.shape)}")
-        grad_w = None
-        if self.head.weight.grad is not None:
-            g = self.head.weight.grad.detach()
-            grad_w = torch.linalg.vector_norm(g if g.dtype == torch.float32 else g.float())
+        loss = targets.check_loss(loss)
+        grad_w = targets.weight_grad_norm(self.head)
         bad_target = targets.bad_targets(caps)
-        sizes = tuple(c.sizes for c in caps)
-        positions = sum(c.positions for c in caps)
-        if all(c.deferred for c in caps):  # a small step: reduced with the others at the flush
-            meta = StepMeta(step, sizes, loss is not None,
-                            all(c.backward_passes > 0 for c in caps),
-                            all(c.has_grad_features for c in caps), index is not None)
-            if isinstance(loss, Tensor) and loss.requires_grad:
-                loss = loss.detach()
-            self._flusher.add(meta, None, (loss, grad_w, bad_target), index,
-                              positions=positions, deferred=[c.raw() for c in caps])
-            return
-        values = [c.finish() for c in caps]
-        if any(c.backward_passes > 1 and "grad_target" not in v for c, v in zip(caps, values,
-                                                                              strict=True)):
+        deferred = all(c.deferred for c in caps)  # a small step: packed at the flush
+        records = [c.record(keep=deferred) for c in caps]
+        if any(c.backward_passes > 1 and r.grad is None and "grad_target" not in r.values
+               for c, r in zip(caps, records, strict=True)):
             self._warn_double_backward()
-        keys = [k for k in values[0] if all(k in v for v in values)]
-        if any(c.grad_scale is not None for c in caps):
-            _apply_grad_scales(caps, values)
-        merged = values[0] if len(values) == 1 else {k: torch.cat([v[k] for v in values])
-                                                     for k in keys}
-        packed, scalars = stats.pack_step(merged, loss=loss, grad_weight_norm=grad_w,
-                                          bad_target=bad_target)
-        meta = StepMeta(step, sizes, loss is not None, "grad_norm" in merged,
-                        "grad_features_norm" in merged, index is not None)
-        self._flusher.add(meta, packed, scalars, index, positions=positions)
+        meta = StepMeta(step, tuple(c.sizes for c in caps), loss is not None,
+                        all(r.grad is not None or "grad_norm" in r.values for r in records),
+                        all("grad_features_norm" in r.values for r in records),
+                        index is not None)
+        packed = None if deferred else reduce.reduce(records, self.layout, self._flusher.kernels)
+        self._flusher.add(meta, packed, (loss, grad_w, bad_target), index,
+                          positions=sum(c.positions for c in caps),
+                          deferred=records if deferred else None)
 
     def _warn_double_backward(self) -> None:
         if not self._warned_double_backward:

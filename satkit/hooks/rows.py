@@ -8,9 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from satkit.hooks import quantities
-from satkit.hooks.quantities import QUANTILES, column_names, threshold_column
-from satkit.hooks.stats import LOGGED, Layout
+from satkit.columns import QUANTILES, column_names, threshold_column
+from satkit.hooks.layout import LOGGED, Layout
 
 __all__ = ["finalize", "nanquantiles"]
 
@@ -61,7 +60,7 @@ def finalize(raw: np.ndarray, logged: np.ndarray, steps: Sequence[int],
     n, nf = c["n"], c["n_finite"]
     cols: dict[str, np.ndarray] = {}
     kinds: dict[str, list[str]] = {}  # value -> its quantiles, each value sorted once
-    for q in quantities.QUANTITIES:
+    for q in layout.quantities:
         if q.reduce in QUANTILES and q.reduce not in kinds.setdefault(q.value, []):
             kinds[q.value].append(q.reduce)
     quantile = {}
@@ -70,7 +69,7 @@ def finalize(raw: np.ndarray, logged: np.ndarray, steps: Sequence[int],
             continue
         found = nanquantiles(logged[:, LOGGED.index(v)], [QUANTILES[k] for k in wanted])
         quantile.update({(v, k): found[i] for i, k in enumerate(wanted)})
-    for q in quantities.QUANTITIES:
+    for q in layout.quantities:
         if q.reduce == "mean":
             cols[q.name] = _div(c[f"sum_{q.value}"], nf)
         elif q.reduce == "max":
@@ -90,7 +89,7 @@ def finalize(raw: np.ndarray, logged: np.ndarray, steps: Sequence[int],
             cols[q.name] = c[q.name]
     loss_bad = (((c["loss_given"] > 0) & ~np.isfinite(c["loss_sum"]))
                 | ((n > 0) & ~np.isfinite(cols["loss"])))  # an empty step has no loss
-    names = column_names(layout.thresholds)
+    names = column_names(layout.thresholds, layout.opt_in)
     rows = []
     for r, step in enumerate(steps):
         row: dict[str, Any] = {}

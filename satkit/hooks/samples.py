@@ -42,6 +42,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from satkit.hooks.buffer import to_device
 from satkit.hooks.visits import VISIT_VALUES
 from satkit.validation import check_int, check_real
 
@@ -146,7 +147,7 @@ class SampleTracker:
         r, b = index.shape
         if r == 0 or b == 0:
             return
-        step = torch.tensor(steps, dtype=torch.int32).to(device)[:, None].expand(r, b).reshape(-1)
+        step = to_device(steps, torch.int32, device)[:, None].expand(r, b).reshape(-1)
         index = index.reshape(-1)
         in_range = (index >= 0) & (index < self.num_samples)
         seen = in_range & torch.isfinite(per_sample[:, 0]).reshape(-1)

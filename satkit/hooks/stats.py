@@ -10,15 +10,17 @@ the device, and the reduction across ranks is exact:
    one, ||X||, ||W_y||, W_y.X, |dL/df_y| and ||dL/df||. With the target known at forward time
    this happens in the hooks, and nothing of size (positions x classes) is kept until
    ``step()``. A small step (a classifier's batch) reduces its features at once and leaves
-   its logits and their gradient to the flush, which reduces all buffered steps together
-   (:mod:`satkit.hooks.deferred`);
-2. per step, :func:`pack_step` stacks those vectors into one (12, P) tensor for the device
-   buffer: two small writes per step, nothing else;
+   its logits and their gradient to the flush, which reduces all buffered steps together;
+2. per step (or, for small steps, per flush), :func:`satkit.hooks.reduce.reduce` runs what
+   is pending of those kernels and stacks the vectors into one (len(Layout.packed), P)
+   tensor for the device buffer (:data:`satkit.hooks.layout.SLOTS`, then the recorded
+   quantities' own kernels);
 3. per flush, :func:`reduce_rows` evaluates the declared per-position values
-   (:data:`satkit.hooks.quantities.VALUES`) on every buffered step at once and reduces them to
-   one *raw* row per step (:class:`Layout`: sums, counts and maxima, never means, so they add
-   exactly across ranks), the per-position p_y and noise kept for quantiles and histograms, and
-   the per-sample values of the individual-saturation record; then, on the host,
+   (:data:`satkit.columns.VALUES`) on every buffered step at once and reduces them to
+   one *raw* row per step (:class:`~satkit.hooks.layout.Layout`: sums, counts and maxima,
+   never means, so they add exactly across ranks), the per-position p_y and noise kept for
+   quantiles and histograms, and the per-sample values of the individual-saturation record;
+   then, on the host,
    :func:`satkit.hooks.rows.finalize` turns raw rows into rows of the ``metrics`` table.
 
 Positions: a sample of (N, C) logits, or a token of (N, T, C) sequence logits whose target is
@@ -29,6 +31,7 @@ left out of every sum (the counts say how many were used) and set the row's ``no
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any, NamedTuple
@@ -36,33 +39,26 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from satkit.hooks import quantities
-from satkit.hooks.quantities import column_names, threshold_column
+from satkit import columns
+from satkit.functional import clean_logits
+from satkit.hooks.buffer import to_device
+from satkit.hooks.layout import CHECKED, LOGGED, PRESENT, STEP_SCALARS, Extras, Layout
 from satkit.hooks.visits import visit_values
 
-__all__ = ["LOGGED", "PACKED", "STEP_SCALARS", "Kernels", "Layout", "clean_logits",
-           "column_names", "feature_values", "forward_values", "gradient_values", "kernels",
-           "logit_values", "logit_values_from_log_softmax", "pack_step",
-           "per_sample_statistics", "reduce_rows", "scalar_constants", "threshold_column"]
-
-#: Per-position values kept for every recorded step (quantiles at the flush; histograms).
-LOGGED = ("p_target", "p_target_noisy", "noise")
-
+__all__ = ["Kernels", "feature_values", "forward_values", "gradient_values", "kernels",
+           "logit_values", "logit_values_from_log_softmax", "per_sample_statistics",
+           "reduce_rows"]
 
 def _dtype(t: Tensor) -> torch.dtype:
     return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 
-def clean_logits(logits: Tensor, target: Tensor, noise: Tensor) -> Tensor:
-    """Undo Noisy Softmax on the target column: ``f_y = f_y^noise + noise`` (Eq. 5).
-
-    Shape: logits (N, C), target (N,), noise (N,) -> (N, C).
-    """
-    return logits.scatter_add(1, target.unsqueeze(1), noise.to(logits.dtype).unsqueeze(1))
+def _extras(logp: Tensor, extras: Extras) -> dict[str, Tensor]:
+    return {name: kernel(logp) for name, kernel in extras}
 
 
 def logit_values(logits: Tensor, clean: Tensor | None, target: Tensor, valid: Tensor,
-                 noise: Tensor) -> dict[str, Tensor]:
+                 noise: Tensor, extras: Extras = ()) -> dict[str, Tensor]:
     """The per-position quantities of one micro-batch's logits (pure; no host sync).
 
     Cost: one log-softmax and one max over the (P, C) logits (and one more log-softmax over
@@ -75,18 +71,20 @@ def logit_values(logits: Tensor, clean: Tensor | None, target: Tensor, valid: Te
         target: class indices, (P,) int64 (any value where ``valid`` is False).
         valid: positions to use, (P,) bool.
         noise: how far the training target logit lies below the clean one, (P,).
+        extras: the recorded quantities' own kernels, run on the training log-softmax.
 
     Returns:
         (P,) float tensors (float64 for float64 logits, else float32): ``logp_train`` and
         ``logp_clean`` (log p_y of the training and the clean logits), ``f_y`` (the clean
-        target logit), ``max_other`` (the largest other clean logit), ``noise``; and
-        ``valid``.
+        target logit), ``max_other`` (the largest other clean logit), ``noise``; one per
+        extra kernel; and ``valid``.
     """
     dtype = _dtype(logits)
     col = torch.where(valid, target, 0).unsqueeze(1)
     f = logits.to(dtype)
     logp = torch.log_softmax(f, dim=1)  # the one (P, C) temporary, reused below
     logp_train = logp.gather(1, col).squeeze(1)
+    extra = _extras(logp, extras)
     c = f
     if clean is not None:
         c = clean.to(dtype)
@@ -98,11 +96,11 @@ def logit_values(logits: Tensor, clean: Tensor | None, target: Tensor, valid: Te
     logp.scatter_(1, col, -math.inf)
     max_other = f_y - (logp_clean - logp.amax(dim=1))
     return {"logp_train": logp_train, "logp_clean": logp_clean, "f_y": f_y,
-            "max_other": max_other, "noise": noise.to(dtype), "valid": valid}
+            "max_other": max_other, "noise": noise.to(dtype), "valid": valid, **extra}
 
 
 def logit_values_from_log_softmax(logits: Tensor, logp: Tensor, target: Tensor, valid: Tensor,
-                                  noise: Tensor) -> dict[str, Tensor]:
+                                  noise: Tensor, extras: Extras = ()) -> dict[str, Tensor]:
     """:func:`logit_values` of a plain head (clean logits = training logits) given ``logp``,
     the log-softmax of ``logits`` its loss computed already (:mod:`satkit.hooks.lossgraph`):
     the same values, from one max pass over ``logp`` and no (P, C) temporary.
@@ -114,10 +112,11 @@ def logit_values_from_log_softmax(logits: Tensor, logp: Tensor, target: Tensor, 
     Args:
         logits: the logits, (P, C).
         logp: ``log_softmax(logits)``, (P, C), float32 or float64 (float64 for float64 logits).
-        target, valid, noise: as for :func:`logit_values`.
+        target, valid, noise, extras: as for :func:`logit_values`.
     """
     dtype = _dtype(logits)
     col = torch.where(valid, target, 0).unsqueeze(1)
+    extra = {k: v.to(dtype) for k, v in _extras(logp.detach(), extras).items()}
     lp = logp.data  # shares the storage, not the version counter
     own = lp.gather(1, col)
     lp.scatter_(1, col, -math.inf)
@@ -129,7 +128,7 @@ def logit_values_from_log_softmax(logits: Tensor, logp: Tensor, target: Tensor, 
     f_y = logits.gather(1, col).squeeze(1).to(dtype)
     return {"logp_train": logp_y, "logp_clean": logp_y, "f_y": f_y,
             "max_other": f_y - (logp_y - other.to(dtype)), "noise": noise.to(dtype),
-            "valid": valid}
+            "valid": valid, **extra}
 
 
 def feature_values(features: Tensor, weight: Tensor, rows: Tensor) -> dict[str, Tensor]:
@@ -163,10 +162,11 @@ def feature_values(features: Tensor, weight: Tensor, rows: Tensor) -> dict[str, 
 
 
 def forward_values(logits: Tensor, clean: Tensor | None, target: Tensor, valid: Tensor,
-                   noise: Tensor, features: Tensor, weight: Tensor) -> dict[str, Tensor]:
+                   noise: Tensor, features: Tensor, weight: Tensor,
+                   extras: Extras = ()) -> dict[str, Tensor]:
     """:func:`logit_values` and :func:`feature_values` of one micro-batch, in one dict
     (``weight`` is W, (C, D)); see those for the shapes and the cost."""
-    return {**logit_values(logits, clean, target, valid, noise),
+    return {**logit_values(logits, clean, target, valid, noise, extras),
             **feature_values(features, weight, torch.where(valid, target, 0))}
 
 
@@ -180,138 +180,51 @@ def gradient_values(grad_logits: Tensor, target: Tensor, valid: Tensor) -> dict[
 
 
 class Kernels(NamedTuple):
-    """The per-step functions the hooks call: eager, or compiled (:func:`kernels`)."""
+    """The per-step functions the hooks call: eager, or compiled (:func:`kernels`), and the
+    extra kernels of the recorded quantities (``logit_values``' last argument)."""
 
     logit_values: Any
     feature_values: Any
     gradient_values: Any
+    extras: Extras = ()
 
 
 _COMPILED: list[Kernels] = []
 
 
-def kernels(compiled: bool) -> Kernels:
+def kernels(compiled: bool, extras: Extras = ()) -> Kernels:
     """The per-step functions, eager or ``torch.compile``-d (compiled once per process, with
     dynamic shapes, and shared by every recorder). They give the same numbers either way (a
     test checks); compiling pays where each operation is a kernel launch (CUDA)."""
     if not compiled:
-        return Kernels(logit_values, feature_values, gradient_values)
+        return Kernels(logit_values, feature_values, gradient_values, extras)
     if not _COMPILED:
         _COMPILED.append(Kernels(*(torch.compile(f, dynamic=True) for f in (
             logit_values, feature_values, gradient_values))))
-    return _COMPILED[0]
+    return _COMPILED[0]._replace(extras=extras)
 
 
-class Layout:
-    """The raw per-step row kept in the device buffer, derived from the declarations.
-
-    Columns: fixed scalars (``n``, ``n_finite``, ``loss_given``, ``loss_sum``,
-    ``grad_weight_norm``, ``bad_index``, ``bad_target``), then ``sum_<value>`` of every value a
-    ``mean`` quantity (or the default loss) needs, ``max_<value>`` of every ``max`` quantity and
-    ``count_<value>_<i>`` (positions with value >= tau_i) of every ``fraction`` quantity.
-    Kinds say how ranks combine: ``"sum"`` adds, ``"max"`` takes the NaN-ignoring maximum,
-    ``"mean"`` averages a value every rank holds identically (||dL/dW|| of a DDP gradient).
-
-    Args:
-        thresholds: the saturation thresholds tau, in (0, 1).
-    """
-
-    def __init__(self, thresholds: Sequence[float]) -> None:
-        self.thresholds = tuple(float(t) for t in thresholds)
-
-        def unique(kinds: tuple[str, ...]) -> tuple[str, ...]:
-            return tuple(dict.fromkeys(q.value for q in quantities.QUANTITIES
-                                       if q.reduce in kinds))
-
-        self.sums = tuple(dict.fromkeys((*unique(("mean",)), "ce")))
-        self.maxima = unique(("max",))
-        self.fractions = unique(("fraction",))
-        cols = [("n", "sum"), ("n_finite", "sum"), ("loss_given", "max"), ("loss_sum", "sum"),
-                ("grad_weight_norm", "mean"), ("bad_index", "sum"), ("bad_target", "sum")]
-        cols += [(f"sum_{v}", "sum") for v in self.sums]
-        cols += [(f"max_{v}", "max") for v in self.maxima]
-        cols += [(f"count_{v}_{i}", "sum") for v in self.fractions
-                 for i in range(len(self.thresholds))]
-        self.names = [name for name, _ in cols]
-        self.kinds = [kind for _, kind in cols]
-        self.index = {name: i for i, name in enumerate(self.names)}
-        self._taus: dict[tuple[torch.device, torch.dtype], Tensor] = {}
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def taus(self, device: torch.device, dtype: torch.dtype) -> Tensor:
-        """The thresholds as a (1, T, 1) tensor, created once per device and dtype."""
-        key = (device, dtype)
-        if key not in self._taus:
-            self._taus[key] = torch.tensor(self.thresholds, dtype=dtype).to(device)[None, :, None]
-        return self._taus[key]
-
-
-#: The per-position vectors a step keeps in the device buffer, in this order (all (P,)).
-PACKED = ("logp_train", "logp_clean", "f_y", "max_other", "noise", "feature_norm",
-          "weight_norm", "dot", "grad_target", "grad_norm", "grad_features_norm", "valid")
-#: The per-step scalars kept beside them.
-STEP_SCALARS = ("loss", "grad_weight_norm", "bad_target")
-
-_CONSTANTS: dict[torch.device, Tensor] = {}
-
-
-def scalar_constants(device: torch.device) -> Tensor:
-    """NaN and 0 as 0-d float32 tensors on ``device``, made once (a step creates nothing)."""
-    if device not in _CONSTANTS:
-        _CONSTANTS[device] = torch.tensor([math.nan, 0.0], device=device)
-    return _CONSTANTS[device]
-
-
-def pack_step(c: dict[str, Tensor], *, loss: Tensor | float | None = None,
-              grad_weight_norm: Tensor | None = None,
-              bad_target: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """What one step keeps on the device until the flush: two small tensors (no host sync).
-
-    Args:
-        c: the step's :func:`forward_values` and :func:`gradient_values` (micro-batches
-            concatenated; the gradient entries may be absent), (P,) each.
-        loss: the step's loss (mean over its positions), a scalar tensor or a float.
-        grad_weight_norm: ||dL/dW|| of the head, a scalar tensor; NaN when None.
-        bad_target: number of targets outside [0, C) (and not ignored), a scalar tensor.
-
-    Returns:
-        ``packed`` (len(PACKED), P) float32 and ``scalars`` (len(STEP_SCALARS),) float32.
-    """
-    like = c["f_y"]
-    nan, _ = scalar_constants(like.device)
-    rows = [c[k] if k in c else nan.to(like.dtype).expand_as(like) for k in PACKED[:-1]]
-    packed = torch.stack([*rows, c["valid"].to(like.dtype)])
-    if packed.dtype != torch.float32:
-        packed = packed.float()
-    return packed, pack_scalars(like.device, loss=loss, grad_weight_norm=grad_weight_norm,
-                                bad_target=bad_target)
-
-
-def pack_scalars(device: torch.device, *, loss: Tensor | float | None = None,
-                 grad_weight_norm: Tensor | None = None,
-                 bad_target: Tensor | None = None) -> Tensor:
-    """The step's scalars, (len(STEP_SCALARS),) float32 on ``device`` (see :func:`pack_step`)."""
-    nan, zero = scalar_constants(device)
-    if isinstance(loss, (int, float)):
-        loss = zero + float(loss)
-    return torch.stack([nan if loss is None else loss.detach().reshape(()).float(),
-                        nan if grad_weight_norm is None else grad_weight_norm.reshape(()),
-                        zero if bad_target is None else bad_target.reshape(()).float()])
+def _formulas(extras: Extras) -> dict[str, Any]:
+    """The per-position values to evaluate: :data:`satkit.columns.VALUES`, the values of
+    their own kernel only for the ``extras`` computed (read from their slot)."""
+    own = {q.value for q in columns.QUANTITIES if q.kernel is not None}
+    out = {name: formula for name, (formula, _) in columns.VALUES.items() if name not in own}
+    out.update({name: operator.attrgetter(name) for name, _ in extras})
+    return out
 
 
 def reduce_rows(packed: Tensor, scalars: Tensor, index: Tensor, meta: Sequence[Any],
                 layout: Layout, num_samples: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Reduce R buffered steps at once (at a flush, on the device; no host sync).
 
-    Evaluates the declared per-position values (:data:`satkit.hooks.quantities.VALUES`) on
-    every position of every step and reduces them per step; one pass of each operation over
-    the whole buffer instead of one per step.
+    Evaluates the declared per-position values (:data:`satkit.columns.VALUES`) on every
+    position of every step and reduces them per step; one pass of each operation over the
+    whole buffer instead of one per step.
 
     Args:
-        packed: (R, len(PACKED), W) from :func:`pack_step`, padded with NaN (``valid`` NaN).
-        scalars: (R, len(STEP_SCALARS)).
+        packed: (R, len(layout.packed), W) from :func:`satkit.hooks.reduce.reduce`, padded
+            with NaN (``valid`` NaN).
+        scalars: (R, len(STEP_SCALARS)) from :func:`satkit.hooks.reduce.pack_scalars`.
         index: (R, B) dataset indices (padding -1), read where ``meta[r].has_index``.
         meta: per step, a :class:`satkit.hooks.buffer.StepMeta`.
         layout: the raw-row layout (it holds the thresholds).
@@ -326,18 +239,18 @@ def reduce_rows(packed: Tensor, scalars: Tensor, index: Tensor, meta: Sequence[A
         where no usable position).
     """
     device = packed.device
-    c = {k: packed[:, i] for i, k in enumerate(PACKED)}
+    c = {k: packed[:, i] for i, k in enumerate(layout.packed)}
     s = {k: scalars[:, i] for i, k in enumerate(STEP_SCALARS)}
-    flags = torch.tensor([[m.loss_given, m.has_grad, m.has_grad_features, m.has_index,
-                           m.samples] for m in meta], dtype=torch.float32).to(device)
+    present = ("loss_given", *PRESENT.values(), "has_index")
+    flags = to_device([[*(getattr(m, f) for f in present), m.samples] for m in meta],
+                      torch.float32, device)
     valid = c["valid"] == 1
     n_valid = valid.sum(dim=1)
     ns = SimpleNamespace(**c, scale=n_valid.float()[:, None], tiny=torch.finfo(torch.float32).tiny)
-    values = {name: formula(ns) for name, (formula, _) in quantities.VALUES.items()}
-    checks = [c[k] for k in ("logp_train", "logp_clean", "f_y", "noise", "feature_norm",
-                             "weight_norm")]
-    for key, column in (("grad_norm", 1), ("grad_features_norm", 2)):
-        checks.append(torch.where(flags[:, column, None] > 0, c[key], 0))  # absent: no failure
+    values = {name: formula(ns) for name, formula in _formulas(layout.extras).items()}
+    checks = [c[k] if k not in PRESENT else  # an absent gradient: no failure
+              torch.where(flags[:, present.index(PRESENT[k]), None] > 0, c[k], 0)
+              for k in CHECKED]
     mask = valid & torch.isfinite(torch.stack(checks)).all(dim=0)
     n_finite = mask.sum(dim=1)
     loss_sum = torch.where(flags[:, 0] > 0, s["loss"] * n_valid, math.nan)
@@ -373,9 +286,9 @@ def per_sample_statistics(logits: Tensor, target: Tensor, noise: Tensor, feature
                           weight: Tensor, grad_logits: Tensor | None = None,
                           grad_features: Tensor | None = None, *, grad_scale: float = 1.0,
                           clean: Tensor | None = None) -> dict[str, Tensor]:
-    """Every per-position value of :data:`satkit.hooks.quantities.VALUES` for one batch of
-    (N, C) logits, in one call (for analysis and tests; the recorder uses the staged
-    functions above).
+    """Every per-position value of :data:`satkit.columns.VALUES` (the opt-in ones too) for
+    one batch of (N, C) logits, in one call (for analysis and tests; the recorder uses the
+    staged functions above).
 
     Args:
         logits: the training logits, (N, C).
@@ -393,7 +306,8 @@ def per_sample_statistics(logits: Tensor, target: Tensor, noise: Tensor, feature
     if clean is None:
         clean = clean_logits(logits, target, noise)
     valid = torch.ones_like(target, dtype=torch.bool)
-    c = forward_values(logits, clean, target, valid, noise, features, weight)
+    extras = Layout((0.5,), columns.opt_in_names()).extras
+    c = forward_values(logits, clean, target, valid, noise, features, weight, extras)
     if grad_logits is not None:
         c.update(gradient_values(grad_logits, target, valid))
     if grad_features is not None:
@@ -401,8 +315,7 @@ def per_sample_statistics(logits: Tensor, target: Tensor, noise: Tensor, feature
     nan = torch.full_like(c["f_y"], math.nan)
     ns = SimpleNamespace(**{"grad_target": nan, "grad_norm": nan, "grad_features_norm": nan,
                             **c}, scale=grad_scale, tiny=torch.finfo(c["f_y"].dtype).tiny)
-    out = {name: formula(ns) for name, (formula, _) in quantities.VALUES.items()}
-    checks = [c[k] for k in ("logp_train", "logp_clean", "f_y", "noise", "feature_norm",
-                             "weight_norm", "grad_norm", "grad_features_norm") if k in c]
+    out = {name: formula(ns) for name, formula in _formulas(extras).items()}
+    checks = [c[k] for k in CHECKED if k in c]
     out["finite"] = torch.isfinite(torch.stack(checks)).all(dim=0)
     return out

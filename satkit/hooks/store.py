@@ -23,7 +23,7 @@ class ColumnStore:
 
     Args:
         dtypes: column -> pandas/NumPy dtype name (``int64``, ``float64``, ``bool``), in table
-            order (:func:`satkit.hooks.quantities.column_dtypes`).
+            order (:func:`satkit.columns.column_dtypes`).
 
     Example:
         >>> store = ColumnStore({"step": "int64", "loss": "float64"})

@@ -81,3 +81,24 @@ def check_index(index: Tensor | None, n: int, num_samples: int | None) -> None:
         raise ValueError(f"index must be an integer tensor of shape ({n},) (dataset indices "
                          f"of the step's samples), got {getattr(index, 'dtype', index)!r} "
                          f"{tuple(getattr(index, 'shape', ()))}")
+
+
+def check_loss(loss: object) -> Tensor | float | None:
+    """The loss given to ``step()``, detached: a scalar tensor, a number or None.
+
+    Raises:
+        TypeError: neither a tensor nor a number. ValueError: a tensor that is not a scalar.
+    """
+    if loss is not None and not isinstance(loss, (Tensor, int, float)):
+        raise TypeError(f"loss must be a scalar tensor or a number, got {type(loss).__name__}")
+    if isinstance(loss, Tensor) and loss.numel() != 1:
+        raise ValueError(f"loss must be a scalar, got shape {tuple(loss.shape)}")
+    return loss.detach() if isinstance(loss, Tensor) and loss.requires_grad else loss
+
+
+def weight_grad_norm(head: torch.nn.Module) -> Tensor | None:
+    """||dL/dW|| of the head's weight, a device scalar (float32); None without a gradient."""
+    if head.weight.grad is None:
+        return None
+    g = head.weight.grad.detach()
+    return torch.linalg.vector_norm(g if g.dtype == torch.float32 else g.float())

@@ -1,67 +1,18 @@
-"""What both framework callbacks share and that needs no framework: finding the head, the
-recorder's options, the error for a missing extra. (The run directory is claimed and locked by
-:func:`satkit.training.run_dir.claim_run_dir`, as for ``satkit train``.)
+"""What both framework callbacks share and that needs no framework: finding the head and the
+error for a missing extra (:class:`~satkit.hooks.RecorderOptions` is re-exported here). The run
+directory is written by :class:`satkit.run_writer.RunWriter`, as for ``satkit train``.
 
 Pure PyTorch and the standard library; importing this module imports no framework.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-
 from torch import nn
 
 from satkit.hooks.capture import check_head
-from satkit.schema import DEFAULT_THRESHOLDS
-from satkit.validation import check_int, check_real, check_reals
+from satkit.hooks.options import RecorderOptions
 
 __all__ = ["RecorderOptions", "find_head", "missing_extra"]
-
-
-@dataclass(frozen=True)
-class RecorderOptions:
-    """The :class:`~satkit.hooks.SaturationRecorder` settings a callback passes on; the
-    defaults are the recorder's (a test keeps them equal).
-
-    Attributes:
-        thresholds: saturation thresholds tau in (0, 1); the last one is the per-sample
-            record's.
-        every: record the optimizer steps whose index is a multiple of ``every``.
-        flush_every: recorded rows kept on the device between two host transfers.
-        histogram_every: steps between per-sample histograms in TensorBoard; None: none.
-        ignore_index: the target value of positions to leave out (-100, as PyTorch and
-            Hugging Face use).
-        sequence_level: for (N, T, C) logits, the share of a sequence's tokens at p_y >= tau
-            that makes the sequence count as saturated in the per-sample record.
-
-    Raises:
-        ValueError: a setting out of range, naming it.
-
-    Example:
-        >>> RecorderOptions(every=2).every, RecorderOptions().thresholds
-        (2, (0.9, 0.99))
-        >>> RecorderOptions(every=0)
-        Traceback (most recent call last):
-        ...
-        ValueError: every must be an integer >= 1, got 0
-    """
-
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS
-    every: int = 1
-    flush_every: int = 100
-    histogram_every: int | None = 100
-    ignore_index: int = -100
-    sequence_level: float = 0.5
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "thresholds", check_reals(
-            "thresholds", self.thresholds, lo=0.0, hi=1.0, lo_open=True, hi_open=True))
-        check_int("every", self.every, minimum=1)
-        check_int("flush_every", self.flush_every, minimum=1)
-        check_int("histogram_every", self.histogram_every, minimum=1, optional=True)
-        check_int("ignore_index", self.ignore_index)
-        check_real("sequence_level", self.sequence_level, lo=0.0, hi=1.0, lo_open=True)
 
 
 def missing_extra(framework: str, extra: str) -> ImportError:

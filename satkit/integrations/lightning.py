@@ -45,11 +45,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from satkit.hooks.quantities import QUANTITIES, column_names, tensorboard_tag
-from satkit.integrations.common import RecorderOptions, find_head, missing_extra
+from satkit.columns import QUANTITIES, column_names, tensorboard_tag
+from satkit.hooks.options import RecorderOptions, recorder_options
+from satkit.integrations.common import find_head, missing_extra
 from satkit.integrations.session import RecordingSession, run_config, summary_fields
-from satkit.schema import CONFIG, DEFAULT_THRESHOLDS
-from satkit.training.run_dir import RunDirLock, claim_run_dir
+from satkit.run_writer import RunWriter
 
 try:
     import lightning.pytorch as _pl
@@ -111,8 +111,9 @@ class SaturationCallback(_Base):
             LightningModule (``"classifier"``, ``"model.lm_head"``).
         out: the run directory to create; never overwritten: when it exists and is not empty,
             ``out-1``, ``out-2``, ... (see :attr:`run_dir`).
-        thresholds, every, flush_every, histogram_every, ignore_index, sequence_level: the
-            recorder's settings (:class:`~satkit.integrations.RecorderOptions`).
+        options: the recorder's settings (:class:`~satkit.hooks.RecorderOptions`).
+        **settings: :class:`~satkit.hooks.RecorderOptions` fields replacing those of
+            ``options`` (``every=2`` is ``options=RecorderOptions(every=2)``).
         num_samples: the training set's size for the per-sample record; default: the length of
             the training DataLoader's dataset, when the batches carry dataset indices.
         target_key, index_key: where a dict batch holds the targets (required) and the dataset
@@ -153,12 +154,7 @@ class SaturationCallback(_Base):
         head: str | nn.Module,
         out: str | os.PathLike[str],
         *,
-        thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-        every: int = RecorderOptions.every,
-        flush_every: int = RecorderOptions.flush_every,
-        histogram_every: int | None = RecorderOptions.histogram_every,
-        ignore_index: int = RecorderOptions.ignore_index,
-        sequence_level: float = RecorderOptions.sequence_level,
+        options: RecorderOptions | None = None,
         num_samples: int | None = None,
         target_key: str = "labels",
         index_key: str | None = "index",
@@ -166,13 +162,12 @@ class SaturationCallback(_Base):
         logger_scalars: Sequence[str] = LOGGER_SCALARS,
         dataset: str | None = None,
         config: Mapping[str, Any] | None = None,
+        **settings: Any,
     ) -> None:
         if _pl is None:
             raise missing_extra("Lightning", "lightning")
         super().__init__()
-        self.options = RecorderOptions(thresholds=thresholds, every=every,
-                                       flush_every=flush_every, histogram_every=histogram_every,
-                                       ignore_index=ignore_index, sequence_level=sequence_level)
+        self.options = recorder_options(options, settings, who="SaturationCallback")
         if not isinstance(head, (str, nn.Module)):
             raise TypeError(f"head must be a submodule or its dotted path, got {head!r}")
         if batch_to_target is not None and not callable(batch_to_target):
@@ -189,7 +184,7 @@ class SaturationCallback(_Base):
         self.logger_scalars = tuple(logger_scalars)
         self.dataset, self.config = dataset, dict(config or {})
         self.run_dir: Path | None = None
-        self._lock: RunDirLock | None = None  # this process's hold on run_dir
+        self._writer: RunWriter | None = None  # this process's hold on run_dir
         self.summary: dict[str, Any] | None = None
         self._session: RecordingSession | None = None
         self._head: nn.Module | None = None
@@ -204,15 +199,12 @@ class SaturationCallback(_Base):
         self._head = find_head(pl_module, self.head)
         self._step_offset = trainer.global_step
         self._steppers = {}
-        self._lock = claim_run_dir(self.out) if trainer.is_global_zero else None
-        run_dir = None if self._lock is None else self._lock.path
+        self._writer = RunWriter.claim(self.out, writes=trainer.is_global_zero)
+        run_dir = self._writer.path
         shared = trainer.strategy.broadcast(None if run_dir is None else str(run_dir), src=0)
         self.run_dir = run_dir
         self._config_written = self._config(trainer, pl_module, shared)
-        if run_dir is not None:
-            from satkit.training.run_dir import write_json
-
-            write_json(run_dir / CONFIG, self._config_written)
+        self._writer.write_config(self._config_written)
 
     def on_train_batch_start(self, trainer: Any, pl_module: nn.Module, batch: Any,
                              batch_idx: int) -> None:
@@ -263,10 +255,11 @@ class SaturationCallback(_Base):
             self._release()
 
     def _release(self) -> None:
-        """Let go of the run directory's lock (another process may then resume or read it)."""
-        lock, self._lock = self._lock, None
-        if lock is not None:
-            lock.release()
+        """Close the run directory's files and let go of its lock (another process may then
+        resume or read it)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
 
     def _open(self, trainer: Any, *, with_index: bool) -> RecordingSession:
         num_samples = None
@@ -277,7 +270,7 @@ class SaturationCallback(_Base):
                                  "size is unknown: pass num_samples=len(train_dataset)")
         self._rows = _LoggerRows(self.logger_scalars) if self.logger_scalars else None
         assert self._head is not None, "on_train_start comes first"
-        return RecordingSession(self._head, self.run_dir, self.options,
+        return RecordingSession(self._head, self._writer, self.options,
                                 num_samples=num_samples,
                                 sinks=[self._rows] if self._rows is not None else [])
 

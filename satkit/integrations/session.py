@@ -1,10 +1,10 @@
-"""One training run recorded by a framework callback: the run directory, the recorder and its
-sinks, the targets of the step, and the summary written at the end.
+"""One training run recorded by a framework callback: its config, the targets of each step,
+and the summary written at the end, through the run's :class:`~satkit.run_writer.RunWriter`.
 
 The callbacks only translate their framework's events into the four calls of
 :class:`RecordingSession` (``announce`` the target of the next training forward, ``step``
 after backward, ``finish`` at the end, ``abort`` on an error); what a run directory holds is
-decided here, once, in the format ``satkit train`` writes (:mod:`satkit.schema`), so
+written by :class:`~satkit.run_writer.RunWriter`, as ``satkit train`` writes it, so
 ``satkit report``, ``satkit plot``, ``satkit tensorboard`` and :func:`satkit.analysis.load_run`
 read it unchanged.
 """
@@ -23,10 +23,11 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from satkit import methods, schema
+from satkit import methods
 from satkit._version import __version__
-from satkit.hooks import SaturationRecorder
-from satkit.integrations.common import RecorderOptions
+from satkit.hooks import RecorderOptions
+from satkit.methods import NOISY, SOFTMAX
+from satkit.run_writer import RunWriter
 
 __all__ = ["RecordingSession", "gradient_scale", "method_config", "run_config",
            "summary_fields"]
@@ -48,8 +49,8 @@ def method_config(head: nn.Module) -> dict[str, Any]:
     from satkit.heads import NoisySoftmax
 
     if isinstance(head, NoisySoftmax):
-        return {"loss": "noisy", "alpha2": head.alpha2, "noise": head.noise}
-    return {"loss": "softmax", "alpha2": 0.0, "noise": "none"}
+        return {"loss": NOISY, "alpha2": head.alpha2, "noise": head.noise}
+    return {"loss": SOFTMAX, "alpha2": 0.0, "noise": "none"}
 
 
 def run_config(head: nn.Module, options: RecorderOptions, fields: Mapping[str, Any],
@@ -131,33 +132,22 @@ class RecordingSession:
 
     Args:
         head: the module producing the logits (:func:`satkit.integrations.find_head`).
-        run_dir: the claimed run directory on the process that writes (rank 0), else None:
-            no sinks, the recorder only takes part in the reduction across ranks.
+        writer: the run directory's writer (:meth:`RunWriter.claim`; one that writes nothing
+            off rank 0: no sinks, the recorder only takes part in the reduction across ranks).
         options: the recorder's settings.
         num_samples: the training set's size, for the per-sample record (needs dataset
             indices in :meth:`announce`); None: no per-sample record.
         sinks: further sinks for the recorder (on the writing process).
 
-    The recorder writes ``metrics.parquet`` and ``samples.parquet``
-    (:class:`~satkit.sinks.TableSink`) and TensorBoard event files
-    (:class:`~satkit.sinks.TensorBoardSink`) into ``run_dir``.
+    The recorder writes ``metrics.parquet`` and ``samples.parquet`` and TensorBoard event
+    files into the writer's run directory (:meth:`RunWriter.recorder`).
     """
 
-    def __init__(self, head: nn.Module, run_dir: Path | None, options: RecorderOptions, *,
+    def __init__(self, head: nn.Module, writer: RunWriter, options: RecorderOptions, *,
                  num_samples: int | None = None, sinks: Sequence[Any] = ()) -> None:
-        from satkit.sinks import TableSink, TensorBoardSink
-
-        self.run_dir = run_dir
-        all_sinks: list[Any] = []
-        if run_dir is not None:
-            all_sinks = [TableSink(run_dir / schema.METRICS),
-                         TensorBoardSink(run_dir, histogram_every=options.histogram_every),
-                         *sinks]
-        self.recorder = SaturationRecorder(
-            head, thresholds=options.thresholds, num_samples=num_samples, every=options.every,
-            flush_every=options.flush_every, sinks=all_sinks,
-            histogram_every=options.histogram_every, ignore_index=options.ignore_index,
-            sequence_level=options.sequence_level)
+        self.writer = writer
+        self.run_dir: Path | None = writer.path
+        self.recorder = writer.recorder(head, options, num_samples=num_samples, sinks=sinks)
         self._indices: list[Tensor] = []
         self._started = time.perf_counter()
         self.closed = False
@@ -204,7 +194,6 @@ class RecordingSession:
                 gradient (:func:`gradient_scale` away from 1), saying by how much.
         """
         from satkit.analysis import load_run, saturation_summary
-        from satkit.training.run_dir import write_json
 
         seconds = time.perf_counter() - self._started
         self.closed = True
@@ -224,9 +213,7 @@ class RecordingSession:
                   "seconds": round(seconds, 3),
                   "seconds_per_step": seconds / steps if steps else None,
                   "wall_seconds": round(seconds, 3), "satkit_version": __version__}
-        summary = {key: values.get(key) for key in schema.SUMMARY_FIELDS}
-        write_json(self.run_dir / schema.SUMMARY, summary)
-        return summary
+        return self.writer.write_summary(values)
 
     def abort(self, *, flush: bool) -> None:
         """Stop after an error (idempotent). ``flush=True``: close the recorder (flush, samples

@@ -52,7 +52,7 @@ loss by the global token count and multiplies it by the world size, so the colum
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +62,10 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from satkit.hooks import distributed
-from satkit.integrations.common import RecorderOptions, find_head, missing_extra
+from satkit.hooks.options import RecorderOptions, recorder_options
+from satkit.integrations.common import find_head, missing_extra
 from satkit.integrations.session import RecordingSession, run_config, summary_fields
-from satkit.schema import CONFIG, DEFAULT_THRESHOLDS
-from satkit.training.run_dir import RunDirLock, claim_run_dir
+from satkit.run_writer import RunWriter
 
 try:
     import transformers as _hf
@@ -117,8 +117,9 @@ class SaturationCallback(_Base):
             the model: ``"classifier"``, ``"score"``, ``"lm_head"``, ``"model.lm_head"``.
         out: the run directory to create; never overwritten: when it exists and is not empty,
             ``out-1``, ``out-2``, ... (see :attr:`run_dir`).
-        thresholds, every, flush_every, histogram_every, ignore_index, sequence_level: the
-            recorder's settings (:class:`~satkit.integrations.RecorderOptions`).
+        options: the recorder's settings (:class:`~satkit.hooks.RecorderOptions`).
+        **settings: :class:`~satkit.hooks.RecorderOptions` fields replacing those of
+            ``options`` (``every=2`` is ``options=RecorderOptions(every=2)``).
         index_key: a column of the training batches holding each example's dataset index
             (0 <= index < num_samples), for the per-sample record; the callback removes it
             from the model's inputs. The Trainer drops columns its model does not take unless
@@ -158,26 +159,20 @@ class SaturationCallback(_Base):
         head: str | nn.Module,
         out: str | os.PathLike[str],
         *,
-        thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-        every: int = RecorderOptions.every,
-        flush_every: int = RecorderOptions.flush_every,
-        histogram_every: int | None = RecorderOptions.histogram_every,
-        ignore_index: int = RecorderOptions.ignore_index,
-        sequence_level: float = RecorderOptions.sequence_level,
+        options: RecorderOptions | None = None,
         index_key: str | None = None,
         num_samples: int | None = None,
         shift_labels: bool | None = None,
         dataset: str | None = None,
         config: Mapping[str, Any] | None = None,
+        **settings: Any,
     ) -> None:
         if _hf is None:
             raise missing_extra("transformers", "transformers")
         if not hasattr(_Base, "on_pre_optimizer_step"):
             raise ImportError(f"satkit's transformers callback needs transformers >= 4.46 "
                               f"(found {_hf.__version__}): pip install 'satkit[transformers]'")
-        self.options = RecorderOptions(thresholds=thresholds, every=every,
-                                       flush_every=flush_every, histogram_every=histogram_every,
-                                       ignore_index=ignore_index, sequence_level=sequence_level)
+        self.options = recorder_options(options, settings, who="SaturationTrainerCallback")
         if not isinstance(head, (str, nn.Module)):
             raise TypeError(f"head must be a submodule or its dotted path, got {head!r}")
         if shift_labels is not None and not isinstance(shift_labels, bool):
@@ -187,7 +182,7 @@ class SaturationCallback(_Base):
         self.shift_labels = shift_labels
         self.dataset, self.config = dataset, dict(config or {})
         self.run_dir: Path | None = None
-        self._lock: RunDirLock | None = None  # this process's hold on run_dir
+        self._writer: RunWriter | None = None  # this process's hold on run_dir
         self.summary: dict[str, Any] | None = None
         self._session: RecordingSession | None = None
         self._handles: list[RemovableHandle] = []
@@ -213,8 +208,8 @@ class SaturationCallback(_Base):
             if num_samples is None:
                 raise ValueError(f"index_key={self.index_key!r} needs the training set's size: "
                                  "pass num_samples=len(train_dataset)")
-        self._lock = claim_run_dir(self.out) if state.is_world_process_zero else None
-        run_dir = None if self._lock is None else self._lock.path
+        self._writer = RunWriter.claim(self.out, writes=state.is_world_process_zero)
+        run_dir = self._writer.path
         self.run_dir = run_dir
         self._config_written = run_config(head, self.options, {
             "framework": "transformers", "framework_version": _hf.__version__,
@@ -229,11 +224,8 @@ class SaturationCallback(_Base):
             "device": str(args.device), "train_size": _length(dataset),
             "out": _shared_path(run_dir),
         }, self.config)
-        if run_dir is not None:
-            from satkit.training.run_dir import write_json
-
-            write_json(run_dir / CONFIG, self._config_written)
-        self._session = RecordingSession(head, run_dir, self.options, num_samples=num_samples)
+        self._writer.write_config(self._config_written)
+        self._session = RecordingSession(head, self._writer, self.options, num_samples=num_samples)
         self._handles = [model.register_forward_pre_hook(self._before_forward, with_kwargs=True),
                          model.register_forward_hook(self._after_forward)]
 
@@ -268,10 +260,11 @@ class SaturationCallback(_Base):
             self._release()
 
     def _release(self) -> None:
-        """Let go of the run directory's lock (another process may then resume or read it)."""
-        lock, self._lock = self._lock, None
-        if lock is not None:
-            lock.release()
+        """Close the run directory's files and let go of its lock (another process may then
+        resume or read it)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
 
     # -- the forward pre-hook --------------------------------------------------------------
     def _before_forward(self, module: nn.Module, args: tuple,

@@ -13,6 +13,7 @@ from matplotlib.axes import Axes
 from satkit.analysis import Run, RunError, as_runs
 from satkit.analysis.labels import method_order
 from satkit.analysis.views import VIEW_LABELS
+from satkit.methods import NOISY, SOFTMAX
 
 STEP_LABEL = "training step"
 #: The step axis of the per-step figures: ``"linear"``, or ``"log"`` (symmetric log, 0 kept,
@@ -128,7 +129,7 @@ def labelled_once(ax: Axes, label: str) -> str:
 
 def sort_key(series: RunSeries) -> tuple:
     """Legend order: softmax, Noisy Softmax by alpha2, then the regularisers; seeds last."""
-    loss = series.loss or ("softmax" if series.alpha2 == 0 else "noisy")
+    loss = series.loss or (SOFTMAX if series.alpha2 == 0 else NOISY)
     return (method_order(loss), series.alpha2, series.noise, series.setting,
             series.seed if series.seed is not None else -1)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from satkit.methods import METHODS
+from satkit.methods import METHODS, SOFTMAX
 
 __all__ = ["METHOD_COLORS", "OKABE_ITO", "alpha2_color", "alpha2_palette", "method_color",
            "noise_linestyle", "run_style"]
@@ -27,16 +27,9 @@ _FIXED = {0.0: "#000000", 0.05: "#56B4E9", 0.1: "#0072B2", 0.5: "#E69F00", 1.0: 
 # colour-blind-safe "muted" set (yellow #F0E442 is left out: unreadable on white).
 _SPARE = ("#009E73", "#CC79A7", "#882255", "#44AA99", "#999933", "#332288")
 _LINESTYLES = {"none": "-", "annealed": "-", "amplitude": "--", "free": ":", "negative": "-."}
-#: The regularisers' fixed colours (softmax and Noisy Softmax are coloured by alpha2).
-METHOD_COLORS = {
-    "label-smoothing": "#009E73",     # Okabe-Ito bluish green
-    "confidence-penalty": "#CC79A7",  # Okabe-Ito reddish purple
-    "disturb-label": "#882255",       # Tol wine
-    "focal": "#999933",               # Tol olive
-    "temperature": "#332288",         # Tol indigo
-    "cosface": "#44AA99",             # Tol teal (dashed)
-    "arcface": "#CC6677",             # Tol rose (dashed)
-}
+#: The regularisers' fixed colours, from the catalogue (softmax and Noisy Softmax are
+#: coloured by alpha2).
+METHOD_COLORS = {m.name: m.color for m in METHODS.values() if m.color is not None}
 
 
 def alpha2_color(alpha2: float) -> str:
@@ -63,7 +56,7 @@ def method_color(loss: str | None, alpha2: float = 0.0) -> str:
     """
     if loss in METHOD_COLORS:
         return METHOD_COLORS[loss]
-    return alpha2_color(0.0 if loss == "softmax" else alpha2)
+    return alpha2_color(0.0 if loss == SOFTMAX else alpha2)
 
 
 def alpha2_palette(values) -> dict[float, str]:

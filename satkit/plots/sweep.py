@@ -13,6 +13,7 @@ from matplotlib.axes import Axes
 from satkit.analysis import paper_results, run_table, seed_summary
 from satkit.analysis.paper import PAPER_BENCHMARKS, benchmark_of
 from satkit.analysis.seeds import with_method_columns
+from satkit.methods import NOISY, SOFTMAX
 from satkit.plots._common import PlotData, get_ax, note, runs_of
 from satkit.plots._common import legend as draw_legend
 from satkit.plots.palette import alpha2_color
@@ -38,7 +39,7 @@ def _tables(data: PlotData) -> tuple[pd.DataFrame, list[str]]:
         table = run_table(runs)
         benchmarks = {benchmark_of(r) for r in runs}
     table = with_method_columns(table)
-    table = table[table["loss"].isin(["softmax", "noisy"])]
+    table = table[table["loss"].isin([SOFTMAX, NOISY])]
     return table, [b for b in PAPER_BENCHMARKS if b in benchmarks]
 
 

@@ -4,7 +4,7 @@ Every metrics column is a scalar ``<group>/<column>``; the groups are numbered i
 (:data:`satkit.schema.TENSORBOARD_GROUPS`: the two views of saturation, the gradient, the noise,
 the learning curves, the training loss, norms and logits, diagnostics, the final figures) and
 each tag carries its one-line description, which TensorBoard shows on hover
-(:data:`satkit.hooks.quantities.QUANTITIES`). Aliases (``saturated_frac`` =
+(:data:`satkit.columns.QUANTITIES`). Aliases (``saturated_frac`` =
 ``saturated_frac_<last tau>``) are not written twice; the target-logit gradient is also
 written as its log10. The trainer adds the per-epoch learning curves
 (:meth:`TensorBoardSink.write_epoch`, a staircase over each epoch's steps) and the final
@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from satkit.hooks.quantities import describe
+from satkit.columns import describe
 from satkit.schema import DEFAULT_THRESHOLDS, EPOCH_COLUMNS, SUMMARY_FIELDS, TENSORBOARD_GROUPS
 from satkit.sinks.base import Histogram, check_utf8_path, ensure_writable_dir
 from satkit.sinks.tensorboard_layout import (

@@ -36,7 +36,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from satkit.hooks.quantities import tensorboard_tag
+from satkit.columns import tensorboard_tag
 from satkit.methods import METHODS
 from satkit.schema import DEFAULT_THRESHOLDS, TENSORBOARD_GROUPS, view_column
 

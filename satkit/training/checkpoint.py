@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from satkit.training.run_dir import atomic_write_bytes
+from satkit.run_dir import atomic_write_bytes
 
 __all__ = ["FORMAT", "CheckpointError", "load_checkpoint", "save_checkpoint"]
 
@@ -29,7 +29,7 @@ def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any], *,
     """Save ``state`` (tensors, numbers, strings, lists and dicts only) atomically.
 
     The state is serialised in memory, then written with
-    :func:`satkit.training.run_dir.atomic_write_bytes`: ``path`` is the previous checkpoint or
+    :func:`satkit.run_dir.atomic_write_bytes`: ``path`` is the previous checkpoint or
     the complete new one, with the umask's file mode, whatever happens meanwhile.
 
     Args:

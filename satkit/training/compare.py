@@ -19,20 +19,21 @@ from pathlib import Path
 from typing import Any
 
 from satkit import schema
+from satkit.methods import NOISY
+from satkit.run_dir import (
+    atomic_write_text,
+    claim_run_dir,
+    lock_run_dir,
+    write_json,
+)
 from satkit.training.compose import check_config
 from satkit.training.config import ConfigError, TrainConfig
 from satkit.training.faults import Pause, pause_from_env
 from satkit.training.figures import save_dashboard
 from satkit.training.interrupt import Interrupted, StopRequested
+from satkit.training.naming import run_name
 from satkit.training.resume import check_resume_config
 from satkit.training.run import RunResult, train
-from satkit.training.run_dir import (
-    atomic_write_text,
-    claim_run_dir,
-    lock_run_dir,
-    run_name,
-    write_json,
-)
 from satkit.training.trainer import NonFiniteError
 
 __all__ = ["Comparison", "compare", "earlier_comparison", "grid", "run_name", "summarise",
@@ -91,7 +92,7 @@ def grid(base: TrainConfig, *, alpha2s: Sequence[float] | None = None,
     configs: dict[str, TrainConfig] = {}
     for seed in seeds:
         for loss in losses:
-            for a in alpha2s if loss == "noisy" else [base.alpha2]:
+            for a in alpha2s if loss == NOISY else [base.alpha2]:
                 config = base.replace(loss=loss, alpha2=a, seed=int(seed))
                 configs.setdefault(run_name(config), config)  # softmax = noisy at alpha2 0
     return list(configs.values())
@@ -178,7 +179,7 @@ def compare(base: TrainConfig, *, alpha2s: Sequence[float] | None = None,
     and that ``resume`` would continue it). A run whose loss becomes non-finite is kept (its
     tables up to there, and ``summary.json`` with ``finished: false``), listed in
     ``Comparison.unfinished``, and the other runs go on. The process holds the lock of
-    ``out`` (:class:`satkit.training.run_dir.RunDirLock`) while it compares.
+    ``out`` (:class:`satkit.run_dir.RunDirLock`) while it compares.
 
     Args:
         resume: continue the comparison in ``out``: finished (and diverged) runs are kept

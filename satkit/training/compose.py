@@ -1,9 +1,9 @@
 """What a run is made of, built from its config: data, head and loss, model, optimizer, schedule,
-loaders, and the recorder with its sinks. No loop and no run directory logic here.
+loaders, and the recorder's options. No loop and no run directory logic here (the recorder and
+its sinks are built by :class:`satkit.run_writer.RunWriter`).
 
 Order: :func:`check_config` (everything that can be refused without touching the disk), then
-:func:`build_parts` (the data set is loaded, nothing is written), then, once the run directory
-is claimed, :func:`build_recording`.
+:func:`build_parts` (the data set is loaded, nothing is written).
 """
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ from typing import Any
 
 import torch
 
-from satkit import schema
+from satkit.hooks.options import RecorderOptions
 from satkit.training.config import ConfigError, TrainConfig, histogram_cadence
 from satkit.training.distributed import DistContext
-from satkit.training.progress import Progress
 
-__all__ = ["Recording", "RunParts", "build_parts", "build_recording", "check_config",
-           "histogram_every", "label_columns", "milestone_epochs"]
+__all__ = ["RunParts", "build_parts", "check_config", "histogram_every", "label_columns",
+           "milestone_epochs", "recorder_options"]
 
 
 def milestone_epochs(fractions: tuple[float, ...], epochs: int) -> list[int]:
@@ -136,35 +135,6 @@ def label_columns(labels: Any) -> Any:
                          "label_corrupted": labels.corrupted})
 
 
-class _KeptOpen:
-    """Hands a sink's rows and histograms to the recorder, but not its ``close``: the run writes
-    the hparams into the TensorBoard sink once the summary is known, then closes it."""
-
-    def __init__(self, sink: Any) -> None:
-        self.sink = sink
-
-    def write(self, rows: list[dict[str, Any]]) -> None:
-        self.sink.write(rows)
-
-    def write_histograms(self, histograms: list[Any]) -> None:
-        self.sink.write_histograms(histograms)
-
-    def close(self) -> None:
-        pass
-
-    def __repr__(self) -> str:
-        return repr(self.sink)
-
-
-@dataclass
-class Recording:
-    """The recorder and the sinks a run writes through (the sinks are None off rank 0)."""
-
-    recorder: Any
-    table: Any | None
-    tensorboard: Any | None
-
-
 def histogram_every(config: TrainConfig, parts: RunParts) -> int:
     """The run's histogram cadence: ``config.histogram_every``, or about
     :data:`~satkit.training.config.HISTOGRAM_SLICES` histograms over the planned steps."""
@@ -173,31 +143,13 @@ def histogram_every(config: TrainConfig, parts: RunParts) -> int:
     return histogram_cadence(len(parts.train_loader) * config.epochs)
 
 
-def build_recording(config: TrainConfig, parts: RunParts, ctx: DistContext, run_dir: Path,
-                    progress: Progress) -> Recording:
-    """The recorder on the model's head, writing to ``run_dir`` on rank 0.
+def recorder_options(config: TrainConfig, parts: RunParts) -> RecorderOptions:
+    """The recorder's settings for the run (:class:`~satkit.hooks.RecorderOptions`).
 
     Histograms are kept every ``config.histogram_every`` steps, by default at the cadence
     that gives the planned run about :data:`~satkit.training.config.HISTOGRAM_SLICES`
     of them (:func:`~satkit.training.config.histogram_cadence`).
-
-    Raises:
-        OSError: the run directory cannot be written.
     """
-    from satkit.hooks import SaturationRecorder
-    from satkit.sinks import TableSink, TensorBoardSink
-
-    every = histogram_every(config, parts)
-    table = tensorboard = None
-    sinks: list[Any] = []
-    if ctx.is_main:
-        table = TableSink(run_dir / schema.METRICS, resume=config.resume,
-                          sample_columns=label_columns(parts.labels))
-        tensorboard = TensorBoardSink(run_dir, histogram_every=every,
-                                      thresholds=config.thresholds)
-        sinks = [table, _KeptOpen(tensorboard), progress.tap]
-    recorder = SaturationRecorder(
-        parts.model.head, thresholds=config.thresholds,
-        num_samples=parts.data.train_x.shape[0], every=config.every,
-        flush_every=config.flush_every, sinks=sinks, histogram_every=every)
-    return Recording(recorder, table, tensorboard)
+    return RecorderOptions(thresholds=config.thresholds, every=config.every,
+                           flush_every=config.flush_every,
+                           histogram_every=histogram_every(config, parts))

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from satkit import methods
-from satkit.methods import DEFAULT_ALPHA2, METHOD_NAMES, METHODS, NOISE_FAMILIES
-from satkit.schema import DEFAULT_THRESHOLDS
+from satkit.hooks.options import RecorderOptions
+from satkit.methods import DEFAULT_ALPHA2, METHOD_NAMES, METHODS, NOISE_FAMILIES, NOISY
 from satkit.validation import check_bool, check_choice, check_int, check_real, check_reals
 
 __all__ = ["DATASETS", "HISTOGRAM_SLICES", "LOSS_NAMES", "MAX_BATCH_SIZE", "MAX_EPOCHS",
@@ -64,10 +64,6 @@ def histogram_cadence(total_steps: int, slices: int = HISTOGRAM_SLICES) -> int:
     return max(1, -(-total_steps // slices))
 
 
-def _default(method: str, setting: str) -> Any:
-    return METHODS[method].setting(setting).default
-
-
 class ConfigError(ValueError):
     """A configuration value is unknown or invalid; the message names the field."""
 
@@ -91,27 +87,21 @@ class TrainConfig:
     dataset: Literal["digits", "mnist", "cifar10", "cifar100"] = "digits"
     model: str | None = None
     """Model preset (see ``satkit.models.PRESETS``); default: the data set's own."""
-    loss: str = field(default="noisy", metadata={"choices": METHOD_NAMES})
+    loss: str = field(default=NOISY, metadata={"choices": METHOD_NAMES})
     """The method: Noisy Softmax or a softmax regulariser to compare it with."""
     alpha2: float = DEFAULT_ALPHA2
     """Noisy Softmax's alpha^2, the noise variance (0 = plain softmax)."""
     noise: str = field(default="annealed", metadata={"choices": NOISE_FAMILIES})
     xi_per: Literal["sample", "batch"] = "sample"
-    epsilon: float = _default("label-smoothing", "epsilon")
-    """label-smoothing: the smoothing epsilon."""
-    beta: float = _default("confidence-penalty", "beta")
-    """confidence-penalty: weight of the entropy bonus."""
-    disturb_alpha: float = _default("disturb-label", "disturb_alpha")
-    """disturb-label: probability of redrawing a label."""
-    gamma: float = _default("focal", "gamma")
-    """focal: the focusing exponent."""
-    temperature: float = _default("temperature", "temperature")
-    """temperature: training logits are divided by it."""
-    scale: float = _default("cosface", "scale")
-    """cosface/arcface: the scale s."""
+    # The methods' settings: defaults, ranges and --help lines are in satkit.methods.
+    epsilon: float = methods.EPSILON.default
+    beta: float = methods.BETA.default
+    disturb_alpha: float = methods.DISTURB_ALPHA.default
+    gamma: float = methods.GAMMA.default
+    temperature: float = methods.TEMPERATURE.default
+    scale: float = methods.SCALE.default
     margin: float | None = None
-    """cosface/arcface: the margin m (default: the method's, 0.35 for cosface, 0.5 rad for
-    arcface)."""
+    """The method's margin m (None: the method's own)."""
     epochs: int = 10
     """Epochs to train, in [1, 100000] (MAX_EPOCHS); with --resume it may be larger than the
     checkpoint's: the run trains on, its learning-rate drops staying at the epochs first
@@ -152,10 +142,11 @@ class TrainConfig:
     """Continue the run in --out from its checkpoint; every setting that shapes training must
     be the checkpoint's (device, quiet, figures, flush_every, histogram_every, data_dir may
     differ; epochs may grow)."""
-    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
-    every: int = 1
+    # the recorder's settings: defaults from satkit.hooks.RecorderOptions (histograms: per run)
+    thresholds: tuple[float, ...] = RecorderOptions.thresholds
+    every: int = RecorderOptions.every
     """Record every N-th step, N in [1, 1000000] (MAX_INTERVAL)."""
-    flush_every: int = 100
+    flush_every: int = RecorderOptions.flush_every
     """Recorded rows between two writes to disk, in [1, 1000000] (MAX_INTERVAL)."""
     histogram_every: int | None = None
     """Steps between two p_y/noise histograms in TensorBoard, in [1, 1000000] (MAX_INTERVAL);
@@ -181,8 +172,7 @@ class TrainConfig:
         for setting in _all_settings(self.loss):
             value = getattr(self, setting.field)
             if value is not None:
-                check_real(setting.field, value, lo=setting.lo, hi=setting.hi,
-                           lo_open=setting.lo_open, hi_open=setting.hi_open, **err)
+                setting.check(value, **err)
         check_real("lr", self.lr, lo=0.0, lo_open=True, **err)
         check_real("momentum", self.momentum, lo=0.0, hi=1.0, hi_open=True, **err)
         check_real("weight_decay", self.weight_decay, lo=0.0, **err)
@@ -220,7 +210,7 @@ class TrainConfig:
         """Keyword arguments of ``satkit.heads.make_head_and_loss`` for this config: the
         chosen method's settings only."""
         options: dict[str, Any] = {}
-        if self.loss == "noisy":
+        if self.loss == NOISY:
             options = {"alpha2": self.alpha2, "noise": self.noise, "xi_per": self.xi_per}
         for setting in _all_settings(self.loss):
             value = getattr(self, setting.field)

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from satkit import schema
-from satkit.training.run_dir import atomic_write_bytes
+from satkit.run_dir import atomic_write_bytes
 
 __all__ = ["FINAL_FIELDS", "final_calibration", "predictions_table"]
 

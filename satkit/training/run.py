@@ -4,7 +4,7 @@ Order, so that a refused run leaves nothing behind and a failed one loses nothin
 
 1. check the config and the device (:class:`ConfigError`), load the data and build the parts
    (:mod:`satkit.training.compose`); nothing is written yet;
-2. claim the run directory atomically (:func:`satkit.training.run_dir.create_run_dir`) and
+2. claim the run directory atomically (:func:`satkit.run_dir.create_run_dir`) and
    write ``config.json``;
 3. train (:class:`satkit.training.trainer.Trainer`); the recorder flushes its rows durably;
    a run that finished then measures its end-of-run calibration and writes its test
@@ -16,12 +16,10 @@ Order, so that a refused run leaves nothing behind and a failed one loses nothin
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,42 +28,30 @@ import torch.distributed as dist
 
 from satkit import schema
 from satkit._version import __version__
-from satkit.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from satkit.methods import NOISY
+from satkit.run_dir import RunWriteError, describe_os_error
+from satkit.run_writer import RunWriter
+from satkit.training.checkpoint import CheckpointError, load_checkpoint
 from satkit.training.compose import (
-    Recording,
     RunParts,
     build_parts,
-    build_recording,
     check_config,
     label_columns,
+    recorder_options,
 )
 from satkit.training.config import ConfigError, TrainConfig
 from satkit.training.distributed import DistContext, setup_distributed
 from satkit.training.faults import pause_from_env
 from satkit.training.interrupt import Interrupted, StopRequested
+from satkit.training.naming import default_run_dir
+from satkit.training.outputs import RunOutputs
 from satkit.training.posthoc import final_calibration
 from satkit.training.progress import Progress
 from satkit.training.resume import check_position, check_resume_config
-from satkit.training.run_dir import (
-    RunDirLock,
-    RunWriteError,
-    atomic_write_text,
-    claim_run_dir,
-    default_run_dir,
-    describe_os_error,
-    release_run_dir,
-    sweep_temporary,
-    write_json,
-)
 from satkit.training.summary import hparams, hparams_metrics, run_summary
-from satkit.training.trainer import STATE_KEYS, EpochResult, Trainer
+from satkit.training.trainer import STATE_KEYS, Trainer
 
 __all__ = ["RunResult", "default_run_dir", "run_label", "train"]
-
-#: The per-epoch figures written as TensorBoard scalars ``epoch/<name>``.
-_EPOCH_SCALARS = ("train_loss", "train_error", "test_loss", "test_error", "lr", "test_ece",
-                  "test_ece_adaptive", "test_brier", "test_confidence", "test_overconfidence")
-
 
 @dataclass
 class RunResult:
@@ -84,7 +70,7 @@ def run_label(config: TrainConfig, position: tuple[int, int] | None = None) -> s
         ('[2/3] noisy alpha2=0.1 seed=0', 'softmax seed=0')
     """
     name = config.method
-    if config.method == "noisy":
+    if config.method == NOISY:
         name += f" alpha2={config.effective_alpha2:g}"
         if config.effective_noise != "annealed":
             name += f" noise={config.effective_noise}"
@@ -100,15 +86,6 @@ def _share_path(path: Path | None, ctx: DistContext) -> Path:
     box = [str(path) if path is not None else None]
     dist.broadcast_object_list(box, src=0)
     return Path(box[0])
-
-
-def _write_epochs(path: Path, history: list[EpochResult]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(EpochResult.__dataclass_fields__))
-    writer.writeheader()
-    for row in history:
-        writer.writerow(asdict(row))
-    atomic_write_text(path, buf.getvalue())
 
 
 def _config_record(config: TrainConfig, parts: RunParts, ctx: DistContext,
@@ -153,66 +130,36 @@ def _resume_state(config: TrainConfig, parts: RunParts, run_dir: Path,
     return state
 
 
-def _trainer(config: TrainConfig, parts: RunParts, ctx: DistContext, run_dir: Path,
-             recording: Recording, progress: Progress) -> Trainer:
+def _trainer(config: TrainConfig, parts: RunParts, ctx: DistContext, outputs: RunOutputs,
+             recorder: Any, progress: Progress) -> Trainer:
     net = parts.model
     if ctx.distributed:
         net = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
     if config.compile:
         net = torch.compile(net)
-    pause = pause_from_env()
-
-    def on_epoch(result: EpochResult) -> None:
-        # every rank flushes (a collective under torch.distributed); rank 0 writes
-        samples = recording.recorder.samples() if recording.recorder.num_samples else None
-        if ctx.is_main:
-            _write_epochs(run_dir / schema.EPOCHS, trainer.history)
-            first = trainer.history[-2].step if len(trainer.history) > 1 else 0
-            recording.tensorboard.write_epoch(first, max(result.step - 1, first), {
-                k: getattr(result, k) for k in _EPOCH_SCALARS})
-            if samples is not None:
-                _write_data_map(recording, samples, parts, max(result.step - 1, 0))
-
-    def on_checkpoint(state: dict[str, Any]) -> None:
-        if ctx.is_main:
-            midway = None if pause is None else (lambda _tmp: pause.at("checkpoint"))
-            save_checkpoint(run_dir / schema.CHECKPOINT, {**state, "config": config.to_dict()},
-                            midway=midway)
-
     trainer = Trainer(net, parts.optimizer, parts.train_loader, test_data=parts.test_loader,
-                      epochs=config.epochs, schedule=parts.schedule,
-                      recorder=recording.recorder, loss_fn=parts.loss_fn, device=ctx.device,
+                      epochs=config.epochs, schedule=parts.schedule, recorder=recorder,
+                      loss_fn=parts.loss_fn, device=ctx.device,
                       amp=config.amp and ctx.device.type == "cuda", progress=progress,
-                      on_epoch=on_epoch, on_checkpoint=on_checkpoint)
+                      on_epoch=outputs.on_epoch, on_checkpoint=outputs.on_checkpoint)
+    outputs.trainer = trainer
     return trainer
 
 
-def _write_data_map(recording: Recording, samples: Any, parts: RunParts, step: int) -> None:
-    """The data map's region fractions, and the mean confidence of corrupted vs clean samples,
-    as TensorBoard scalars ``data_map/<name>`` at the epoch's last step."""
-    from satkit.analysis.label_issues import data_map_scalars
-
-    labels = label_columns(parts.labels)
-    if labels is not None:
-        samples = samples.assign(label_corrupted=labels["label_corrupted"].to_numpy())
-    recording.tensorboard.write_scalars(step, data_map_scalars(samples), group="data_map")
-
-
-def _restore(trainer: Trainer, state: dict[str, Any], recording: Recording,
-             run_dir: Path) -> None:
+def _restore(trainer: Trainer, state: dict[str, Any], writer: RunWriter,
+             outputs: RunOutputs, run_dir: Path) -> None:
     """Load the checkpoint into the loop; cut the tables back to it."""
     try:
         trainer.load_state_dict(state)
     except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"checkpoint {run_dir / schema.CHECKPOINT} does not fit this run "
                               f"({exc}); delete it to start the run afresh") from exc
-    if recording.table is not None:
-        recording.table.truncate_after(trainer.step - 1)
-        _write_epochs(run_dir / schema.EPOCHS, trainer.history)  # epochs past it are redone
+    writer.truncate_after(trainer.step - 1)
+    outputs.write_epochs(trainer.history)  # epochs past it are redone
 
 
-def _finish(config: TrainConfig, trainer: Trainer, recording: Recording, ctx: DistContext,
+def _finish(config: TrainConfig, trainer: Trainer, writer: RunWriter, ctx: DistContext,
             run_dir: Path, started: float, error: BaseException | None,
             final: dict[str, Any] | None = None,
             peers: Sequence[TrainConfig] = ()) -> dict[str, Any]:
@@ -227,9 +174,9 @@ def _finish(config: TrainConfig, trainer: Trainer, recording: Recording, ctx: Di
                               seconds=trainer.seconds, device=ctx.device, finished=finished,
                               wall_seconds=time.perf_counter() - started,
                               stop_reason=_stop_reason(error), final=final)
-        write_json(run_dir / schema.SUMMARY, summary)
-        if finished and recording.tensorboard is not None:
-            recording.tensorboard.write_hparams(
+        summary = writer.write_summary(summary) or {}
+        if finished and writer.tensorboard is not None:
+            writer.tensorboard.write_hparams(
                 hparams(config, ctx.device), hparams_metrics(summary),
                 step=max(trainer.step - 1, 0),
                 runs=[hparams(p, ctx.device) for p in peers] or None)
@@ -239,8 +186,7 @@ def _finish(config: TrainConfig, trainer: Trainer, recording: Recording, ctx: Di
         error.add_note(f"{run_dir / schema.SUMMARY} could not be written: {exc}")
         return {}
     finally:
-        if recording.tensorboard is not None:
-            recording.tensorboard.close()
+        writer.close_sinks()  # the lock is held until train() returns
     return summary
 
 
@@ -281,19 +227,17 @@ def train(config: TrainConfig, *, position: tuple[int, int] | None = None,
     peers = [check_config(p) for p in peers]
     torch.manual_seed(config.seed * 1000 + ctx.rank)
     parts = build_parts(config, ctx)
-    lock = claim_run_dir(config.out or default_run_dir(config), resume=config.resume) \
-        if ctx.is_main else None
+    writer = RunWriter.claim(config.out or default_run_dir(config), resume=config.resume,
+                             writes=ctx.is_main)
     try:
-        run_dir = _share_path(None if lock is None else lock.path, ctx)
-        return _train_in(run_dir, lock, config, parts, ctx, position, started, peers)
+        run_dir = _share_path(writer.path, ctx)
+        return _train_in(run_dir, writer, config, parts, ctx, position, started, peers)
     except OSError as exc:
         if isinstance(exc, RunWriteError):
             raise
-        raise RunWriteError(describe_os_error(exc, lock.path if lock else None),
-                            exc.errno) from exc
+        raise RunWriteError(describe_os_error(exc, writer.path), exc.errno) from exc
     finally:
-        if lock is not None:
-            lock.release()
+        writer.close()
 
 
 def _stop_reason(error: BaseException | None) -> str | None:
@@ -308,34 +252,27 @@ def _stop_reason(error: BaseException | None) -> str | None:
     return "write error" if isinstance(error, OSError) else "error"
 
 
-def _train_in(run_dir: Path, lock: RunDirLock | None, config: TrainConfig, parts: RunParts,
+def _train_in(run_dir: Path, writer: RunWriter, config: TrainConfig, parts: RunParts,
               ctx: DistContext, position: tuple[int, int] | None, started: float,
               peers: Sequence[TrainConfig] = ()) -> RunResult:
     how = f"the same command plus --out {run_dir} --resume"
     try:
         state = _resume_state(config, parts, run_dir, ctx) if config.resume else None
-        if lock is not None:
-            try:
-                if state is not None:
-                    sweep_temporary(run_dir)  # what writers killed mid-write left
-                    (run_dir / schema.SUMMARY).unlink(missing_ok=True)  # no longer the truth
-                write_json(run_dir / schema.CONFIG, _config_record(config, parts, ctx, run_dir))
-                (run_dir / schema.FIGURES).mkdir(exist_ok=True)
-            except BaseException:
-                if state is None:
-                    release_run_dir(lock)
-                raise
+        writer.write_config(_config_record(config, parts, ctx, run_dir))
         progress = Progress(run_label(config, position),
                             enabled=not config.quiet and ctx.is_main)
-        recording = build_recording(config, parts, ctx, run_dir, progress)
-        trainer = _trainer(config, parts, ctx, run_dir, recording, progress)
+        recorder = writer.recorder(parts.model.head, recorder_options(config, parts),
+                                   num_samples=parts.data.train_x.shape[0],
+                                   sample_columns=label_columns(parts.labels),
+                                   sinks=[progress.tap] if writer.writes else ())
+        outputs = RunOutputs(config, parts, writer)
+        trainer = _trainer(config, parts, ctx, outputs, recorder, progress)
         if state is not None:
             try:
-                _restore(trainer, state, recording, run_dir)
+                _restore(trainer, state, writer, outputs, run_dir)
             except BaseException:
-                recording.recorder.close()
-                if recording.tensorboard is not None:
-                    recording.tensorboard.close()
+                recorder.close()
+                writer.close()
                 raise
     except KeyboardInterrupt as exc:
         what = (f"{run_dir} is as it was: continue it with {how}" if config.resume else
@@ -344,7 +281,7 @@ def _train_in(run_dir: Path, lock: RunDirLock | None, config: TrainConfig, parts
     error: Exception | None = None
     final = None
     try:
-        with recording.recorder:  # closes (flushes) the recorder and its sinks, also on errors
+        with recorder:  # closes (flushes) the recorder and its sinks, also on errors
             trainer.fit()
         if ctx.is_main and trainer.epoch >= config.epochs:
             final = final_calibration(trainer, parts, run_dir,
@@ -358,7 +295,7 @@ def _train_in(run_dir: Path, lock: RunDirLock | None, config: TrainConfig, parts
     except Exception as exc:  # the run stopped early: its summary says how far it got
         error = exc
     try:
-        summary = _finish(config, trainer, recording, ctx, run_dir, started, error, final,
+        summary = _finish(config, trainer, writer, ctx, run_dir, started, error, final,
                           peers) \
             if ctx.is_main else {}
     except KeyboardInterrupt as exc:

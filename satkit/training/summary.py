@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from satkit._version import __version__
-from satkit.methods import setting_values
+from satkit.methods import NOISY, setting_values
 from satkit.schema import SUMMARY_FIELDS, SUMMARY_TYPES
 from satkit.training.config import TrainConfig
 
@@ -110,7 +110,7 @@ def hparams(config: TrainConfig, device: torch.device) -> dict[str, Any]:
     resolved device; no bookkeeping (output paths, flush intervals, thresholds, ...)."""
     values: dict[str, Any] = {"method": config.method, "alpha2": config.effective_alpha2,
                               "noise": config.effective_noise}
-    if config.method == "noisy":
+    if config.method == NOISY:
         values["xi_per"] = config.xi_per
     values.update(setting_values(config.method, config.to_dict()))
     values.update({name: getattr(config, name) for name in _TRAINING})

@@ -52,7 +52,12 @@ def test_compare_methods_from_the_command_line(tmp_path, capsys):
     names = sorted(p.name for p in out.iterdir() if p.is_dir())
     assert names == ["label-smoothing_seed=0", "noisy-softmax_alpha2=0.5_seed=0",
                      "softmax_seed=0"]
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
+    # the deprecated --no-figure still works (as --no-figures) and says what replaces it
+    assert "--no-figure is deprecated and will be removed: use --no-figures" in captured.err
+    assert not (out / "figures" / "dashboard.png").exists()
+    assert not any((p / "figures" / "dashboard.png").exists() for p in out.iterdir())
     assert "label smoothing" in text and "Noisy Softmax α²=0.5" in text
     # error, ECE, ECE after temperature scaling and the onsets side by side, sorted by ECE
     header = next(line for line in text.splitlines() if line.startswith("| method"))
@@ -102,7 +107,7 @@ def test_progress_without_a_terminal_is_plain_lines_one_per_epoch_per_run(tmp_pa
     with open(log, "w") as stderr:
         done = subprocess.run(
             [sys.executable, "-m", "satkit", "compare", "--alpha2", "0", "0.1", "--epochs", "2",
-             "--batch-size", "128", "--device", "cpu", "--flush-every", "4", "--no-figure",
+             "--batch-size", "128", "--device", "cpu", "--flush-every", "4", "--no-figures",
              "--out", str(tmp_path / "cmp")], stdout=subprocess.PIPE, stderr=stderr, text=True,
             timeout=600)
     text = log.read_text()

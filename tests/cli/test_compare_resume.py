@@ -15,7 +15,7 @@ from child_runs import assert_same_run, one_line_error, satkit_process, satkit_r
 # Four runs of one epoch, five steps each (1437 digits in full batches of 256).
 GRID = ["compare", "--alpha2", "0", "0.1", "--seeds", "0", "1", "--epochs", "1",
         "--batch-size", "256", "--lr", "0.05", "--device", "cpu", "--quiet", "--flush-every", "2",
-        "--no-figure", "--no-figures"]
+        "--no-figures"]
 RUNS = ["softmax_seed=0", "noisy-softmax_alpha2=0.1_seed=0", "softmax_seed=1",
         "noisy-softmax_alpha2=0.1_seed=1"]
 TIMINGS = ("seconds", "seconds_per_step", "wall_seconds", "cost")
@@ -100,12 +100,13 @@ def test_resume_of_a_directory_without_a_comparison_exits_2(tmp_path):
 
 @pytest.mark.parametrize(("point", "says"), [
     ("run:2", "between runs; 1 of its 2 runs are complete"),
-    ("figures:1", "while writing its tables and figure; every run is complete"),
+    # with --figures each run draws its dashboard (figures 1 and 2), then the comparison (3)
+    ("figures:3", "while writing its tables and figure; every run is complete"),
 ])
 def test_ctrl_c_outside_a_run_says_what_the_comparison_kept(tmp_path, point, says):
     out, flag = tmp_path / "cmp", tmp_path / "paused"
     two_runs = ["compare", "--alpha2", "0", "0.1", "--epochs", "1", "--batch-size", "512",
-                "--device", "cpu", "--quiet", "--no-figures"]  # the comparison's figure on
+                "--device", "cpu", "--quiet", "--figures"]
     proc = satkit_process(*two_runs, "--out", str(out), pause=f"{point}:{flag}")
     wait_for(flag, proc)
     proc.send_signal(signal.SIGINT)

@@ -152,8 +152,8 @@ def test_out_that_is_not_utf8_exits_2_before_anything_is_created(command, tmp_pa
 
 
 def test_the_callbacks_and_the_tensorboard_sink_refuse_it_too(tmp_path):
+    from satkit.run_dir import claim_run_dir  # what the callbacks claim with too
     from satkit.sinks import TensorBoardSink
-    from satkit.training.run_dir import claim_run_dir  # what the callbacks claim with too
 
     out = tmp_path / os.fsdecode(b"caf\xe9") / "run"
     with pytest.raises(ValueError, match=r"^--out b'.*caf\\xe9/run' is not UTF-8 text"):

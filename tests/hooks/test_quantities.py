@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from satkit.hooks import SaturationRecorder, quantities, stats
-from satkit.hooks.quantities import (
+from satkit import columns as quantities
+from satkit.columns import (
     GROUPS,
     QUANTILES,
     QUANTITIES,
@@ -18,6 +18,8 @@ from satkit.hooks.quantities import (
     describe,
     tensorboard_tag,
 )
+from satkit.hooks import SaturationRecorder
+from satkit.hooks.layout import LOGGED
 
 
 def test_declarations_are_consistent():
@@ -27,7 +29,7 @@ def test_declarations_are_consistent():
         assert q.reduce in REDUCTIONS and q.group in GROUPS and q.description, q
         assert (q.value in VALUES) == (q.value is not None), q
         if q.reduce in QUANTILES:
-            assert q.value in stats.LOGGED, f"{q.name}: a quantile needs its value logged"
+            assert q.value in LOGGED, f"{q.name}: a quantile needs its value logged"
     for name in names:
         assert describe(name), name
         assert name in ("step", "saturated_frac", "saturated_frac_noisy") or tensorboard_tag(name)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from recorder_models import make_data, make_net, train_step
 
+from satkit.columns import column_names
 from satkit.hooks import SaturationRecorder
-from satkit.hooks.stats import column_names
 
 THRESHOLDS = (0.3, 0.5)
 

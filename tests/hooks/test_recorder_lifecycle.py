@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from recorder_models import make_data, make_net, train_step
 from torch import nn
 
+from satkit.columns import column_names
 from satkit.hooks import SaturationRecorder
-from satkit.hooks.stats import column_names
 from satkit.schema import SAMPLE_COLUMNS
 from satkit.sinks import Sink
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 from recorder_models import make_data, make_net
 
+from satkit.columns import column_dtypes
 from satkit.hooks import SaturationRecorder
 from satkit.hooks.fanout import Fanout
-from satkit.hooks.quantities import column_dtypes
 from satkit.hooks.store import ColumnStore, StepSet
 from satkit.sinks import TableSink, read_table
 

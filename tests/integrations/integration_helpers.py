@@ -97,7 +97,7 @@ def record_as_a_language_model(monkeypatch) -> list:
 def lock_refusal(run_dir):
     """The RunLockedError raised when this process tries to take ``run_dir``'s lock (its
     writer holds it), or False when the lock could be taken."""
-    from satkit.training.run_dir import RunLockedError, lock_run_dir
+    from satkit.run_dir import RunLockedError, lock_run_dir
 
     try:
         lock_run_dir(run_dir).release()

@@ -3,6 +3,7 @@ options, the gradient-scale check, the extras and the error without the framewor
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import re
 import subprocess
@@ -54,11 +55,31 @@ def test_find_head_errors_name_the_argument_and_the_children():
         find_head(lm, 3)
 
 
-def test_options_defaults_are_the_recorder_defaults():
-    signature = inspect.signature(SaturationRecorder)
-    for name, value in vars(RecorderOptions()).items():
-        default = signature.parameters[name].default
-        assert (tuple(value) if name == "thresholds" else value) == default, name
+def test_the_recorder_and_the_callbacks_take_one_options_object():
+    # the settings are stated once, in RecorderOptions: a keyword stands for its field
+    head = nn.Linear(4, 3)
+    assert SaturationRecorder(head).options == RecorderOptions()
+    with SaturationRecorder(head, RecorderOptions(every=3), flush_every=7) as rec:
+        assert rec.options == RecorderOptions(every=3, flush_every=7)
+        assert (rec.every, rec.flush_every) == (3, 7)
+    for who in (SaturationRecorder,):
+        with pytest.raises(TypeError, match="unexpected keyword argument 'evry'.*RecorderOptions"):
+            who(head, evry=2)
+        with pytest.raises(TypeError, match="options must be a satkit.hooks.RecorderOptions"):
+            who(head, {"every": 2})
+    with pytest.raises(ValueError, match="every must be an integer >= 1"):
+        SaturationRecorder(head, every=0)
+    for module in ("lightning", "transformers"):
+        callback = importlib.import_module(f"satkit.integrations.{module}").SaturationCallback
+        params = inspect.signature(callback).parameters
+        assert "options" in params and "every" not in params and "thresholds" not in params
+
+
+def test_opt_in_names_are_checked():
+    assert RecorderOptions(opt_in=["entropy", "entropy"]).opt_in == ("entropy",)
+    for bad in ("entropy", [""], [3]):
+        with pytest.raises(TypeError, match="opt_in must be a sequence of quantity names"):
+            RecorderOptions(opt_in=bad)
 
 
 def test_options_reject_bad_values():

@@ -335,7 +335,7 @@ class LockProbe(TrainerCallback):
             self.refused = lock_refusal(self.satkit.run_dir)
 
 def test_the_run_directory_is_locked_while_training_and_released_after(tmp_path):
-    from satkit.training.run_dir import lock_run_dir
+    from satkit.run_dir import lock_run_dir
 
     callback = SaturationCallback("lm_head", tmp_path / "run")
     probe = LockProbe(callback)

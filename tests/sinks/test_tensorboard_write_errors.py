@@ -12,9 +12,9 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.compat.tensorflow_stub.io import gfile
 
+from satkit.run_dir import describe_os_error
 from satkit.sinks import TensorBoardSink
 from satkit.sinks.table import _atomic_write
-from satkit.training.run_dir import describe_os_error
 
 
 def _tensorboard_threads() -> list[threading.Thread]:

@@ -236,8 +236,8 @@ def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch
 
 
 def test_resume_without_checkpoint_or_with_corrupt_one_is_an_error(tmp_path):
+    from satkit.run_dir import RunDirError
     from satkit.training.checkpoint import CheckpointError
-    from satkit.training.run_dir import RunDirError
 
     with pytest.raises(RunDirError, match="checkpoint"):
         train(TrainConfig(**QUICK, out=str(tmp_path / "none"), resume=True))

@@ -11,23 +11,22 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from satkit.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from satkit.training.config import TrainConfig
-from satkit.training.run_dir import (
+from satkit.run_dir import (
     CLAIM,
     RunDirError,
     RunLockedError,
     RunWriteError,
     atomic_write_bytes,
     claim_run_dir,
-    default_run_dir,
     describe_os_error,
     lock_run_dir,
     release_run_dir,
-    run_name,
     sweep_temporary,
     write_json,
 )
+from satkit.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from satkit.training.config import TrainConfig
+from satkit.training.naming import default_run_dir, run_name
 
 
 def create_run_dir(path, **kw):
@@ -103,7 +102,7 @@ def test_a_locked_run_directory_names_its_holder(tmp_path):
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
     run = claim_run_dir(tmp_path / "run")
     run.release()
-    code = ("import sys, time\nfrom satkit.training.run_dir import lock_run_dir\n"
+    code = ("import sys, time\nfrom satkit.run_dir import lock_run_dir\n"
             "lock = lock_run_dir(sys.argv[1])\nprint('locked', flush=True)\ntime.sleep(600)\n")
     child = subprocess.Popen([sys.executable, "-c", code, str(run.path)], stdout=subprocess.PIPE,
                              text=True)

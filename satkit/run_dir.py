@@ -38,12 +38,11 @@ from typing import Any
 
 from satkit.schema import CHECKPOINT
 from satkit.sinks.base import check_utf8_path, fsync_dir
-from satkit.training.config import TrainConfig
 
-__all__ = ["CHECKPOINT", "CLAIM", "NOISY_SOFTMAX", "RunDirError", "RunDirLock", "RunLockedError",
+__all__ = ["CHECKPOINT", "CLAIM", "RunDirError", "RunDirLock", "RunLockedError",
            "RunWriteError", "atomic_write_bytes", "atomic_write_text", "claim_run_dir",
-           "default_run_dir", "describe_os_error", "lock_run_dir", "release_run_dir", "run_name",
-           "sweep_temporary", "write_json"]
+           "describe_os_error", "lock_run_dir", "release_run_dir", "sweep_temporary",
+           "write_json"]
 
 #: The hidden file that marks a directory as claimed by one run (it holds the claimer's pid).
 CLAIM = ".satkit-run"
@@ -187,35 +186,6 @@ def describe_os_error(exc: OSError, where: str | os.PathLike[str] | None = None)
 
 def _reason(exc: OSError) -> str:
     return _REASONS.get(exc.errno or 0) or str(exc.strerror or exc).rstrip(".").lower()
-
-
-#: How a run name spells Noisy Softmax (its ``--loss`` value is ``noisy``).
-NOISY_SOFTMAX = "noisy-softmax"
-
-
-def run_name(config: TrainConfig) -> str:
-    """The name of a run (its directory in a comparison, its run in TensorBoard, its trial in
-    the HPARAMS table): the method as applied (:attr:`TrainConfig.method`) first.
-
-    ``noisy-softmax_alpha2=0.1_seed=0`` for Noisy Softmax (``_noise=<family>`` before the seed
-    unless the noise is annealed), ``<method>_seed=0`` for every other method, the alpha2 = 0
-    baseline (softmax) included.
-
-    Example:
-        >>> run_name(TrainConfig(alpha2=0.1)), run_name(TrainConfig(alpha2=0, noise="free"))
-        ('noisy-softmax_alpha2=0.1_seed=0', 'softmax_seed=0')
-        >>> run_name(TrainConfig(alpha2=1, noise="amplitude")), run_name(TrainConfig(loss="focal"))
-        ('noisy-softmax_alpha2=1_noise=amplitude_seed=0', 'focal_seed=0')
-    """
-    if config.method != "noisy":
-        return f"{config.method}_seed={config.seed}"
-    noise = "" if config.effective_noise == "annealed" else f"_noise={config.effective_noise}"
-    return f"{NOISY_SOFTMAX}_alpha2={config.effective_alpha2:g}{noise}_seed={config.seed}"
-
-
-def default_run_dir(config: TrainConfig) -> Path:
-    """Where a run goes without ``out``: ``runs/<dataset>_<run_name>``."""
-    return Path("runs") / f"{config.dataset}_{run_name(config)}"
 
 
 def _claim(directory: Path) -> RunDirLock | None:

@@ -2,16 +2,24 @@
 
 A step's *positions* are its samples (classification, logits (N, C)) or its non-ignored tokens
 (sequence models, logits (N, T, C)). For every position the recorder computes a few values
-from the captured tensors once (:data:`VALUES`: each a formula over
-:class:`~satkit.hooks.stats.Captured`, documented with its maths), and every column of the
-``metrics`` table is a :class:`Quantity`: a name, the value it reduces, how it reduces it over
-the step's positions, its TensorBoard group and a one-line description. The table's columns,
-the raw per-step row kept on the device, the reduction across ranks, the TensorBoard tags,
-their hover descriptions and the glossary test all derive from :data:`QUANTITIES`.
+from the captured tensors once (:data:`VALUES`: each a formula over the packed per-position
+vectors of :data:`satkit.hooks.layout.PACKED`, documented with its maths), and every column of
+the ``metrics`` table is a :class:`Quantity`: a name, the value it reduces, how it reduces it
+over the step's positions, its TensorBoard group and a one-line description. The table's
+columns, the raw per-step row kept on the device, the reduction across ranks, the TensorBoard
+tags, their hover descriptions and the glossary test all derive from :data:`QUANTITIES`.
 
-Adding a column is one declaration here (and, if it needs a new per-position value, one entry
-of :data:`VALUES`), plus its test. Example: the largest |dL/df_y| of a step would be
+Adding a column is one declaration here, plus its test. Example: the largest |dL/df_y| of a
+step would be
 ``Quantity("grad_target_max", "max", "grad_target", "gradient", "largest |dL_i/df_y|")``.
+A column whose per-position value needs the logits themselves declares its own ``kernel`` (a
+function of the (P, C) log-softmax of the training logits, run in the pass that computes it
+anyway, its result packed in a slot named by ``value``); one that costs another pass over
+positions x classes is ``opt_in`` (recorded only when the recorder's ``opt_in`` names its
+value), e.g. ``entropy_mean`` below.
+
+Pure Python (the kernels are tensor methods, called by :mod:`satkit.hooks.stats`); no torch
+import, so the sinks and the analysis read these declarations without the recorder.
 
 Two views of saturation (``satkit.schema.VIEWS``): *clean* p_y is the softmax of the eval-mode
 logits; *noisy* p_y the softmax of the logits the loss was computed on (Noisy Softmax's Eq. 5
@@ -20,13 +28,16 @@ noise, a margin, a temperature applied; the same as clean for plain softmax).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Any
 
 __all__ = ["GROUPS", "QUANTILES", "QUANTITIES", "REDUCTIONS", "VALUES", "Quantity",
-           "column_dtypes", "column_names", "describe", "tensorboard_tag", "threshold_column"]
+           "check_opt_in", "column_dtypes", "column_names", "describe", "kernel_quantities",
+           "opt_in_names", "recorded", "tensorboard_tag", "threshold_column"]
 
 #: How a quantity reduces its per-position value over a step:
 #: ``mean``/``max`` over the finite positions; ``q10``/``median``/``q90`` quantiles of the
@@ -55,6 +66,11 @@ class Quantity:
         description: one line, with the formula; TensorBoard shows it on hover.
         alias_of_last: for ``fraction``: also write ``<name>`` = the column of the last
             (the per-sample record's) threshold; the alias is kept out of TensorBoard.
+        kernel: for a value of its own (``value`` not in :data:`VALUES`): ``kernel(logp)``
+            of ``logp``, the (P, C) log-softmax of the training logits, -> (P,); computed
+            where the recorder computes ``logp`` anyway and packed in slot ``value``.
+        opt_in: recorded only when the recorder's ``opt_in`` names ``value`` (a costly one:
+            another pass over positions x classes); absent from the table otherwise.
     """
 
     name: str
@@ -63,15 +79,17 @@ class Quantity:
     group: str
     description: str
     alias_of_last: bool = False
+    kernel: Callable[[Any], Any] | None = None
+    opt_in: bool = False
 
 
-#: Per-position values: name -> (formula over the step's captured vectors, meaning). The
-#: formulas see (:data:`satkit.hooks.stats.PACKED`): ``logp_train``/``logp_clean`` (log p_y of
+#: Per-position values computed from the packed slots: name -> (formula, meaning). The
+#: formulas see (:data:`satkit.hooks.layout.PACKED`): ``logp_train``/``logp_clean`` (log p_y of
 #: the training / clean logits), ``f_y``, ``max_other`` (clean target logit, largest other),
 #: ``noise``, ``feature_norm``, ``weight_norm``, ``dot`` (W_y.X), ``grad_target``,
 #: ``grad_norm``, ``grad_features_norm`` (gradients of the step's mean loss), ``scale`` (the
 #: number of positions: makes those gradients per position) and ``tiny``.
-VALUES: Mapping[str, tuple[Callable[[Any], Any], str]] = MappingProxyType({
+_FORMULAS: Mapping[str, tuple[Callable[[Any], Any], str]] = MappingProxyType({
     "p_target": (lambda c: c.logp_clean.exp(), "clean p_y = softmax(f)_y"),
     "p_target_noisy": (lambda c: c.logp_train.exp(),
                        "p_y under the training logits, softmax(f~)_y"),
@@ -129,10 +147,22 @@ QUANTITIES: tuple[Quantity, ...] = (
     _Q("logit_target_mean", "mean", "logit_target", "saturation", "batch mean of the clean f_y"),
     _Q("logit_margin_mean", "mean", "logit_margin", "saturation",
        "batch mean of f_y minus the largest other logit (clean)"),
+    _Q("entropy_mean", "mean", "entropy", "train",
+       "batch mean of the entropy of the training softmax, H = -sum_j p~_j log p~_j (nats); "
+       "opt-in: opt_in=(\"entropy\",)",
+       kernel=lambda logp: -(logp.exp() * logp).where(logp > -math.inf, 0.0).sum(dim=1),
+       opt_in=True),
     _Q("nonfinite", "flag", None, "diagnostics",
        "true when some position had NaN/Inf logits, noise, features or gradients (left out "
        "of every mean), or the loss was not finite"),
 )
+
+
+#: Every per-position value: name -> (formula over the step's packed vectors, meaning); a
+#: value with a kernel of its own is read from its packed slot.
+VALUES: Mapping[str, tuple[Callable[[Any], Any], str]] = MappingProxyType({
+    **_FORMULAS, **{q.value: (attrgetter(q.value), q.description)
+                    for q in QUANTITIES if q.kernel is not None}})
 
 
 def threshold_column(tau: float, stem: str = "saturated_frac") -> str:
@@ -145,15 +175,51 @@ def threshold_column(tau: float, stem: str = "saturated_frac") -> str:
     return f"{stem}_{tau:g}"
 
 
-def column_names(thresholds: Sequence[float]) -> list[str]:
-    """The columns of the metrics table, in order, for the given thresholds.
+def opt_in_names() -> tuple[str, ...]:
+    """The names an ``opt_in`` may hold: the values of the opt-in quantities."""
+    return tuple(dict.fromkeys(q.value for q in QUANTITIES if q.opt_in))
+
+
+def check_opt_in(opt_in: Iterable[str]) -> tuple[str, ...]:
+    """``opt_in`` as a tuple of known names (:func:`opt_in_names`), without repeats.
+
+    Raises:
+        ValueError: a name that is not an opt-in quantity's value, or a bare string.
+    """
+    if isinstance(opt_in, str):
+        raise ValueError(f"opt_in must be a collection of names, e.g. ({opt_in!r},), got the "
+                         f"string {opt_in!r}")
+    names = tuple(dict.fromkeys(opt_in))
+    known = opt_in_names()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"opt_in: unknown quantities {unknown}; expected some of {list(known)}")
+    return names
+
+
+def recorded(opt_in: Iterable[str] = ()) -> tuple[Quantity, ...]:
+    """The quantities a recorder with this ``opt_in`` records, in table order."""
+    chosen = set(opt_in)
+    return tuple(q for q in QUANTITIES if not q.opt_in or q.value in chosen)
+
+
+def kernel_quantities(opt_in: Iterable[str] = ()) -> tuple[Quantity, ...]:
+    """The recorded quantities with a kernel of their own, one per value (its packed slot)."""
+    return tuple({q.value: q for q in recorded(opt_in) if q.kernel is not None}.values())
+
+
+def column_names(thresholds: Sequence[float], opt_in: Iterable[str] = ()) -> list[str]:
+    """The columns of the metrics table, in order, for the given thresholds (and opt-in
+    quantities).
 
     Example:
         >>> column_names([0.99])[:3], column_names([0.99])[-1]
         (['step', 'batch_size', 'loss'], 'nonfinite')
+        >>> [n for n in column_names([0.9], ["entropy"]) if n not in column_names([0.9])]
+        ['entropy_mean']
     """
     names = ["step"]
-    for q in QUANTITIES:
+    for q in recorded(opt_in):
         if q.reduce == "fraction":
             names += [q.name] if q.alias_of_last else []
             names += [threshold_column(t, q.name) for t in thresholds]
@@ -162,12 +228,12 @@ def column_names(thresholds: Sequence[float]) -> list[str]:
     return names
 
 
-def column_dtypes(thresholds: Sequence[float]) -> dict[str, str]:
+def column_dtypes(thresholds: Sequence[float], opt_in: Iterable[str] = ()) -> dict[str, str]:
     """The pandas dtype of every metrics column: int64 for ``step`` and counts, bool for
     flags, float64 for the rest."""
     kinds = {"count": "int64", "flag": "bool"}
     out = {"step": "int64"}
-    for name in column_names(thresholds)[1:]:
+    for name in column_names(thresholds, opt_in)[1:]:
         q = _declaration(name)
         out[name] = kinds.get(q.reduce if q else "", "float64")
     return out
