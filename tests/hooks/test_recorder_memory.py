@@ -200,3 +200,23 @@ def test_step_set_against_a_python_set():
     regular = StepSet()
     regular.extend(range(5, 1_000_000, 4))
     assert regular.runs == [(5, 4, 249_999)]  # a whole run of every=4 is three integers
+
+
+def test_opt_in_columns_are_read_back_from_the_table_too(tmp_path):
+    """An opt-in column (entropy) is in the frame read back from the table sink, equal to the
+    frame kept in memory without a sink."""
+    def run(sinks):
+        torch.manual_seed(0)
+        net, (x, y) = make_net(), make_data()
+        with SaturationRecorder(net.head, thresholds=THRESHOLDS, flush_every=2, sinks=sinks,
+                                opt_in=("entropy",)) as rec:
+            for _ in range(5):
+                net.zero_grad(set_to_none=True)
+                torch.nn.functional.cross_entropy(net(x, y), y).backward()
+                rec.step()
+        return rec.metrics()
+
+    kept, read = run([]), run([TableSink(tmp_path / "m.parquet")])
+    assert list(kept.columns) == list(column_dtypes(THRESHOLDS, ("entropy",)))
+    assert kept["entropy_mean"].between(0, math.log(4)).all()
+    pd.testing.assert_frame_equal(read, kept, check_exact=True)
