@@ -144,10 +144,11 @@ MODELS = {"plain": (plain_cnn, (1, 28, 28)), "bn": (small_cnn, (1, 28, 28)),
 
 
 def make_step(model: str, device: torch.device, x: torch.Tensor, y: torch.Tensor,
-              out: Path | None, every: int, amp: bool = False, control: bool = False):
+              out: Path | None, every: int, amp: bool = False, control: bool = False,
+              compile: bool | None = None):
     """A training step closure; with ``out``, recorded every ``every`` steps (``control``: the
     :class:`ControlProbe` instead); ``amp``: bf16 autocast for the body (the head computes in
-    float32 anyway)."""
+    float32 anyway); ``compile``: the recorder's own (None: compiled on CUDA)."""
     torch.manual_seed(0)
     body = MODELS[model][0]().to(device)
     head = NoisySoftmax(256, 10, alpha2=0.1).to(device)
@@ -156,7 +157,7 @@ def make_step(model: str, device: torch.device, x: torch.Tensor, y: torch.Tensor
     if control:
         rec = ControlProbe(head)
     elif out is not None:
-        rec = TimedRecorder(head, num_samples=NUM_SAMPLES, every=every,
+        rec = TimedRecorder(head, num_samples=NUM_SAMPLES, every=every, compile=compile,
                             sinks=[TableSink(out / "metrics.parquet")])
     g = torch.Generator().manual_seed(1)
     indices = [torch.randint(0, NUM_SAMPLES, (x.shape[0],), generator=g).to(device)

@@ -26,43 +26,13 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from bench_recorder import MODELS, NUM_SAMPLES
+from bench_recorder import MODELS, make_step
 from benchlib import sync
 from torch.profiler import ProfilerActivity, profile
 
 from satkit import NoisySoftmax
 from satkit.hooks import SaturationRecorder
 from satkit.sinks import TableSink
-
-
-def make_step(model: str, device: torch.device, x, y, out: Path | None, amp: bool,
-              compile: bool | None = None):
-    torch.manual_seed(0)
-    body = MODELS[model][0]().to(device)
-    head = NoisySoftmax(256, 10, alpha2=0.1).to(device)
-    opt = torch.optim.SGD([*body.parameters(), *head.parameters()], lr=0.01, momentum=0.9)
-    rec = None
-    if out is not None:
-        rec = SaturationRecorder(head, num_samples=NUM_SAMPLES, compile=compile,
-                                 sinks=[TableSink(out / "metrics.parquet")])
-    g = torch.Generator().manual_seed(1)
-    indices = [torch.randint(0, NUM_SAMPLES, (x.shape[0],), generator=g).to(device)
-               for _ in range(16)]
-    count = [0]
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            features = body(x)
-        loss = F.cross_entropy(head(features, y), y)
-        loss.backward()
-        if rec is not None:
-            rec.step(index=indices[count[0] % len(indices)], loss=loss.detach())
-        opt.step()
-        count[0] += 1
-
-    return step, rec
 
 
 def timed(variants: dict, device: torch.device, rounds: int, steps: int) -> dict[str, float]:
@@ -111,8 +81,8 @@ def main() -> None:
         variants, recs = {}, []
         for name, out, comp in (("bare", None, None), ("compiled", "c", True),
                                 ("eager", "e", False)):
-            variants[name], rec = make_step(args.model, device, x, y,
-                                            out and Path(tmp) / out, amp, comp)
+            variants[name], rec = make_step(args.model, device, x, y, out and Path(tmp) / out,
+                                            every=1, amp=amp, compile=comp)
             for _ in range(3):
                 variants[name]()
             if rec is not None:
