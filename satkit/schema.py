@@ -290,6 +290,7 @@ CONFIG_TYPES: Mapping[str, str] = MappingProxyType({
     "data_dir": "string or null",
     "out": "string or null", "resume": "boolean", "thresholds": "list of numbers",
     "every": "integer", "flush_every": "integer", "histogram_every": "integer or null",
+    "opt_in": "list of strings",
     "drop_last": "boolean",
     "quiet": "boolean", "figures": "boolean",
     # added by the trainer

@@ -41,6 +41,8 @@ def _matches(value: Any, kind: str) -> bool:
         return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
     if kind == "list of numbers":
         return isinstance(value, list) and all(_matches(v, "number") for v in value)
+    if kind == "list of strings":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
     raise ValueError(f"unknown JSON type {kind!r} in satkit.schema")
 
 

@@ -152,4 +152,4 @@ def recorder_options(config: TrainConfig, parts: RunParts) -> RecorderOptions:
     """
     return RecorderOptions(thresholds=config.thresholds, every=config.every,
                            flush_every=config.flush_every,
-                           histogram_every=histogram_every(config, parts))
+                           histogram_every=histogram_every(config, parts), opt_in=config.opt_in)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from satkit import methods
+from satkit.columns import check_opt_in
 from satkit.hooks.options import RecorderOptions
 from satkit.methods import DEFAULT_ALPHA2, METHOD_NAMES, METHODS, NOISE_FAMILIES, NOISY
 from satkit.validation import check_bool, check_choice, check_int, check_real, check_reals
@@ -151,6 +152,9 @@ class TrainConfig:
     histogram_every: int | None = None
     """Steps between two p_y/noise histograms in TensorBoard, in [1, 1000000] (MAX_INTERVAL);
     default: about 50 per run, from its planned number of steps."""
+    opt_in: tuple[str, ...] = RecorderOptions.opt_in
+    """Costly recorder columns to add, by name: entropy (entropy_mean, the batch mean of the
+    training softmax's entropy; another pass over the logits each recorded step); default: none."""
     quiet: bool = False
     figures: bool = True
     """Save figures/dashboard.png at the end of the run."""
@@ -183,6 +187,12 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be a tuple of numbers, got {values!r}")
             check_reals(name, values, lo=0.0, hi=1.0, lo_open=True, hi_open=name == "thresholds",
                         increasing=True, nonempty=name == "thresholds", **err)
+        if not isinstance(self.opt_in, tuple):
+            raise ConfigError(f"opt_in must be a tuple of names, got {self.opt_in!r}")
+        try:
+            check_opt_in(self.opt_in)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         for name in ("model", "data_dir", "out"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):

@@ -24,6 +24,7 @@ from satkit.analysis.checks import check_columns, check_fields, check_metrics
     ("string or null", [None, "x"], [0, False]),
     ("boolean", [True, False], [0, 1, "true", None]),
     ("list of numbers", [[], [0.9, 0.99], [1, 2]], [[0.9, "x"], (0.9,), 0.9, [True], None]),
+    ("list of strings", [[], ["entropy"]], [["entropy", 1], ("entropy",), "entropy", None]),
 ])
 def test_json_types_accept_and_refuse(kind, good, bad):
     for value in good:
@@ -80,5 +81,5 @@ def test_every_declared_type_is_one_the_checker_knows():
         for kind in kinds.values():
             for part in kind.split(" or "):
                 assert part in ("null", "string", "integer", "number", "boolean",
-                                "list of numbers"), kind
+                                "list of numbers", "list of strings"), kind
     assert set(schema.EPOCH_DTYPES.values()) <= {"int64", "float64"}

@@ -1,6 +1,7 @@
 """End-to-end runs on the embedded digits: the run directory, resume after an interrupt."""
 
 import json
+import math
 import os
 import signal
 
@@ -275,3 +276,29 @@ def test_hparams_are_the_method_as_applied_with_booleans_as_booleans():
     assert all(type(values[k]) is bool for k in ("amp", "augment", "compile"))
     noisy = hparams(TrainConfig(alpha2=0.5, xi_per="batch"), torch.device("cpu"))
     assert (noisy["method"], noisy["alpha2"], noisy["xi_per"]) == ("noisy", 0.5, "batch")
+
+
+def test_opt_in_entropy_column_reaches_the_table_the_config_and_tensorboard(tmp_path):
+    """``--opt-in entropy``: the column is in metrics.parquet (at the start of training it is
+    near log C, the entropy of a near-uniform softmax, and it falls as the net fits), the
+    config says so, and TensorBoard gets it; without it, the column is absent."""
+    plain = train(TrainConfig(**{**QUICK, "epochs": 1}, out=str(tmp_path / "plain")))
+    assert "entropy_mean" not in pd.read_parquet(plain.run_dir / "metrics.parquet").columns
+    result = train(TrainConfig(**{**QUICK, "epochs": 1}, opt_in=("entropy",),
+                               out=str(tmp_path / "entropy")))
+    entropy = pd.read_parquet(result.run_dir / "metrics.parquet")["entropy_mean"]
+    assert entropy.notna().all() and (entropy > 0).all() and (entropy <= math.log(10) + 1e-6).all()
+    assert entropy.iloc[0] > 0.8 * math.log(10) and entropy.iloc[-1] < entropy.iloc[0]
+    config = json.loads((result.run_dir / "config.json").read_text())
+    assert config["opt_in"] == ["entropy"]
+    scalars, _, _ = _events(result.run_dir)
+    assert any(tag.endswith("/entropy_mean") for tag, _, _ in scalars)
+
+
+def test_opt_in_names_are_checked_by_the_config():
+    assert TrainConfig(opt_in=("entropy",)).opt_in == ("entropy",)
+    with pytest.raises(ConfigError, match="opt_in: unknown quantities"):
+        TrainConfig(opt_in=("entrpy",))
+    with pytest.raises(ConfigError, match="opt_in must be a tuple"):
+        TrainConfig(opt_in="entropy")
+
