@@ -48,7 +48,12 @@ from torch import Tensor, nn
 from satkit.columns import QUANTITIES, column_names, tensorboard_tag
 from satkit.hooks.options import RecorderOptions, recorder_options
 from satkit.integrations.common import find_head, missing_extra
-from satkit.integrations.session import RecordingSession, run_config, summary_fields
+from satkit.integrations.session import (
+    RecordingSession,
+    SessionOwner,
+    run_config,
+    summary_fields,
+)
 from satkit.run_writer import RunWriter
 
 try:
@@ -102,7 +107,7 @@ def _integer_tensor(name: str, value: object, shape: tuple[int, ...] | None = No
     return value
 
 
-class SaturationCallback(_Base):
+class SaturationCallback(SessionOwner, _Base):
     """Record p_y saturation of a LightningModule's head in every training step.
 
     Args:
@@ -195,7 +200,7 @@ class SaturationCallback(_Base):
 
     # -- Lightning hooks -------------------------------------------------------------------
     def on_train_start(self, trainer: Any, pl_module: nn.Module) -> None:
-        self._close(flush=True)
+        self._close_session(flush=True)
         self._head = find_head(pl_module, self.head)
         self._step_offset = trainer.global_step
         self._steppers = {}
@@ -243,24 +248,9 @@ class SaturationCallback(_Base):
         trainer.strategy.barrier()  # every rank leaves fit after rank 0 wrote the run
 
     def on_exception(self, trainer: Any, pl_module: nn.Module, exception: BaseException) -> None:
-        self._close(flush=trainer.world_size == 1)
+        self._close_session(flush=trainer.world_size == 1)
 
     # -- helpers ---------------------------------------------------------------------------
-    def _close(self, *, flush: bool) -> None:
-        session, self._session = self._session, None
-        try:
-            if session is not None:
-                session.abort(flush=flush)
-        finally:
-            self._release()
-
-    def _release(self) -> None:
-        """Close the run directory's files and let go of its lock (another process may then
-        resume or read it)."""
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.close()
-
     def _open(self, trainer: Any, *, with_index: bool) -> RecordingSession:
         num_samples = None
         if with_index:

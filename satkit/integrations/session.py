@@ -29,7 +29,7 @@ from satkit.hooks import RecorderOptions
 from satkit.methods import NOISY, SOFTMAX
 from satkit.run_writer import RunWriter
 
-__all__ = ["RecordingSession", "gradient_scale", "method_config", "run_config",
+__all__ = ["RecordingSession", "SessionOwner", "gradient_scale", "method_config", "run_config",
            "summary_fields"]
 
 #: How far the gradient columns may be from the per-position cross-entropy gradient before
@@ -227,3 +227,28 @@ class RecordingSession:
             self.recorder.close()
         else:
             self.recorder.remove()
+
+
+class SessionOwner:
+    """What a framework callback holds while it records: its :class:`RecordingSession` and the
+    :class:`~satkit.run_writer.RunWriter` under it, and the one way to let go of both."""
+
+    _session: RecordingSession | None = None
+    _writer: RunWriter | None = None
+
+    def _close_session(self, *, flush: bool) -> None:
+        """Abort the open session (``flush``: write the rows it holds first; False where the
+        other ranks may not take part), then :meth:`_release` the directory, also on an error."""
+        session, self._session = self._session, None
+        try:
+            if session is not None:
+                session.abort(flush=flush)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        """Close the run directory's files and let go of its lock (another process may then
+        resume or read it)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()

@@ -64,7 +64,12 @@ from torch.utils.hooks import RemovableHandle
 from satkit.hooks import distributed
 from satkit.hooks.options import RecorderOptions, recorder_options
 from satkit.integrations.common import find_head, missing_extra
-from satkit.integrations.session import RecordingSession, run_config, summary_fields
+from satkit.integrations.session import (
+    RecordingSession,
+    SessionOwner,
+    run_config,
+    summary_fields,
+)
 from satkit.run_writer import RunWriter
 
 try:
@@ -109,7 +114,7 @@ def shifts_labels(model: nn.Module) -> bool:
     return type(model).__name__ in set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
 
 
-class SaturationCallback(_Base):
+class SaturationCallback(SessionOwner, _Base):
     """Record p_y saturation of a transformers model's output layer in every training step.
 
     Args:
@@ -252,19 +257,7 @@ class SaturationCallback(_Base):
         """Remove the hooks and close the run's files after ``train()`` raised (idempotent;
         ``train()`` calls it at its start and end itself)."""
         self._remove_hook()
-        session, self._session = self._session, None
-        try:
-            if session is not None:
-                session.abort(flush=not distributed.is_distributed())
-        finally:
-            self._release()
-
-    def _release(self) -> None:
-        """Close the run directory's files and let go of its lock (another process may then
-        resume or read it)."""
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.close()
+        self._close_session(flush=not distributed.is_distributed())
 
     # -- the forward pre-hook --------------------------------------------------------------
     def _before_forward(self, module: nn.Module, args: tuple,
