@@ -4,7 +4,6 @@ and survive a stop and resume; two gloo ranks give what one process gives."""
 
 import json
 import os
-import signal
 
 import numpy as np
 import pytest
@@ -140,19 +139,8 @@ def test_the_last_epoch_measures_its_training_logits_without_a_sync_in_the_step(
                                                                 abs=1e-12), name
 
 
-def _interrupt_at(monkeypatch, step):
-    original = Trainer.train_step
-
-    def train_step(self, *batch):
-        loss = original(self, *batch)
-        if self.step == step:
-            os.kill(os.getpid(), signal.SIGINT)  # a real signal, handled by the loop
-        return loss
-
-    monkeypatch.setattr(Trainer, "train_step", train_step)
-
-
 def test_a_stop_in_the_last_epoch_resumes_to_the_same_training_calibration(monkeypatch,
+                                                                           interrupt_at,
                                                                            tmp_path):
     torch.set_num_threads(1)  # both sides: the same float reductions
     x, y = _blobs()
@@ -163,7 +151,7 @@ def test_a_stop_in_the_last_epoch_resumes_to_the_same_training_calibration(monke
 
     saved = []
     cut = _trainer(x, y, epochs=2, on_checkpoint=saved.append)
-    _interrupt_at(monkeypatch, 11)  # in epoch 1 (the last): its steps 8 to 11 done
+    interrupt_at(11)  # in epoch 1 (the last): its steps 8 to 11 done
     with pytest.raises(StopRequested):
         cut.fit()
     monkeypatch.undo()

@@ -2,8 +2,6 @@
 
 import json
 import math
-import os
-import signal
 
 import pandas as pd
 import pytest
@@ -11,7 +9,7 @@ import torch
 
 from satkit.schema import SUMMARY_FIELDS
 from satkit.sinks.tensorboard_layout import epoch_tag, final_tag
-from satkit.training import StopRequested, TrainConfig, Trainer, train
+from satkit.training import StopRequested, TrainConfig, train
 from satkit.training.checkpoint import load_checkpoint
 from satkit.training.config import ConfigError
 
@@ -182,24 +180,12 @@ def test_tensorboard_gets_epoch_curves_and_the_effective_hparams(tmp_path):
                 "data_dir", "thresholds", "loss", "xi_per", "epsilon"} & set(hparams)
 
 
-def _interrupt_at(monkeypatch, step: int) -> None:
-    original = Trainer.train_step
-
-    def train_step(self, *batch):
-        loss = original(self, *batch)
-        if self.step == step:
-            os.kill(os.getpid(), signal.SIGINT)  # a real signal, handled by the loop
-        return loss
-
-    monkeypatch.setattr(Trainer, "train_step", train_step)
-
-
 @pytest.mark.slow
-def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch, interrupt_at):
     config = TrainConfig(**{**QUICK, "epochs": 3})
     reference = train(config.replace(out=str(tmp_path / "ref"))).run_dir
 
-    _interrupt_at(monkeypatch, 30)  # mid-epoch 1, between two flushes
+    interrupt_at(30)  # mid-epoch 1, between two flushes
     with pytest.raises(StopRequested) as stop:
         train(config.replace(out=str(tmp_path / "cut")))
     monkeypatch.undo()
